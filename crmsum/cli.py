@@ -1,0 +1,91 @@
+"""The `crmsum` command: a thin shell over the library. Each command imports what it needs lazily,
+so `crmsum --help` is instant and a command never pays for another's dependencies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="crmsum: learn from a sales team's own history.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+ingest_app = typer.Typer(help="Bring data into the lake.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """One clear line on stderr, then exit: how every expected error ends a command."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def generate(
+    out: Path = typer.Option(..., "--out", help="Folder to write the sample account into."),
+    leads: int = typer.Option(1000, help="Number of deal cards."),
+    chat_days: int = typer.Option(1095, help="Days of team chat history."),
+    seed: int = typer.Option(7, help="Random seed (same seed + end date = same bytes)."),
+    end_date: Optional[str] = typer.Option(None, help="Last day of history, YYYY-MM-DD (default: yesterday)."),
+) -> None:
+    """Write a deterministic sample account: amoCRM data, a Telegram export and the planted PII."""
+    from crmsum.sandbox.generate import GenerateError, generate as run
+
+    try:
+        end = dt.date.fromisoformat(end_date) if end_date else None
+    except ValueError:
+        fail(f"--end-date must be YYYY-MM-DD, got {end_date!r}")
+    try:
+        stats = run(out, leads=leads, chat_days=chat_days, seed=seed, end_date=end)
+    except GenerateError as exc:
+        fail(str(exc))
+    console.print(f"[green]wrote[/] {out}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+
+
+@app.command("amocrm-emulator")
+def amocrm_emulator(
+    data: Path = typer.Option(..., "--data", help="The amocrm/ folder written by `crmsum generate`."),
+    port: int = typer.Option(8765, help="Port to listen on."),
+    token: str = typer.Option(..., help="Access token clients must send (Bearer)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)."),
+    rate_limit: float = typer.Option(7.0, help="Requests per second before 429 (0 disables)."),
+    fail_rate: float = typer.Option(0.0, help="Share of requests answered with 5xx or a dropped connection."),
+) -> None:
+    """Serve a sample account as amoCRM API v4 on loopback."""
+    from crmsum.sandbox.amocrm_emulator import run
+
+    run(data, host=host, port=port, token=token, rate_limit=rate_limit, fail_rate=fail_rate)
+
+
+@app.command()
+def sql(query: str = typer.Argument(..., help="SQL over the lake's views."),
+        fmt: str = typer.Option("table", "--format", help="table, csv or json")) -> None:
+    """Query the lake through DuckDB (one view per table)."""
+    import duckdb
+
+    from crmsum.lake import open_lake
+
+    try:
+        df = open_lake().connect().execute(query).df()
+    except duckdb.Error as exc:
+        fail(str(exc).splitlines()[0])
+    if fmt == "csv":
+        sys.stdout.write(df.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(df.to_json(orient="records", force_ascii=False, date_format="iso") + "\n")
+    else:
+        with __import__("pandas").option_context("display.max_rows", 200, "display.width", 200):
+            print(df.to_string(index=False))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -62,6 +62,74 @@ def amocrm_emulator(
     run(data, host=host, port=port, token=token, rate_limit=rate_limit, fail_rate=fail_rate)
 
 
+def _show(report: object) -> None:
+    """Print a step's report (a dataclass) as one aligned block."""
+    import dataclasses
+
+    data = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else dict(vars(report))
+    for key, value in data.items():
+        console.print(f"  {key:<22} {value}", highlight=False)
+
+
+@ingest_app.command("amocrm")
+def ingest_amocrm() -> None:
+    """Sync amoCRM (CRMSUM_AMOCRM_BASE_URL) into the lake: full first, then incremental."""
+    from crmsum import pipeline
+    from crmsum.config import get_settings
+    from crmsum.logs import setup_logging
+    from crmsum.sources.amocrm import AmoError
+    from crmsum.state import LockedError
+
+    settings = get_settings()
+    setup_logging(settings)
+    if not settings.amocrm_base_url:
+        fail("CRMSUM_AMOCRM_BASE_URL is not set (e.g. https://yourco.amocrm.ru)")
+    try:
+        with _progress() as progress:
+            report = pipeline.sync_amocrm(settings, progress=progress)
+    except (AmoError, LockedError) as exc:
+        fail(str(exc))
+    _show(report)
+
+
+@ingest_app.command("telegram")
+def ingest_telegram(path: Path = typer.Argument(..., help="result.json or the export folder.")) -> None:
+    """Import a Telegram Desktop export (one chat or a whole-account export) into the lake."""
+    from crmsum import pipeline
+    from crmsum.config import get_settings
+    from crmsum.logs import setup_logging
+    from crmsum.sources.telegram import ExportError
+
+    settings = get_settings()
+    setup_logging(settings)
+    try:
+        with _progress() as progress:
+            report = pipeline.import_telegram(path, settings, progress=progress)
+    except ExportError as exc:
+        fail(str(exc))
+    _show(report)
+
+
+@app.command()
+def precompute() -> None:
+    """(Re)compute summaries that are missing or whose inputs changed."""
+    from crmsum import pipeline
+    from crmsum.config import get_settings
+    from crmsum.logs import setup_logging
+
+    settings = get_settings()
+    setup_logging(settings)
+    with _progress() as progress:
+        report = pipeline.precompute(settings, progress=progress)
+    _show(report)
+
+
+def _progress():
+    from crmsum.progress import RichProgress
+
+    return RichProgress(console)
+
+
 @app.command()
 def sql(query: str = typer.Argument(..., help="SQL over the lake's views."),
         fmt: str = typer.Option("table", "--format", help="table, csv or json")) -> None:

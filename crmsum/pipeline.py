@@ -1,0 +1,63 @@
+"""The steps of the nightly and weekly jobs, wired from settings.
+
+The CLI, the Prefect flows and the demo all call these functions, so a step behaves the same
+whichever shell runs it. Each step opens what it needs (lake, vault, anonymizer) from settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from crmsum.config import Settings, get_settings
+from crmsum.lake import Lake, open_lake
+
+log = logging.getLogger(__name__)
+Progress = Callable[..., Any] | None
+
+
+def _anonymizer(settings: Settings):
+    from crmsum.privacy import Anonymizer, Vault
+
+    return Anonymizer(Vault(settings.vault_dir))
+
+
+def sync_amocrm(settings: Settings | None = None, lake: Lake | None = None, progress: Progress = None):
+    """Full or incremental amoCRM sync into the lake."""
+    from crmsum.ingest.amocrm import sync
+
+    s = settings or get_settings()
+    return sync(s, lake or open_lake(s), _anonymizer(s), progress=progress)
+
+
+def import_telegram(path: Path, settings: Settings | None = None, lake: Lake | None = None,
+                    progress: Progress = None):
+    """Import one Telegram Desktop export (file or folder)."""
+    from crmsum.ingest.telegram import import_export
+
+    s = settings or get_settings()
+    return import_export(Path(path), lake or open_lake(s), _anonymizer(s), progress=progress)
+
+
+def import_inbox(settings: Settings | None = None, lake: Lake | None = None) -> list:
+    """Import every export dropped into DATA_DIR/inbox/, moving each to inbox/done/ once it landed."""
+    s = settings or get_settings()
+    inbox = s.inbox_dir
+    done = inbox / "done"
+    reports = []
+    for path in sorted(p for p in inbox.glob("*") if p.name != "done" and not p.name.startswith(".")):
+        reports.append(import_telegram(path, s, lake))
+        done.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), done / path.name)
+    return reports
+
+
+def precompute(settings: Settings | None = None, lake: Lake | None = None, progress: Progress = None):
+    """(Re)compute summaries that are missing or whose inputs changed."""
+    from crmsum.precompute import precompute as run
+
+    s = settings or get_settings()
+    return run(settings=s, lake=lake or open_lake(s), progress=progress)

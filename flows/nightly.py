@@ -1,0 +1,42 @@
+"""Nightly ingestion: amoCRM sync, then new Telegram exports from the inbox, then precompute.
+
+Thin orchestration over `crmsum.pipeline`; run with `python flows/nightly.py`, through
+`crmsum demo`, or as the `nightly` deployment in prefect.yaml.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, task
+
+from crmsum import pipeline
+from crmsum.config import get_settings
+from crmsum.state import run_lock
+
+
+@task(retries=2, retry_delay_seconds=60)
+def sync_amocrm() -> dict:
+    return pipeline.sync_amocrm().as_dict()
+
+
+@task(retries=1, retry_delay_seconds=30)
+def import_inbox() -> list[dict]:
+    return [r.as_dict() for r in pipeline.import_inbox()]
+
+
+@task(retries=1, retry_delay_seconds=30)
+def precompute() -> dict:
+    return pipeline.precompute().as_dict()
+
+
+@flow(name="crmsum-nightly", log_prints=True)
+def nightly(amocrm: bool = True) -> dict:
+    settings = get_settings()
+    with run_lock(settings.state_dir, "nightly"):
+        report = {"amocrm": sync_amocrm() if amocrm and settings.amocrm_base_url else None}
+        report["telegram"] = import_inbox()
+        report["precompute"] = precompute()
+    return report
+
+
+if __name__ == "__main__":
+    nightly()

@@ -109,6 +109,8 @@ class JsonHandler(BaseHTTPRequestHandler):
             pass
 
     def _dispatch(self, method: str) -> None:
+        # One handler instance serves every request of a keep-alive connection: forget the last body.
+        self.__dict__.pop("_body", None)
         try:
             self.route(method)
         except HttpError as err:
@@ -117,6 +119,13 @@ class JsonHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception as exc:  # an emulator bug must look like a 500, not hang the client
             self.send_problem(HttpError(500, "Internal Server Error", type(exc).__name__))
+        finally:
+            # An unread body (e.g. answered 401 early) would be parsed as the next request.
+            if "_body" not in self.__dict__ and not self.close_connection:
+                try:
+                    self.body_bytes()
+                except OSError:
+                    self.close_connection = True
 
     def route(self, method: str) -> None:
         raise HttpError(404, "Not Found", self.path_only)

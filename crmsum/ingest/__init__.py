@@ -1,0 +1,1 @@
+"""Ingest glue: source records -> anonymizer -> lake."""

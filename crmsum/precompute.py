@@ -1,0 +1,208 @@
+"""Precompute summaries per manager / company / team and ISO week / calendar month, incrementally.
+
+    plan(lake, settings) -> list[WorkItem]      # only items that are missing or whose inputs changed
+    run_item(item, settings, llm) -> dict       # one `summaries` row (pure given the item)
+    precompute(settings, lake, progress) -> PrecomputeReport
+
+`plan` computes all facts (set-based SQL, `crmsum.facts.all_period_facts`) and all records
+(`crmsum.summarize.records.all_period_records`) in a few scans, hashes each item's inputs (facts +
+records + backend + model + prompt version) and keeps the items whose hash differs from the
+stored `summaries.input_hash`. A second run without new data plans nothing: zero LLM calls.
+The per-item work goes through `mapper(fn, items)` (default: a thread pool for the LLM backend,
+plain `map` offline) so a Prefect/Dask task runner can be swapped in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from crmsum.facts import PERIOD_KINDS, all_period_facts, row_facts
+from crmsum.summarize import backend_of, input_hash, summarize
+from crmsum.summarize.records import all_period_records, frame_to_records
+
+log = logging.getLogger(__name__)
+WRITE_BATCH = 2000
+LLM_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """Everything one summary needs (picklable: facts and records are plain JSON types)."""
+
+    summary_id: str
+    scope: str
+    key: str
+    period_kind: str
+    period: str
+    facts: dict
+    records: list
+    input_hash: str
+    backend: str
+    model: str | None
+
+
+@dataclass
+class PrecomputeReport:
+    total: int = 0  # (scope, key, period) combinations with activity
+    planned: int = 0  # missing or changed
+    computed: int = 0
+    skipped: int = 0  # unchanged
+    fallbacks: int = 0  # LLM failed -> offline summary with a note
+    failed: int = 0
+    llm_calls: int = 0  # real calls (cache hits excluded)
+    cache_hits: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    seconds: float = 0.0
+    backend: str = "offline"
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return (f"{self.computed} summaries computed, {self.skipped} unchanged of {self.total} "
+                f"({self.backend}; {self.llm_calls} LLM calls, {self.cache_hits} cache hits, "
+                f"{self.tokens_in}+{self.tokens_out} tokens, {self.fallbacks} offline fallbacks, "
+                f"{self.failed} failed) in {self.seconds:.1f}s")
+
+
+def _existing_hashes(lake) -> dict[str, str]:
+    df = lake.read("summaries")
+    return dict(zip(df["summary_id"], df["input_hash"])) if len(df) else {}
+
+
+def all_items(lake, settings=None, as_of: dt.datetime | None = None,
+              period_kinds: Iterable[str] = PERIOD_KINDS) -> list[WorkItem]:
+    """Every (scope, key, period) with activity, with its inputs and input hash."""
+    from crmsum.config import get_settings
+
+    settings = settings or get_settings()
+    backend, model = backend_of(settings)
+    con = lake.connect()
+    items: list[WorkItem] = []
+    for kind in period_kinds:
+        facts = all_period_facts(con, kind, as_of=as_of)
+        recs = all_period_records(con, kind)
+        groups: dict[tuple, pd.DataFrame] = {}
+        if len(recs):
+            for k, g in recs.groupby(["scope", "key", "start"], sort=False):
+                groups[k] = g
+        empty = recs.iloc[0:0]
+        for row in facts.to_dict("records"):
+            f = row_facts(row)
+            records = frame_to_records(groups.get((row["scope"], row["key"], row["start"]), empty))
+            sid = f"{row['scope']}:{row['key']}:{row['period']}"
+            items.append(WorkItem(sid, row["scope"], row["key"], kind, row["period"], f, records,
+                                  input_hash(f, records, backend, model), backend, model))
+    return items
+
+
+def plan(lake, settings=None, as_of: dt.datetime | None = None, force: bool = False) -> list[WorkItem]:
+    """Items whose summary is missing or whose inputs changed (all of them with force=True)."""
+    items = all_items(lake, settings, as_of)
+    if force:
+        return items
+    have = _existing_hashes(lake)
+    return [it for it in items if have.get(it.summary_id) != it.input_hash]
+
+
+def run_item(item: WorkItem, settings=None, llm=None) -> dict[str, Any]:
+    """Summarize one item; returns its `summaries` row (never raises for LLM trouble)."""
+    s = summarize(item.facts, item.records, settings=settings, llm=llm)
+    row = s.to_row()
+    row["summary_id"] = item.summary_id
+    return row
+
+
+def _default_mapper(backend: str) -> Callable[[Callable, list], Iterable]:
+    if backend == "llm":
+        def threaded(fn: Callable, items: list) -> Iterable:
+            with ThreadPoolExecutor(max_workers=LLM_WORKERS) as pool:
+                yield from pool.map(fn, items)
+        return threaded
+    return map
+
+
+def precompute(settings=None, lake=None, progress: Callable[[int, int], None] | None = None,
+               mapper: Callable[[Callable, list], Iterable] | None = None, as_of: dt.datetime | None = None,
+               force: bool = False) -> PrecomputeReport:
+    """(Re)compute the summaries that are missing or whose inputs changed; write them to the lake."""
+    from crmsum.config import get_settings
+    from crmsum.lake import open_lake
+
+    settings = settings or get_settings()
+    lake = lake or open_lake(settings)
+    t0 = time.perf_counter()
+    backend, _ = backend_of(settings)
+    report = PrecomputeReport(backend=backend)
+    items = all_items(lake, settings, as_of)
+    report.total = len(items)
+    if not force:
+        have = _existing_hashes(lake)
+        items = [it for it in items if have.get(it.summary_id) != it.input_hash]
+    report.planned = len(items)
+    report.skipped = report.total - report.planned
+    llm = None
+    if backend == "llm" and items:
+        from crmsum.summarize.llm import LLMClient
+
+        llm = LLMClient(settings)
+
+    def work(item: WorkItem) -> dict | None:
+        try:
+            return run_item(item, settings, llm)
+        except Exception as exc:  # noqa: BLE001 - one bad item must not crash the night
+            log.exception("summary %s failed", item.summary_id)
+            return {"_error": f"{item.summary_id}: {type(exc).__name__}: {exc}"}
+
+    batch: list[dict] = []
+    done = 0
+    for row in (mapper or _default_mapper(backend))(work, items):
+        done += 1
+        if row is None or "_error" in row:
+            report.failed += 1
+            if row:
+                report.errors.append(row["_error"])
+        else:
+            report.computed += 1
+            if backend == "llm" and row.get("backend") == "offline":
+                report.fallbacks += 1
+            batch.append(row)
+        if len(batch) >= WRITE_BATCH:
+            lake.write("summaries", pd.DataFrame(batch))
+            batch = []
+        if progress:
+            progress(done, len(items))
+    if batch:
+        lake.write("summaries", pd.DataFrame(batch))
+    if llm is not None:
+        rows = list(llm.rows)
+        report.llm_calls = sum(1 for r in rows if not r["cache_hit"])
+        report.cache_hits = sum(1 for r in rows if r["cache_hit"])
+        report.tokens_in = sum(int(r["tokens_in"] or 0) for r in rows if not r["cache_hit"])
+        report.tokens_out = sum(int(r["tokens_out"] or 0) for r in rows if not r["cache_hit"])
+        llm.flush(lake)
+    report.seconds = round(time.perf_counter() - t0, 3)
+    log.info("precompute: %s", report)
+    return report
+
+
+def estimate(items: list[WorkItem], context_tokens: int) -> dict[str, int]:
+    """Dry run: LLM calls and tokens the items would need (nothing is sent)."""
+    from crmsum.summarize.llm import EST_OUT_TOKENS, estimate_calls
+
+    calls = tokens_in = 0
+    for it in items:
+        for _, tin in estimate_calls(it.facts, it.records, context_tokens):
+            calls += 1
+            tokens_in += tin
+    return {"items": len(items), "calls": calls, "tokens_in": tokens_in, "tokens_out": calls * EST_OUT_TOKENS}

@@ -1,0 +1,259 @@
+"""Person names: normalization to a nominative lemma, a gazetteer of known people, NER.
+
+Normalized key = lowercase nominative «first surname» (patronymic dropped, surname in the
+person's gender): «Ольге Смирновой» -> «ольга смирнова», «Федосеев Юрий» -> «юрий федосеев».
+Morphology is cached per token, so the hot path is regex + dict lookups.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable
+
+_MORPH = None
+_NER = None
+_LOCK = threading.Lock()
+
+WORD_RE = re.compile(r"[A-Za-zА-Яа-яЁё]+(?:-[A-Za-zА-Яа-яЁё]+)*")
+CAP_RE = re.compile(r"(?<![\w@./\-])[А-ЯЁA-Z][а-яёa-z]+(?:-[А-ЯЁA-Z][а-яёa-z]+)?(?![\w@])")
+
+# Capitalized words that are never people even though pymorphy has a Name/Surn reading.
+STOP = {
+    "январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь", "октябрь",
+    "ноябрь", "декабрь", "понедельник", "вторник", "среда", "четверг", "пятница", "суббота",
+    "воскресенье", "клиент", "менеджер", "директор", "спасибо", "привет", "добрый", "коллеги",
+    "итого", "договор", "счет", "счёт", "оплата", "тендер", "сделка", "задача", "звонок", "встреча",
+    "россия", "москва", "господь", "бог", "слава", "мир",
+    "бухгалтер", "юрист", "инженер", "главный", "генеральный", "коммерческий", "закупщик", "логист",
+    "снабженец", "снабжение", "руководитель", "начальник", "заместитель", "зам", "гендир", "владелец",
+    "собственник", "партнер", "партнёр", "поставщик", "заказчик", "покупатель", "коллега", "секретарь",
+    "технолог", "механик", "водитель", "специалист", "сотрудник", "господин", "госпожа", "уважаемый",
+    "цена", "маркет", "сбер", "альфа", "тинькофф", "яндекс", "озон", "битрикс", "телеграм",
+}
+ANY_NAME = ("Name", "Surn", "Patr")
+
+
+def morph():
+    global _MORPH
+    if _MORPH is None:
+        with _LOCK:
+            if _MORPH is None:
+                import pymorphy3
+                _MORPH = pymorphy3.MorphAnalyzer()
+    return _MORPH
+
+
+_BLAS_LOCAL = None
+
+
+def blas_one_thread() -> None:
+    """Pin OpenBLAS to one thread *for the calling thread only* (NER matrices are tiny: threads
+    only add overhead, ~2x slower, and fight the second worker for the other core)."""
+    global _BLAS_LOCAL
+    if _BLAS_LOCAL is None:
+        _BLAS_LOCAL = False
+        try:
+            import ctypes
+            with open("/proc/self/maps") as f:
+                libs = {line.split()[-1] for line in f if "openblas" in line and line.rstrip().endswith(".so")
+                        or ("openblas" in line and ".so" in line.split()[-1])}
+            for lib in libs:
+                fn = getattr(ctypes.CDLL(lib), "openblas_set_num_threads_local", None)
+                if fn is not None:
+                    _BLAS_LOCAL = fn
+                    break
+        except Exception:  # not Linux / other BLAS: just slower
+            _BLAS_LOCAL = False
+    if _BLAS_LOCAL:
+        try:
+            _BLAS_LOCAL(1)
+        except Exception:
+            pass
+
+
+def ner_tagger():
+    """natasha NewsNERTagger, loaded once per process (~1.5 s, shared after fork)."""
+    global _NER
+    if _NER is None:
+        with _LOCK:
+            if _NER is None:
+                from natasha import NewsEmbedding, NewsNERTagger
+                _NER = NewsNERTagger(NewsEmbedding())
+    blas_one_thread()
+    return _NER
+
+
+@dataclass(frozen=True, slots=True)
+class TokInfo:
+    """What morphology says about one capitalized token."""
+    name: str | None        # first-name lemma if some reading is Name
+    surn: str | None        # surname lemma (masculine) if some reading is Surn
+    patr: bool              # some reading is a patronymic
+    strong: bool            # the top reading is Name/Surn/Patr
+    top_name: bool          # the top reading is a first name
+    anim: bool              # the top reading is an animate noun («Мельник», «Кузнец»)
+    gender: str | None      # 'masc'/'femn' of the best person reading
+    known: bool             # in the dictionary (not a guess)
+    place: bool             # top reading is a place or organisation
+    stop: bool              # common word that must never be a person
+
+
+@lru_cache(maxsize=200_000)
+def tok_info(word: str) -> TokInfo:
+    m = morph()
+    parses = m.parse(word)
+    low = word.lower()
+    name = surn = None
+    patr = False
+    gender = None
+    best = 0.0
+    for p in parses:
+        t = p.tag
+        if "Name" in t and name is None and p.score >= 0.02:
+            name = p.normal_form
+            if p.score > best:
+                best, gender = p.score, (str(t.gender) if t.gender else None)
+        elif "Surn" in t and surn is None and p.score >= 0.02:
+            surn = p.normal_form
+            if p.score > best:
+                best, gender = p.score, (str(t.gender) if t.gender else None)
+        elif "Patr" in t and p.score >= 0.02:
+            patr = True
+    top = parses[0].tag if parses else None
+    strong = bool(top is not None and any(g in top for g in ANY_NAME))
+    place = bool(top is not None and ("Geox" in top or "Orgn" in top))
+    lemma = parses[0].normal_form if parses else low
+    stop = low in STOP or lemma in STOP
+    top_name = bool(top is not None and "Name" in top)
+    anim = bool(top is not None and top.POS == "NOUN" and "anim" in top)
+    return TokInfo(name, surn, patr, strong, top_name, anim, gender, m.word_is_known(low), place, stop)
+
+
+@lru_cache(maxsize=100_000)
+def surname_nominative(word: str, gender: str | None) -> str:
+    """Nominative surname in the given gender: «Смирновой» -> «смирнова», «Федосеевым» -> «федосеев»."""
+    m = morph()
+    cands = [p for p in m.parse(word) if "Surn" in p.tag]
+    if not cands:
+        return word.lower()
+    if gender:
+        same = [p for p in cands if str(p.tag.gender) in (gender, "ms-f")]
+        if same:
+            cands = same
+    p = cands[0]
+    g = gender or (str(p.tag.gender) if p.tag.gender else None)
+    if g not in ("masc", "femn"):
+        g = "masc"
+    inf = p.inflect({"sing", "nomn", g})
+    return (inf.word if inf else p.normal_form).lower()
+
+
+def _first_nominative(word: str) -> str:
+    info = tok_info(word)
+    return (info.name or word).lower()
+
+
+def _is_first(info: TokInfo) -> bool:
+    return bool(info.name) and (info.strong or not info.surn)
+
+
+def split_name(name: str) -> tuple[str | None, str | None, str | None]:
+    """(first-name token, surname token, gender) of a full-name string in any order/case."""
+    toks = [t[:1].upper() + t[1:].lower() for t in WORD_RE.findall(name)]
+    if not toks:
+        return None, None, None
+    infos = [tok_info(t) for t in toks]
+    keep = [(t, i) for t, i in zip(toks, infos) if not (i.patr and not i.name and not i.surn)] or list(zip(toks, infos))
+    first = None
+    if len(keep) == 1:
+        t, i = keep[0]
+        first = t if (i.name and (i.top_name or not i.surn)) else None
+    else:
+        for pred in (lambda i: i.name and not i.surn and i.strong, lambda i: i.name and not i.surn,
+                     lambda i: i.name and i.strong, lambda i: i.name):
+            first = next((t for t, i in keep if pred(i)), None)
+            if first is not None:
+                break
+    surn = None
+    for t, i in keep:
+        if t is not first:
+            surn = t
+            break
+    gender = tok_info(first).gender if first else None
+    if gender is None and surn is not None:
+        gender = tok_info(surn).gender
+    return first, surn, gender
+
+
+def normalize_name(name: str) -> str:
+    """Normalized person key: «ольга смирнова»; «юрий федосеев»; a lone name → its lemma."""
+    first, surn, gender = split_name(name)
+    parts = []
+    if first:
+        parts.append(_first_nominative(first))
+    if surn:
+        parts.append(surname_nominative(surn, gender) if tok_info(surn).surn else surn.lower())
+    if not parts:
+        return " ".join(name.lower().split())
+    return " ".join(parts)
+
+
+def display_form(norm: str) -> str:
+    return " ".join(w[:1].upper() + w[1:] for w in norm.split())
+
+
+class Gazetteer:
+    """Known people (from CRM structured fields) in every grammatical form."""
+
+    def __init__(self) -> None:
+        self.people: dict[str, tuple[str, str | None]] = {}   # norm -> (real, role)
+        self.first_forms: dict[str, set[str]] = {}            # lowercase form -> {norm}
+        self.surn_forms: dict[str, set[str]] = {}
+        self.by_first: dict[str, set[str]] = {}               # first lemma -> {norm}
+        self.by_surn: dict[str, set[str]] = {}
+
+    def add(self, real: str, role: str | None) -> str:
+        norm = normalize_name(real)
+        self.people[norm] = (real, role)
+        parts = norm.split()
+        first, surn, gender = split_name(real)
+        if first:
+            self.by_first.setdefault(parts[0], set()).add(norm)
+            for f in _forms(first, "Name", gender):
+                self.first_forms.setdefault(f, set()).add(norm)
+        if surn:
+            slem = parts[-1]
+            self.by_surn.setdefault(slem, set()).add(norm)
+            for f in _forms(surn, "Surn", gender):
+                self.surn_forms.setdefault(f, set()).add(norm)
+        return norm
+
+    def unique(self, forms: set[str] | None) -> str | None:
+        if forms and len(forms) == 1:
+            return next(iter(forms))
+        return None
+
+
+def _forms(word: str, gram: str, gender: str | None) -> set[str]:
+    """All singular forms of a first name / surname in the person's gender."""
+    m = morph()
+    out = {word.lower()}
+    for p in m.parse(word):
+        if gram not in p.tag:
+            continue
+        for f in p.lexeme:
+            t = f.tag
+            if "plur" in t:
+                continue
+            if gender in ("masc", "femn") and t.gender is not None and str(t.gender) not in (gender, "ms-f"):
+                continue
+            out.add(f.word.lower())
+        break
+    return out
+
+
+def learn_many(g: Gazetteer, people: Iterable[tuple[str, str | None]]) -> list[str]:
+    return [g.add(real, role) for real, role in people if real and real.strip()]

@@ -1,0 +1,1 @@
+"""Data sources: the amoCRM API client and the Telegram Desktop export reader."""

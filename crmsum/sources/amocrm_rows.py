@@ -1,0 +1,357 @@
+"""amoCRM API objects -> lake rows (DataFrames shaped like `crmsum.schema`), anonymized.
+
+Pure functions over lists of API dicts: the sync batches pages and calls these off the request loop.
+Per-row work is limited to pulling fields out of nested dicts; type coercion, timestamps and
+anonymization of free text run column-wise (`anonymizer.texts` takes a whole batch).
+
+Unknown fields and event/note types are tolerated: unknown keys are counted (`Unknown`) so the
+sync can warn once, unknown event values are kept as anonymized JSON, and malformed values
+become nulls instead of crashing the run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+import pandas as pd
+
+
+class AnonymizerLike(Protocol):
+    def learn_people(self, people: Iterable[tuple[str, str]]) -> Any: ...
+    def learn_companies(self, names: Iterable[str]) -> Any: ...
+    def person(self, name: str) -> str: ...
+    def phone(self, raw: str) -> str: ...
+    def email(self, raw: str) -> str: ...
+    def texts(self, items: Sequence[str]) -> list[str]: ...
+    def scrub_json(self, obj: Any) -> Any: ...
+
+
+# Keys we know per entity (used only to count the unknown ones for a warning).
+KNOWN: dict[str, set[str]] = {
+    "users": {"id", "name", "email", "lang", "rights", "uuid", "amojo_id", "user_rank", "phone_number",
+              "_links", "_embedded"},
+    "pipelines": {"id", "name", "sort", "is_main", "is_unsorted_on", "is_archive", "account_id",
+                  "_links", "_embedded"},
+    "statuses": {"id", "name", "sort", "is_editable", "pipeline_id", "color", "type", "account_id",
+                 "descriptions", "_links"},
+    "leads": {"id", "name", "price", "responsible_user_id", "group_id", "status_id", "pipeline_id",
+              "loss_reason_id", "source_id", "created_by", "updated_by", "created_at", "updated_at",
+              "closed_at", "closest_task_at", "is_deleted", "custom_fields_values", "score", "account_id",
+              "labor_cost", "is_price_modified_by_robot", "_links", "_embedded"},
+    "contacts": {"id", "name", "first_name", "last_name", "responsible_user_id", "group_id", "created_by",
+                 "updated_by", "created_at", "updated_at", "closest_task_at", "is_deleted", "is_unsorted",
+                 "custom_fields_values", "account_id", "_links", "_embedded"},
+    "companies": {"id", "name", "responsible_user_id", "group_id", "created_by", "updated_by", "created_at",
+                  "updated_at", "closest_task_at", "is_deleted", "custom_fields_values", "account_id",
+                  "_links", "_embedded"},
+    "notes": {"id", "entity_id", "created_by", "updated_by", "created_at", "updated_at",
+              "responsible_user_id", "group_id", "note_type", "params", "account_id", "is_needs_to_be_read",
+              "_links"},
+    "tasks": {"id", "created_by", "updated_by", "created_at", "updated_at", "responsible_user_id", "group_id",
+              "entity_id", "entity_type", "duration", "is_completed", "task_type_id", "text", "result",
+              "complete_till", "account_id", "_links"},
+    "events": {"id", "type", "entity_id", "entity_type", "created_by", "created_at", "value_after",
+               "value_before", "account_id", "_links", "_embedded"},
+}
+NOTE_TYPES = {"common", "call_in", "call_out", "service_message", "extended_service_message", "sms_in",
+              "sms_out", "attachment", "geolocation", "message_cashier", "invoice_paid", "key_action_completed"}
+VALUE_KEYS = {"lead_status", "responsible_user", "sale_field_value", "name_field_value", "custom_field_value",
+              "note", "link", "tag", "task", "message"}
+
+INDUSTRY_NAMES = ("industry", "отрасль", "сфера", "сфера деятельности", "вид деятельности")
+CITY_NAMES = ("city", "город")
+POSITION_CODES = ("POSITION",)
+
+
+class Unknown(Counter):
+    """Counts of unknown things seen, keyed like 'leads.field:foo' or 'events.type:bar'."""
+
+    def scan(self, entity: str, items: Iterable[dict]) -> None:
+        known = KNOWN.get(entity)
+        if not known:
+            return
+        for it in items:
+            if isinstance(it, dict):
+                for k in it.keys() - known:
+                    self[f"{entity}.field:{k}"] += 1
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _d(x: Any) -> dict:
+    return x if isinstance(x, dict) else {}
+
+
+def _l(x: Any) -> list:
+    return x if isinstance(x, list) else []
+
+
+def _first(x: Any) -> dict:
+    for it in _l(x):
+        if isinstance(it, dict):
+            return it
+    return {}
+
+
+def _ints(values: list) -> pd.Series:
+    return pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce").astype("Int64")
+
+
+def _bools(values: list) -> pd.Series:
+    return pd.Series([None if v is None else bool(v) for v in values], dtype="boolean")
+
+
+def local_time(values: list, tz: str) -> pd.Series:
+    """Unix seconds -> naive local time; missing, zero or garbage -> NaT."""
+    s = pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce")
+    s = s.where(s > 0)
+    out = pd.to_datetime(s, unit="s", utc=True, errors="coerce")
+    return out.dt.tz_convert(tz).dt.tz_localize(None).astype("datetime64[us]")
+
+
+def _anon_texts(anon: AnonymizerLike, values: list) -> list:
+    """Batch-scrub the non-empty strings; keep None/empty as they are."""
+    idx = [i for i, v in enumerate(values) if isinstance(v, str) and v.strip()]
+    out: list = [v if isinstance(v, str) else None for v in values]
+    if idx:
+        scrubbed = anon.texts([values[i] for i in idx])
+        for i, s in zip(idx, scrubbed):
+            out[i] = s
+    return out
+
+
+def _json(anon: AnonymizerLike, obj: Any) -> str | None:
+    if obj is None or obj == [] or obj == {}:
+        return None if obj is None else json.dumps(obj)
+    return json.dumps(anon.scrub_json(obj), ensure_ascii=False, sort_keys=True)
+
+
+def _cf_values(cfs: Any, *, code: str | None = None, names: Sequence[str] = ()) -> list[str]:
+    out: list[str] = []
+    for cf in _l(cfs):
+        cf = _d(cf)
+        fname = str(cf.get("field_name") or "").strip().lower()
+        if (code and cf.get("field_code") == code) or (names and fname in names):
+            for v in _l(cf.get("values")):
+                val = _d(v).get("value")
+                if val is not None and str(val).strip():
+                    out.append(str(val).strip())
+    return out
+
+
+def person_name(obj: dict) -> str:
+    name = obj.get("name")
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    parts = [obj.get("first_name"), obj.get("last_name")]
+    return " ".join(str(p).strip() for p in parts if isinstance(p, str) and p.strip())
+
+
+def _pseudo(fn, raw: str) -> str | None:
+    try:
+        return fn(raw)
+    except Exception:  # a malformed phone/e-mail must not stop the run, nor leak raw
+        return None
+
+
+# -- people / companies to teach the anonymizer -----------------------------------------------
+def people_of(items: Iterable[dict], role: str) -> list[tuple[str, str]]:
+    return [(n, role) for n in (person_name(_d(it)) for it in items) if n]
+
+
+def company_names(items: Iterable[dict]) -> list[str]:
+    return [str(it["name"]).strip() for it in items
+            if isinstance(it, dict) and isinstance(it.get("name"), str) and it["name"].strip()]
+
+
+# -- tables -----------------------------------------------------------------------------------
+def users_rows(items: list[dict], anon: AnonymizerLike) -> pd.DataFrame:
+    return pd.DataFrame({
+        "user_id": _ints([it.get("id") for it in items]),
+        "name": [anon.person(person_name(it)) if person_name(it) else None for it in items],
+        "lang": [it.get("lang") if isinstance(it.get("lang"), str) else None for it in items],
+        "is_admin": _bools([_d(it.get("rights")).get("is_admin") for it in items]),
+        "is_active": _bools([_d(it.get("rights")).get("is_active", True) for it in items]),
+    })
+
+
+def pipelines_rows(items: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    pipes = pd.DataFrame({
+        "pipeline_id": _ints([it.get("id") for it in items]),
+        "name": [it.get("name") for it in items],
+        "sort": _ints([it.get("sort") for it in items]),
+        "is_main": _bools([it.get("is_main") for it in items]),
+    })
+    st = [(p.get("id"), s) for p in items for s in _l(_d(p.get("_embedded")).get("statuses")) if isinstance(s, dict)]
+    sid = _ints([s.get("id") for _, s in st])
+    statuses = pd.DataFrame({
+        "pipeline_id": _ints([s.get("pipeline_id") or pid for pid, s in st]),
+        "status_id": sid,
+        "name": [s.get("name") for _, s in st],
+        "sort": _ints([s.get("sort") for _, s in st]),
+        "type": _ints([s.get("type") for _, s in st]),
+        "is_won": (sid == 142).astype("boolean"),
+        "is_lost": (sid == 143).astype("boolean"),
+    })
+    return pipes, statuses
+
+
+def _party_rows(items: list[dict], anon: AnonymizerLike) -> dict[str, Any]:
+    cfs = [it.get("custom_fields_values") for it in items]
+    return {
+        "responsible_user_id": _ints([it.get("responsible_user_id") for it in items]),
+        "phones": [[p for p in (_pseudo(anon.phone, v) for v in _cf_values(c, code="PHONE")) if p] for c in cfs],
+        "emails": [[e for e in (_pseudo(anon.email, v) for v in _cf_values(c, code="EMAIL")) if e] for c in cfs],
+    }
+
+
+def contacts_rows(items: list[dict], anon: AnonymizerLike, tz: str) -> pd.DataFrame:
+    positions = [next(iter(_cf_values(it.get("custom_fields_values"), code="POSITION",
+                                      names=("должность", "position"))), None) for it in items]
+    base = _party_rows(items, anon)
+    return pd.DataFrame({
+        "contact_id": _ints([it.get("id") for it in items]),
+        "name": [anon.person(person_name(it)) if person_name(it) else None for it in items],
+        "responsible_user_id": base["responsible_user_id"],
+        "company_id": _ints([_first(_d(it.get("_embedded")).get("companies")).get("id") for it in items]),
+        "position": _anon_texts(anon, positions),
+        "phones": base["phones"],
+        "emails": base["emails"],
+        "created_at": local_time([it.get("created_at") for it in items], tz),
+        "updated_at": local_time([it.get("updated_at") for it in items], tz),
+    })
+
+
+def companies_rows(items: list[dict], anon: AnonymizerLike, tz: str) -> pd.DataFrame:
+    base = _party_rows(items, anon)
+    cfs = [it.get("custom_fields_values") for it in items]
+    return pd.DataFrame({
+        "company_id": _ints([it.get("id") for it in items]),
+        "name": [it.get("name") if isinstance(it.get("name"), str) else None for it in items],
+        "responsible_user_id": base["responsible_user_id"],
+        "industry": [next(iter(_cf_values(c, code="INDUSTRY", names=INDUSTRY_NAMES)), None) for c in cfs],
+        "city": [next(iter(_cf_values(c, code="CITY", names=CITY_NAMES)), None) for c in cfs],
+        "phones": base["phones"],
+        "emails": base["emails"],
+        "created_at": local_time([it.get("created_at") for it in items], tz),
+        "updated_at": local_time([it.get("updated_at") for it in items], tz),
+    })
+
+
+def leads_rows(items: list[dict], anon: AnonymizerLike, tz: str) -> pd.DataFrame:
+    emb = [_d(it.get("_embedded")) for it in items]
+    contacts = [[_d(c) for c in _l(e.get("contacts"))] for e in emb]
+    main = [next((c.get("id") for c in cs if c.get("is_main")), cs[0].get("id") if cs else None) for cs in contacts]
+    loss = [_first(e.get("loss_reason")) for e in emb]
+    tags = [[str(_d(t).get("name")) for t in _l(e.get("tags")) if _d(t).get("name")] for e in emb]
+    flat_tags = [t for ts in tags for t in ts]
+    scrubbed = iter(_anon_texts(anon, flat_tags))
+    tags = [[next(scrubbed) for _ in ts] for ts in tags]
+    return pd.DataFrame({
+        "lead_id": _ints([it.get("id") for it in items]),
+        "name": _anon_texts(anon, [it.get("name") for it in items]),
+        "price": _ints([it.get("price") for it in items]),
+        "responsible_user_id": _ints([it.get("responsible_user_id") for it in items]),
+        "pipeline_id": _ints([it.get("pipeline_id") for it in items]),
+        "status_id": _ints([it.get("status_id") for it in items]),
+        "loss_reason_id": _ints([it.get("loss_reason_id") or l.get("id") for it, l in zip(items, loss)]),
+        "loss_reason": [l.get("name") if isinstance(l.get("name"), str) else None for l in loss],
+        "company_id": _ints([_first(e.get("companies")).get("id") for e in emb]),
+        "main_contact_id": _ints(main),
+        "contact_ids": [[int(c["id"]) for c in cs if isinstance(c.get("id"), int)] for cs in contacts],
+        "tags": tags,
+        "custom_fields": [_json(anon, it.get("custom_fields_values")) for it in items],
+        "created_by": _ints([it.get("created_by") for it in items]),
+        "created_at": local_time([it.get("created_at") for it in items], tz),
+        "updated_at": local_time([it.get("updated_at") for it in items], tz),
+        "closed_at": local_time([it.get("closed_at") for it in items], tz),
+        "closest_task_at": local_time([it.get("closest_task_at") for it in items], tz),
+        "is_deleted": _bools([bool(it.get("is_deleted")) for it in items]),
+    })
+
+
+def notes_rows(items: list[dict], anon: AnonymizerLike, tz: str, unknown: Unknown | None = None) -> pd.DataFrame:
+    params = [_d(it.get("params")) for it in items]
+    types = [it.get("note_type") if isinstance(it.get("note_type"), str) else None for it in items]
+    if unknown is not None:
+        for t in types:
+            if t and t not in NOTE_TYPES:
+                unknown[f"notes.type:{t}"] += 1
+    phones = [p.get("phone") for p in params]
+    return pd.DataFrame({
+        "note_id": _ints([it.get("id") for it in items]),
+        "lead_id": _ints([it.get("entity_id") for it in items]),
+        "note_type": types,
+        "text": _anon_texts(anon, [p.get("text") if isinstance(p.get("text"), str) else None for p in params]),
+        "call_duration": _ints([p.get("duration") for p in params]),
+        "call_phone": [_pseudo(anon.phone, str(ph)) if ph not in (None, "") else None for ph in phones],
+        "created_by": _ints([it.get("created_by") for it in items]),
+        "responsible_user_id": _ints([it.get("responsible_user_id") for it in items]),
+        "created_at": local_time([it.get("created_at") for it in items], tz),
+        "updated_at": local_time([it.get("updated_at") for it in items], tz),
+    })
+
+
+def tasks_rows(items: list[dict], anon: AnonymizerLike, tz: str) -> pd.DataFrame:
+    results = [_d(it.get("result")).get("text") for it in items]
+    return pd.DataFrame({
+        "task_id": _ints([it.get("id") for it in items]),
+        "lead_id": _ints([it.get("entity_id") for it in items]),
+        "entity_type": [it.get("entity_type") for it in items],
+        "task_type_id": _ints([it.get("task_type_id") for it in items]),
+        "text": _anon_texts(anon, [it.get("text") if isinstance(it.get("text"), str) else None for it in items]),
+        "result_text": _anon_texts(anon, [r if isinstance(r, str) else None for r in results]),
+        "is_completed": _bools([it.get("is_completed") for it in items]),
+        "complete_till": local_time([it.get("complete_till") for it in items], tz),
+        "responsible_user_id": _ints([it.get("responsible_user_id") for it in items]),
+        "created_by": _ints([it.get("created_by") for it in items]),
+        "created_at": local_time([it.get("created_at") for it in items], tz),
+        "updated_at": local_time([it.get("updated_at") for it in items], tz),
+    })
+
+
+def _value(v: Any, key: str, field: str) -> Any:
+    """value_before/after is a list of one-key dicts; find `key` anywhere in it."""
+    for it in _l(v):
+        inner = _d(it).get(key)
+        if isinstance(inner, dict) and field in inner:
+            return inner.get(field)
+    return None
+
+
+def events_rows(items: list[dict], anon: AnonymizerLike, tz: str, unknown: Unknown | None = None) -> pd.DataFrame:
+    vb = [it.get("value_before") for it in items]
+    va = [it.get("value_after") for it in items]
+    if unknown is not None:
+        for v in vb + va:
+            for x in _l(v):
+                for k in _d(x).keys() - VALUE_KEYS:
+                    unknown[f"events.value:{k}"] += 1
+    sale = pd.to_numeric(pd.Series([_value(v, "sale_field_value", "sale") for v in va], dtype="object"),
+                         errors="coerce").round().astype("Int64")
+    return pd.DataFrame({
+        "event_id": [None if it.get("id") is None else str(it.get("id")) for it in items],
+        "type": [it.get("type") if isinstance(it.get("type"), str) else None for it in items],
+        "lead_id": _ints([it.get("entity_id") for it in items]),
+        "entity_type": [it.get("entity_type") for it in items],
+        "created_by": _ints([it.get("created_by") for it in items]),
+        "created_at": local_time([it.get("created_at") for it in items], tz),
+        "status_before": _ints([_value(v, "lead_status", "id") for v in vb]),
+        "status_after": _ints([_value(v, "lead_status", "id") for v in va]),
+        "pipeline_after": _ints([_value(v, "lead_status", "pipeline_id") for v in va]),
+        "responsible_before": _ints([_value(v, "responsible_user", "id") for v in vb]),
+        "responsible_after": _ints([_value(v, "responsible_user", "id") for v in va]),
+        "sale_after": sale,
+        "note_id": _ints([_value(v, "note", "id") for v in va]),
+        "value_before": [_json(anon, v) for v in vb],
+        "value_after": [_json(anon, v) for v in va],
+    })
+
+
+def drop_keyless(df: pd.DataFrame, key: Sequence[str]) -> tuple[pd.DataFrame, int]:
+    """Rows without a primary key cannot be merged; drop and count them."""
+    bad = df[list(key)].isna().any(axis=1)
+    n = int(bad.sum())
+    return (df[~bad].reset_index(drop=True) if n else df), n

@@ -1,0 +1,201 @@
+"""Summaries of a scope (manager / company / team / manager+company) and period.
+
+One interface, two backends: `offline` (facts in Russian + extractive key points; the default
+without an API key) and `llm` (LangChain ChatOpenAI, map-reduce, cache). Every summary goes through
+the grounding check. An LLM that fails after bounded retries never breaks the caller: the offline
+summary is returned with a note saying so.
+
+- `summarize(facts, records, settings=None, llm=None) -> Summary`: the core, used by precompute;
+- `summarize_scope(con_or_lake, manager=None, company=None, start=None, end=None, settings=None)`:
+  live summaries for the bot (same facts layer, configured backend).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from crmsum.facts import facts_json, facts_query, to_jsonable
+from crmsum.summarize import grounding as _grounding
+from crmsum.summarize.offline import render_text, summarize_offline
+
+OFFLINE_VERSION = "offline-v1"
+NOTE_LLM_DOWN = "LLM недоступна: offline-резюме"
+
+
+@dataclass
+class Summary:
+    """A summary and everything needed to store, show or audit it."""
+
+    scope: str
+    key: str
+    label: str
+    period_kind: str  # week, month or range
+    period: str  # 2024-W12, 2024-03 or 2024-03-01..2024-03-31
+    start: dt.date
+    end: dt.date
+    text: str
+    sections: dict[str, list[dict]] = field(default_factory=dict)  # section -> [{text, cites}]
+    facts: dict[str, Any] = field(default_factory=dict)
+    citations: list[dict] = field(default_factory=list)  # [{id, section, quote, ts}]
+    backend: str = "offline"
+    model: str | None = None
+    input_hash: str = ""
+    grounding: float = 1.0
+    note: str | None = None
+    removed: list[str] = field(default_factory=list)  # sentences dropped by the grounding check
+
+    @property
+    def summary_id(self) -> str:
+        return f"{self.scope}:{self.key}:{self.period}"
+
+    def to_row(self) -> dict[str, Any]:
+        """A row of the lake's `summaries` table."""
+        return {
+            "summary_id": self.summary_id, "scope": self.scope, "key": self.key, "label": self.label,
+            "period_kind": self.period_kind, "period": self.period, "start": self.start, "end": self.end,
+            "text": self.text, "facts": facts_json(self.facts),
+            "citations": json.dumps(self.citations, ensure_ascii=False), "backend": self.backend,
+            "model": self.model, "input_hash": self.input_hash, "grounding": float(self.grounding),
+            "note": self.note, "created_at": dt.datetime.now().replace(microsecond=0),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return to_jsonable(asdict(self))
+
+
+def backend_of(settings) -> tuple[str, str | None]:
+    """('llm', model) when the LLM backend is configured, else ('offline', None)."""
+    if settings is not None and settings.use_llm:
+        return "llm", settings.llm_model
+    return "offline", None
+
+
+def input_hash(facts: dict, records: list[dict], backend: str, model: str | None) -> str:
+    """Content hash of everything a summary depends on (facts, records, backend, model, prompt version)."""
+    from crmsum.summarize.llm import PROMPT_VERSION
+
+    h = hashlib.sha256()
+    version = PROMPT_VERSION if backend == "llm" else OFFLINE_VERSION
+    h.update(f"{backend}|{model or ''}|{version}\n".encode())
+    h.update(facts_json(facts).encode())
+    for r in records:
+        h.update(f"\n{r['id']}|{r.get('ts') or ''}|{r.get('author') or ''}|{r.get('text') or ''}".encode())
+    return h.hexdigest()
+
+
+def _base(facts: dict) -> dict:
+    return {
+        "scope": facts.get("scope", "team"), "key": str(facts.get("key", "team")),
+        "label": str(facts.get("label") or facts.get("key") or ""), "period_kind": facts.get("period_kind", "range"),
+        "period": str(facts.get("period") or ""),
+        "start": dt.date.fromisoformat(str(facts["start"])[:10]), "end": dt.date.fromisoformat(str(facts["end"])[:10]),
+    }
+
+
+def summarize_offline_summary(facts: dict, records: list[dict], note: str | None = None) -> Summary:
+    """The deterministic offline summary, grounding-checked."""
+    text, sections, citations, _ = summarize_offline(facts, records)
+    g = _grounding.check(text, facts, records)
+    return Summary(**_base(facts), text=g.text, sections=sections, facts=facts, citations=citations,
+                   backend="offline", model=None, input_hash=input_hash(facts, records, "offline", None),
+                   grounding=g.score, note=note, removed=g.removed)
+
+
+def summarize(facts: dict, records: list[dict], settings=None, llm=None) -> Summary:
+    """Summarize one scope and period with the configured backend (offline fallback on LLM failure)."""
+    from crmsum.config import get_settings
+
+    settings = settings or get_settings()
+    backend, model = backend_of(settings)
+    facts = to_jsonable(facts)
+    if backend == "offline":
+        return summarize_offline_summary(facts, records)
+    from crmsum.summarize.llm import LLMClient, LLMUnavailable
+
+    client = llm or LLMClient(settings)
+    try:
+        result = client.summarize(facts, records)
+    except LLMUnavailable as exc:
+        return summarize_offline_summary(facts, records, note=f"{NOTE_LLM_DOWN} ({exc})")
+    from rapidfuzz import fuzz
+
+    by_id = {r["id"]: r for r in records}
+    sections: dict[str, list[dict]] = {}
+    seen_texts: list[str] = []
+    for sec in ("happened", "worked", "failed", "next"):
+        sections[sec] = []
+        for p in getattr(result, sec):
+            text = " ".join(p.text.split())
+            if not text or any(fuzz.token_sort_ratio(text, t) >= 90 for t in seen_texts):
+                continue  # models repeat themselves across sections and map chunks
+            seen_texts.append(text)
+            sections[sec].append({"text": text, "cites": list(dict.fromkeys(p.citations))})
+    text = render_text(facts, sections)
+    g = _grounding.check(text, facts, records)
+    cited = []
+    seen = set()
+    for sec, items in sections.items():
+        for it in items:
+            for c in it["cites"]:
+                if c in by_id and c not in seen and any(c in line for line in g.text.splitlines()):
+                    seen.add(c)
+                    cited.append({"id": c, "section": sec, "quote": by_id[c].get("text", "")[:300],
+                                  "ts": by_id[c].get("ts")})
+    return Summary(**_base(facts), text=g.text, sections=sections, facts=facts, citations=cited, backend="llm",
+                   model=model, input_hash=input_hash(facts, records, "llm", model), grounding=g.score,
+                   note=None, removed=g.removed)
+
+
+def _data_span(con) -> tuple[dt.date, dt.date]:
+    row = con.execute("""
+        SELECT min(ts), max(ts) FROM (
+            SELECT created_at AS ts FROM crm_leads UNION ALL SELECT created_at FROM crm_notes
+            UNION ALL SELECT created_at FROM crm_events UNION ALL SELECT date FROM chat_messages)
+    """).fetchone()
+    today = dt.date.today()
+    lo = row[0].date() if row and row[0] is not None else today
+    hi = row[1].date() if row and row[1] is not None else today
+    return lo, hi
+
+
+def summarize_scope(con_or_lake=None, manager: str | int | None = None, company: str | int | None = None,
+                    start: dt.date | None = None, end: dt.date | None = None, settings=None,
+                    as_of: dt.datetime | None = None) -> Summary:
+    """A live summary for any combination of manager / company / period (the bot's fallback).
+
+    `con_or_lake`: a DuckDB connection with the lake views, a `Lake`, or None (the settings' lake).
+    Missing `start` / `end` default to the first / last day with data. LLM calls are recorded in
+    `llm_calls` when a lake is known.
+    """
+    from crmsum.config import get_settings
+    from crmsum.lake import Lake, open_lake
+    from crmsum.summarize.records import records_for
+
+    settings = settings or get_settings()
+    lake = None
+    if con_or_lake is None:
+        lake = open_lake(settings)
+        con = lake.connect()
+    elif isinstance(con_or_lake, Lake):
+        lake, con = con_or_lake, con_or_lake.connect()
+    else:
+        con = con_or_lake
+    if start is None or end is None:
+        lo, hi = _data_span(con)
+        start, end = start or lo, end or hi
+    facts = facts_query(con, start, end, manager=manager, company=company, as_of=as_of)
+    records = records_for(con, start, end, manager=manager, company=company)
+    llm = None
+    if backend_of(settings)[0] == "llm":
+        from crmsum.summarize.llm import LLMClient
+
+        llm = LLMClient(settings)
+    try:
+        return summarize(facts, records, settings=settings, llm=llm)
+    finally:
+        if llm is not None and lake is not None:
+            llm.flush(lake)

@@ -1,0 +1,160 @@
+"""Offline summarizer: facts in readable Russian plus extractive key points. Deterministic, no network."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from crmsum.summarize.keypoints import KeyPoint, key_points
+
+SECTION_TITLES = {
+    "happened": "Что произошло",
+    "worked": "Что сработало",
+    "failed": "Что не получилось",
+    "next": "Что делать дальше",
+}
+SECTIONS = tuple(SECTION_TITLES)
+
+
+def plural(n: int | float, one: str, few: str, many: str) -> str:
+    """Russian plural form: 1 сделка, 2 сделки, 5 сделок (fractions take the 'few' form)."""
+    if isinstance(n, float) and not n.is_integer():
+        return few
+    n = abs(int(n))
+    if n % 10 == 1 and n % 100 != 11:
+        return one
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return few
+    return many
+
+
+def count(n: int, one: str, few: str, many: str) -> str:
+    return f"{n} {plural(n, one, few, many)}"
+
+
+def money(n: int | float) -> str:
+    """«1 250 000 ₽» (spaces between thousands)."""
+    return f"{int(round(n)):,}".replace(",", " ") + " ₽"
+
+
+def number(x: float) -> str:
+    """6 -> '6', 4.1 -> '4,1'."""
+    x = round(float(x), 1)
+    return str(int(x)) if x.is_integer() else str(x).replace(".", ",")
+
+
+def period_title(facts: dict) -> str:
+    kind, period = facts.get("period_kind"), facts.get("period")
+    start, end = (dt.date.fromisoformat(str(facts[k])[:10]) for k in ("start", "end"))
+    span = f"{start:%d.%m.%Y}–{end:%d.%m.%Y}"
+    if kind == "week":
+        return f"неделя {period} ({span})"
+    if kind == "month":
+        return f"месяц {period} ({span})"
+    return span
+
+
+def _deal(d: dict) -> str:
+    stage = f", этап «{d['stage']}»" if d.get("stage") else ""
+    idle = f", {count(int(d['days_idle']), 'день', 'дня', 'дней')} без действий" if d.get("days_idle") is not None else ""
+    return f"«{d.get('name') or 'сделка ' + str(d.get('lead_id'))}» ({money(d.get('price') or 0)}{stage}{idle})"
+
+
+def fact_lines(facts: dict) -> dict[str, list[str]]:
+    """Fact sentences per section."""
+    g = lambda k: int(facts.get(k) or 0)  # noqa: E731
+    out: dict[str, list[str]] = {s: [] for s in SECTIONS}
+    h = out["happened"]
+    if g("deals_touched"):
+        line = f"В работе было {count(g('deals_touched'), 'сделка', 'сделки', 'сделок')}"
+        if g("deals_created"):
+            line += f", новых — {g('deals_created')} на {money(g('created_amount'))}"
+        h.append(line + ".")
+    elif g("deals_created"):
+        h.append(f"Новых сделок: {g('deals_created')} на {money(g('created_amount'))}.")
+    if g("deals_won") or g("deals_lost"):
+        parts = []
+        if g("deals_won"):
+            parts.append(f"{count(g('deals_won'), 'сделка', 'сделки', 'сделок')} "
+                         f"{plural(g('deals_won'), 'выиграна', 'выиграны', 'выиграно')} на {money(g('won_amount'))}")
+        if g("deals_lost"):
+            parts.append(f"{count(g('deals_lost'), 'сделка', 'сделки', 'сделок')} "
+                         f"{plural(g('deals_lost'), 'проиграна', 'проиграны', 'проиграно')} на {money(g('lost_amount'))}")
+        line = "Итоги: " + ", ".join(parts)
+        if facts.get("win_rate") is not None:
+            line += f" (конверсия {round(float(facts['win_rate']) * 100)}%)"
+        h.append(line + ".")
+    if g("stage_moves"):
+        line = f"{count(g('stage_moves'), 'переход', 'перехода', 'переходов')} по этапам"
+        if facts.get("median_days_in_stage") is not None:
+            m = float(facts["median_days_in_stage"])
+            line += f", медианное время в этапе — {number(m)} {plural(round(m, 1), 'день', 'дня', 'дней')}"
+        h.append(line + ".")
+    acts = []
+    if g("calls"):
+        kinds = [f"{g(k)} {plural(g(k), one, many, many)}" for k, one, many in
+                 (("calls_in", "входящий", "входящих"), ("calls_out", "исходящий", "исходящих")) if g(k)]
+        acts.append(f"{count(g('calls'), 'звонок', 'звонка', 'звонков')}" + (f" ({', '.join(kinds)})" if kinds else ""))
+    if g("notes"):
+        acts.append(count(g("notes"), "заметка", "заметки", "заметок"))
+    if g("tasks_done"):
+        acts.append(f"{count(g('tasks_done'), 'задача выполнена', 'задачи выполнены', 'задач выполнено')}")
+    if g("chat_messages"):
+        acts.append(count(g("chat_messages"), "сообщение в чате", "сообщения в чате", "сообщений в чате"))
+    if acts:
+        h.append("Активность: " + ", ".join(acts) + ".")
+    if not h:
+        h.append("Активности за период не было.")
+    if g("deals_won"):
+        out["worked"].append(f"Успешно закрыто: {count(g('deals_won'), 'сделка', 'сделки', 'сделок')} "
+                             f"на {money(g('won_amount'))}.")
+    if g("deals_lost"):
+        line = f"Потеряно: {count(g('deals_lost'), 'сделка', 'сделки', 'сделок')} на {money(g('lost_amount'))}"
+        reasons = facts.get("loss_reasons") or []
+        if reasons:
+            line += "; причины: " + ", ".join(f"«{r['reason']}» ({r['count']})" for r in reasons)
+        out["failed"].append(line + ".")
+    if g("tasks_overdue"):
+        out["failed"].append(f"Просрочено задач: {g('tasks_overdue')}.")
+        out["next"].append(f"Закрыть просроченные задачи ({g('tasks_overdue')}) и перенести сроки с клиентами.")
+    stalled = facts.get("stalled_deals") or []
+    if g("stalled_count"):
+        line = (f"Оживить {count(g('stalled_count'), 'сделку', 'сделки', 'сделок')} без активности "
+                f"больше {count(int(facts.get('stall_days') or 14), 'дня', 'дней', 'дней')}")
+        if stalled:
+            line += ": " + "; ".join(_deal(d) for d in stalled)
+        out["next"].append(line + ".")
+    opens = facts.get("open_deals") or []
+    if opens:
+        out["next"].append(f"В фокусе крупнейшие открытые сделки (всего {g('open_deals_count')} на "
+                           f"{money(g('open_amount'))}): " + "; ".join(_deal(d) for d in opens) + ".")
+    return out
+
+
+def render(facts: dict, points: list[KeyPoint]) -> tuple[str, dict[str, list[dict]], list[dict]]:
+    """(text, sections, citations): sections map to items {text, cites}."""
+    sections: dict[str, list[dict]] = {s: [{"text": t, "cites": []} for t in ls] for s, ls in fact_lines(facts).items()}
+    for p in points:
+        sections[p.section].append({"text": p.text, "cites": [p.cite]})
+    citations = [{"id": p.cite, "section": p.section, "quote": p.text, "ts": p.ts} for p in points]
+    return render_text(facts, sections), sections, citations
+
+
+def render_text(facts: dict, sections: dict[str, list[dict]]) -> str:
+    lines = [f"{facts.get('label') or facts.get('key')}: {period_title(facts)}"]
+    for sec, title in SECTION_TITLES.items():
+        items = sections.get(sec) or []
+        if not items:
+            continue
+        lines.append("")
+        lines.append(f"{title}:")
+        for it in items:
+            cites = "".join(f" [{c}]" for c in it.get("cites") or [])
+            lines.append(f"• {it['text']}{cites}")
+    return "\n".join(lines)
+
+
+def summarize_offline(facts: dict, records: list[dict], limit: int = 8) -> tuple[str, dict, list[dict], list[KeyPoint]]:
+    """Offline summary of one scope and period."""
+    points = key_points(records, limit=limit)
+    text, sections, citations = render(facts, points)
+    return text, sections, citations, points

@@ -1,0 +1,279 @@
+"""crmsum.privacy: detectors, name normalization, vault, anonymizer, display."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from crmsum.privacy import PSEUDONYM_RE, Anonymizer, Vault, normalize_name, normalize_phone
+from crmsum.privacy import detectors as D
+from crmsum.privacy.display import display_name, display_text
+
+PEOPLE = [("Ольга Смирнова", "manager"), ("Ева Соколова", "manager"), ("Юрий Федосеев", "contact"),
+          ("Марина Кузнецова", "contact"), ("Иван Петров", "contact"), ("Иван Сидоров", "contact")]
+COMPANIES = ["ООО «Теххренмаш»", "Альфа-Строй", "СибМеталлТорг"]
+
+
+@pytest.fixture(scope="module")
+def vault_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("priv") / "vault"
+
+
+@pytest.fixture(scope="module")
+def anon(vault_dir):
+    a = Anonymizer(Vault(vault_dir), workers=1)
+    a.learn_people(PEOPLE)
+    a.learn_companies(COMPANIES)
+    return a
+
+
+def pers(s: str) -> list[str]:
+    return PSEUDONYM_RE.findall(s)
+
+
+# -- detectors ---------------------------------------------------------------------------
+@pytest.mark.parametrize("raw", [
+    "+7 (912) 345-67-89", "8-912-345-67-89", "8 (912) 3456789", "89123456789", "+79123456789",
+    "912 345 67 89", "+7 912 345 6789", "8 (495) 123-45-67", "9123456789"])
+def test_russian_phone_formats_collapse(raw):
+    found = list(D.find_phones(f"звонить {raw} после обеда"))
+    assert len(found) == 1 and found[0][4] == raw
+    norm = found[0][3]
+    assert norm == ("74951234567" if "495" in raw else "79123456789")
+
+
+@pytest.mark.parametrize("raw,norm", [("+375 29 123-45-67", "375291234567"), ("+1 415 555 0100", "14155550100"),
+                                      ("+44 20 7946 0958", "442079460958")])
+def test_international_phones(raw, norm):
+    found = list(D.find_phones(f"тел. {raw}."))
+    assert [f[3] for f in found] == [norm]
+
+
+@pytest.mark.parametrize("text", [
+    "Встреча 12.03.2024 в 10:30", "оплата 1 250 000 руб. получена", "сумма 12 500 000 000 руб",
+    "ИНН 7701234567, КПП 770101001", "заказ №123456789012", "в 2024 году", "счёт 4512 от 01.02.2026",
+    "ОГРН 1027700132195", "договор 2024-03-15/17", "период 2023-2024", "8 500 000 ₽",
+    "артикул 89123456789"])
+def test_phone_negatives(text):
+    assert list(D.find_phones(text)) == []
+
+
+def test_emails_handles_profiles():
+    s = "пишите Y.Fedoseev@Tehh.ru или @ivan_petrov, профиль t.me/ivanp и https://vk.com/id123; сайт https://tehhrenmash.ru"
+    assert [e[3] for e in D.find_emails(s)] == ["y.fedoseev@tehh.ru"]
+    assert [h[3] for h in D.find_handles(s)] == ["ivan_petrov"]
+    assert sorted(p[3] for p in D.find_profiles(s)) == ["t.me/ivanp", "vk.com/id123"]
+    assert not list(D.find_profiles("сайт https://tehhrenmash.ru/catalog"))
+
+
+def test_documents():
+    s = ("паспорт 45 10 123456, серия 4510 номер 654321, СНИЛС 112-233-445 95, ИНН 500100732259, "
+         "карта 4276 1600 0000 0008")
+    kinds = sorted(v.split(":")[0] for v in {d[3] for d in D.find_docs(s)})   # detectors may overlap
+    assert kinds.count("passport") == 2 and "snils" in kinds and "inn" in kinds and "card" in kinds
+    # company INN (10 digits), invalid 12-digit numbers, non-Luhn 16 digits are not documents
+    assert not [d for d in D.find_docs("ИНН компании 7707083893, счёт 1234 5678 9012 3456") if d[3].startswith(("inn", "card"))]
+    assert D.inn12_ok("500100732259") and not D.inn12_ok("500100732250")
+    assert D.luhn_ok("4276160000000008")
+
+
+def test_normalize_phone():
+    assert normalize_phone("8 (912) 345-67-89") == normalize_phone("+7 912 3456789") == "79123456789"
+    assert normalize_phone("12345") is None
+
+
+# -- names -------------------------------------------------------------------------------
+@pytest.mark.parametrize("form,norm", [
+    ("Ольге Смирновой", "ольга смирнова"), ("Ольга Смирнова", "ольга смирнова"),
+    ("Юрием Федосеевым", "юрий федосеев"), ("Федосеев Юрий", "юрий федосеев"),
+    ("Федосеев Юрий Петрович", "юрий федосеев"), ("Юрий Петрович Федосеев", "юрий федосеев"),
+    ("ЕВА СОКОЛОВА", "ева соколова"), ("Соколовой Евой", "ева соколова")])
+def test_normalize_name(form, norm):
+    assert normalize_name(form) == norm
+
+
+def test_inflected_forms_one_pseudonym(anon):
+    p = anon.person("Юрий Федосеев")
+    for s in ["Созвонились с Юрием Федосеевым", "Юрию Федосееву отправил КП", "у Федосеева Юрия",
+              "Федосеев Юрий перезвонит", "о Юрии Федосееве", "Федосеев обещал", "передал Федосееву"]:
+        assert pers(anon.text(s)) == [p], s
+    olga = anon.person("Ольга Смирнова")
+    assert pers(anon.text("Ольге Смирновой отправил КП")) == [olga]
+    assert pers(anon.text("смирновой написал")) == [olga]   # lower-case known surname
+    assert anon.person("Смирнова Ольга Викторовна") == olga
+
+
+def test_lone_names(anon):
+    eva = anon.person("Ева Соколова")
+    assert anon.person("Ева") == eva
+    assert pers(anon.text("Ева, проверь счёт")) == [eva]
+    ivan = anon.text("Иван перезвонит")   # two known Ivans: his own pseudonym, not either of them
+    assert pers(ivan) and pers(ivan)[0] not in (anon.person("Иван Петров"), anon.person("Иван Сидоров"))
+
+
+def test_unknown_people_and_ner(anon):
+    out = anon.text("Встреча с Иваном Петровичем Сидоровым в Москве")
+    assert "Сидоров" not in out and "Москве" in out
+    out = anon.text("Позвонил Кшиштофу Бжезинскому, он в Казани")
+    assert "Бжезинск" not in out and "Кшиштоф" not in out and "Казани" in out
+    out = anon.text("Созвонились с Мельник, обсудили станок")
+    assert "Мельник" not in out
+
+
+def test_business_text_untouched(anon):
+    for s in ["КП отправлено, ждём ответа до пятницы.", "Март прошёл хорошо, план выполнен.",
+              "Оплата 1 250 000 руб. по счёту №4512 от 12.03.2026, ИНН 7701234567.",
+              "Клиент из Екатеринбурга хочет станок ЧПУ и линию упаковки.", "Надежда есть, бюджет согласуют."]:
+        assert anon.text(s) == s
+
+
+def test_company_names_survive(anon):
+    s = "Созвонились с Юрием Федосеевым из Теххренмаша, СибМеталлТорг и Альфа-Строй тоже ждут КП. Теххренмаш платит."
+    out = anon.text(s)
+    for c in ("Теххренмаша", "СибМеталлТорг", "Альфа-Строй", "Теххренмаш платит"):
+        assert c in out
+    assert "Федосеев" not in out
+
+
+def test_scrub_text_all_kinds(anon):
+    s = ("Юрий Федосеев, тел +7 (912) 345-67-89, почта yuri@tehh.ru, @yuri_f, t.me/yurif, "
+         "паспорт 4510 123456, СНИЛС 112-233-445 95. Сайт https://tehhrenmash.ru")
+    out = anon.text(s)
+    for leak in ("Федосеев", "912", "yuri@", "@yuri_f", "t.me", "4510", "112-233"):
+        assert leak not in out
+    assert "https://tehhrenmash.ru" in out
+    assert anon.vault.resolve(out) == s.replace("Юрий Федосеев", "Юрий Федосеев")
+    assert anon.phone("8-912-345-67-89") in out and anon.email("YURI@tehh.ru") in out
+
+
+def test_idempotent_and_none(anon):
+    once = anon.text("Ольге Смирновой звонил Иван, +79123456789")
+    assert anon.text(once) == once
+    assert anon.text(None) is None and anon.text("") == ""
+    assert anon.texts([None, "", "x"]) == [None, "", "x"]
+
+
+def test_scrub_json(anon):
+    obj = {"custom_fields": [{"values": [{"value": "Ольге Смирновой +79123456789"}]}], "n": 5, "ok": True}
+    out = anon.scrub_json(obj)
+    assert out["n"] == 5 and out["ok"] is True
+    v = out["custom_fields"][0]["values"][0]["value"]
+    assert "Смирнов" not in v and "9123456789" not in v
+
+
+# -- vault ---------------------------------------------------------------------------------
+def test_same_vault_same_pseudonym_other_key_differs(vault_dir, anon, tmp_path):
+    again = Anonymizer(Vault(vault_dir), workers=1)   # learns people + companies from the vault
+    assert again.person("Ольге Смирновой") == anon.person("Ольга Смирнова")
+    assert again.text("Юрию Федосееву звонил") == anon.text("Юрию Федосееву звонил")
+    assert again.text("Теххренмаш ждёт") == "Теххренмаш ждёт"
+    other = Anonymizer(Vault(tmp_path / "other"), workers=1)
+    assert other.person("Ольга Смирнова") != anon.person("Ольга Смирнова")
+    assert other.phone("+79123456789") != anon.phone("+79123456789")
+
+
+def test_resolve_people_real(anon):
+    p = anon.person("Ева Соколова")
+    v = anon.vault
+    assert v.real(p) == "Ева Соколова"
+    assert v.resolve(f"{p} закрыла сделку, PER-00000000 нет") == "Ева Соколова закрыла сделку, PER-00000000 нет"
+    managers = dict(v.people("manager"))
+    assert managers[p] == "Ева Соколова" and anon.person("Ольга Смирнова") in managers
+    assert anon.person("Юрий Федосеев") not in managers
+    assert display_text(p, v, chat_id=5, allowed={5}) == "Ева Соколова"
+    assert display_text(p, v, chat_id=6, allowed={5}) == p
+    assert display_name(p, v) == "Ева Соколова"
+
+
+def test_permissions_and_repr(vault_dir, anon):
+    anon.vault.flush()
+    assert stat.S_IMODE(os.stat(vault_dir).st_mode) == 0o700
+    for f in vault_dir.iterdir():
+        assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f
+    key = (vault_dir / "key").read_text().strip()
+    assert key not in repr(anon.vault) and key not in repr(anon) and "Смирнов" not in repr(anon)
+    with pytest.raises(TypeError):
+        import pickle
+        pickle.dumps(anon.vault)
+
+
+def test_two_processes_share_vault(tmp_path):
+    import multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        res = pool.map(_person_in_fresh_process, [(str(tmp_path / "v"), i) for i in range(4)])
+    assert len(set(res)) == 1
+    assert Vault(tmp_path / "v").real(res[0]) == "Ольга Смирнова"
+
+
+def _person_in_fresh_process(args):
+    path, _ = args
+    a = Anonymizer(Vault(path), workers=1, use_ner=False)
+    p = a.person("Ольга Смирнова")
+    a.text("Ольге Смирновой +79123456789")
+    a.vault.flush()
+    return p
+
+
+# -- batch -------------------------------------------------------------------------------------
+BATCH = ["Созвонились с Юрием Федосеевым, тел 8 912 345 67 89", None, "КП отправлено.",
+         "Позвонил Кшиштофу Бжезинскому", "Ольге Смирновой yuri@tehh.ru", "", "Мельник Николай ждёт звонка"]
+
+
+def test_batch_equals_single(anon):
+    assert anon.texts(BATCH) == [anon.text(x) for x in BATCH]
+
+
+def test_parallel_batch_equals_single(vault_dir, anon):
+    par = Anonymizer(Vault(vault_dir), workers=2, pool_threshold=1)
+    try:
+        items = BATCH * 30
+        assert par.texts(items) == [anon.text(x) for x in items]
+    finally:
+        par.close()
+
+
+# -- properties --------------------------------------------------------------------------------
+PHONES = st.builds(lambda d, f: f(d), st.text("0123456789", min_size=9, max_size=9).map(lambda x: "9" + x),
+                   st.sampled_from([lambda d: f"+7 ({d[:3]}) {d[3:6]}-{d[6:8]}-{d[8:]}", lambda d: "8" + d,
+                                    lambda d: f"8-{d[:3]}-{d[3:6]}-{d[6:8]}-{d[8:]}", lambda d: "+7" + d]))
+EMAILS = st.from_regex(r"[a-z][a-z0-9._]{0,10}[a-z0-9]@[a-z]{2,8}\.(ru|com|org)", fullmatch=True)
+FILLER = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+SAFE_FILLER = st.text(st.sampled_from(list("абвгд ежзиклмн,.!?ёАБВ") + [" ", "\n"]), max_size=40)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=300))
+def test_random_unicode_never_crashes(anon, s):
+    out = anon.text(s)
+    assert isinstance(out, str)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(SAFE_FILLER, PHONES, SAFE_FILLER, EMAILS, SAFE_FILLER)
+def test_planted_phone_email_removed(anon, a, phone, b, email, c):
+    s = f"{a} {phone} {b} {email} {c}"
+    out = anon.text(s)
+    digits = re.sub(r"\D", "", phone)[-10:]
+    assert digits not in re.sub(r"\D", "", re.sub(PSEUDONYM_RE, "", out))
+    assert email not in out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(FILLER, PHONES, EMAILS, st.integers(0, 40))
+def test_mutated_inputs(anon, noise, phone, email, cut):
+    s = f"Юрию Федосееву {phone}, {email}. {noise}"
+    mutated = s[:cut] + noise[:3] + s[cut:]
+    assert isinstance(anon.text(mutated), str)
+    out = anon.text(f"{noise} . Юрию Федосееву {phone}, {email}.")
+    assert email not in out and "Федосеев" not in out
+
+
+def test_huge_string(anon):
+    s = ("Ольге Смирновой +79123456789 КП на 1 250 000 руб. " * 4000) + "x" * 100_000
+    out = anon.text(s)
+    assert "Смирнов" not in out and "9123456789" not in out

@@ -39,6 +39,13 @@ def bot(tg):
     return telebot.TeleBot(TOKEN, threaded=False)
 
 
+def short_poll(tg, **params) -> list[dict]:
+    """getUpdates with timeout=0 (telebot always long-polls, 10 s by default)."""
+    r = requests.get(f"{tg.url}/bot{TOKEN}/getUpdates", params={"timeout": 0, **params}, timeout=5)
+    assert r.status_code == 200, r.text
+    return r.json()["result"]
+
+
 def api_error(excinfo) -> tuple[int, str]:
     e = excinfo.value
     return e.error_code, e.description
@@ -237,14 +244,14 @@ def test_wrong_token_and_unknown_method(tg):
 def test_get_updates_offset_limit_and_long_polling(tg, bot):
     for i in range(3):
         tg.push_message(GROUP, f"сообщение {i}", user_id=100 + i, chat_type="supergroup", chat_title="Продажи")
-    ups = bot.get_updates(timeout=0)
+    ups = bot.get_updates(long_polling_timeout=5)  # updates are pending: answers at once
     assert [u.message.text for u in ups] == ["сообщение 0", "сообщение 1", "сообщение 2"]
     assert ups[0].message.chat.title == "Продажи" and ups[1].message.from_user.id == 101
     assert [u.message.message_id for u in ups] == [1, 2, 3]
     assert len(bot.get_updates(limit=2)) == 2
     # without confirmation the same updates come again; offset confirms and drops earlier ones
     assert len(bot.get_updates(offset=ups[1].update_id)) == 2
-    assert bot.get_updates(offset=ups[-1].update_id + 1) == []
+    assert short_poll(tg, offset=ups[-1].update_id + 1) == []
     assert tg.pending_updates == 0
 
     # long polling: the request blocks until an update arrives
@@ -258,7 +265,7 @@ def test_get_updates_offset_limit_and_long_polling(tg, bot):
     for i in range(3):
         tg.push_message(GROUP, f"m{i}")
     assert [u.message.text for u in bot.get_updates(offset=-1)] == ["m2"]
-    assert [u.message.text for u in bot.get_updates()] == ["m2"]
+    assert [u["message"]["text"] for u in short_poll(tg)] == ["m2"]
     msg = bot.send_message(GROUP, "кнопки")
     tg.push_callback(GROUP, msg.message_id, "x")
     only_cb = bot.get_updates(offset=-2, allowed_updates=["callback_query"])
@@ -277,17 +284,18 @@ def test_concurrent_get_updates_conflict_and_webhook(tg, bot):
     t = threading.Thread(target=first_poller)
     t.start()
     tg.wait_for(lambda e: any(c["method"] == "getUpdates" for c in e.api_calls))
-    telebot.TeleBot(TOKEN).get_updates(timeout=0)  # a second bot instance
+    short_poll(tg)  # a second bot instance polls
     t.join(10)
     assert result["error"].error_code == 409
     assert "terminated by other getUpdates request" in result["error"].description
 
     assert bot.set_webhook("https://example.org/hook")
     with pytest.raises(ApiTelegramException) as ei:
-        bot.get_updates()
+        bot.get_updates(long_polling_timeout=1)
     assert ei.value.error_code == 409
+    tg.push_message(GROUP, "pending")
     assert bot.delete_webhook(drop_pending_updates=True)
-    assert bot.get_updates() == []
+    assert short_poll(tg) == []
 
 
 def test_get_chat_and_get_me(tg, bot):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -103,6 +104,9 @@ def import_export(path: Path, lake: Lake, anonymizer: Any, progress: Callable | 
                                   source_file=reader.stats.digest)
             _warn_skipped(reader, report)
             keep = _select_chats(reader, types, report, anonymizer)
+            vault = getattr(anonymizer, "vault", None)
+            if vault is not None:
+                vault.flush()  # every pseudonym the lake will hold is resolvable before it is written
             if staged.exists() and keep:
                 report.messages_written = _merge(staged, lake, keep, reader.stats.digest, ids)
         finally:
@@ -290,7 +294,12 @@ def _merge(staged: Path, lake: Lake, keep: dict[int, tuple[int, str | None]], di
     chat_ids = sorted({v[0] for v in keep.values()})
     written = 0
     for batch in pq.ParquetFile(staged).iter_batches(batch_size=MERGE_CHUNK):
-        con = lake.connect()  # fresh view: sees the parts written by earlier chunks
+        con = duckdb.connect()
+        if not lake.local:
+            con.register_filesystem(lake.fs)
+        # the table's current parts (re-listed per chunk: earlier chunks added parts)
+        files = ", ".join("'" + (p if lake.local else lake.protocol + p).replace("'", "''") + "'"
+                          for p in lake.parts(TABLE))
         con.register("staged", pa.Table.from_batches([batch]))
         con.register("chats", chats)
         con.register("users", users)
@@ -310,9 +319,13 @@ def _merge(staged: Path, lake: Lake, keep: dict[int, tuple[int, str | None]], di
             ), latest AS (
                 SELECT * FROM inc QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _ord DESC) = 1
             ), cur AS (
+                -- only the rows of this chunk's keys, filtered BEFORE the newest-version window so
+                -- memory follows the chunk, not the table
                 SELECT {key}, edited AS cur_edited, md5(CAST(struct_pack({cols}) AS VARCHAR)) AS cur_h
-                FROM {TABLE} WHERE chat_id IN ({in_list})
-                  AND message_id IN (SELECT message_id FROM incoming)
+                FROM read_parquet([{files}], filename=true, union_by_name=true) p
+                SEMI JOIN (SELECT DISTINCT {key} FROM incoming) k USING ({key})
+                WHERE p.chat_id IN ({in_list})
+                QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY filename DESC) = 1
             )
             SELECT latest.* EXCLUDE (_h, _ord) FROM latest LEFT JOIN cur USING ({key})
             WHERE cur.cur_h IS NULL

@@ -17,10 +17,11 @@ import logging
 import multiprocessing as mp
 import os
 import re
+from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
 from . import detectors as D
-from .people import (CAP_RE, Gazetteer, display_form, ner_tagger, normalize_name,
+from .people import (CAP_RE, Gazetteer, display_form, morph, ner_tagger, normalize_name,
                      surname_nominative, tok_info)
 from .vault import PSEUDONYM_RE, Vault
 
@@ -32,6 +33,9 @@ SEP_RE = re.compile(r"^[ \u00a0]{1,2}$")
 INITIALS_AFTER_RE = re.compile(r"[ \u00a0]?[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?")
 INITIALS_BEFORE_RE = re.compile(r"(?:(?<=[\s(«\"])|^)[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?[ \u00a0]?$")
 LATIN_RE = re.compile(r"^[A-Za-z]")
+LOWER_TOKEN_RE = re.compile(r"(?<![\w@.\-])[а-яё]{4,}(?![\w@])")
+LOWER_WORD_BEFORE_RE = re.compile(r"(?<![\w@.\-])([а-яё]+)[ \u00a0]$")
+LOWER_WORD_AFTER_RE = re.compile(r"[ \u00a0]([а-яё]+)(?![\w@])")
 SURNAME_LIKE_RE = re.compile(r"(?:ов|ев|ёв|ин|ын|ова|ева|ина|ына|ский|цкий|ская|цкая|ук|юк|енко|ян|швили|дзе|ич|ус|ис)$")
 
 _K, _P, _W, _Q = "K", "P", "W", "Q"   # known person, person, weak (sentence start), patronymic
@@ -39,11 +43,36 @@ _K, _P, _W, _Q = "K", "P", "W", "Q"   # known person, person, weak (sentence sta
 _worker: "Anonymizer | None" = None
 
 
+@lru_cache(maxsize=50_000)
+def _is_common_word(low: str) -> bool:
+    """The lower-case word also reads as an ordinary word (not only as a name)."""
+    return any(p.score >= 0.05 and not any(g in p.tag for g in ("Surn", "Name", "Patr"))
+               for p in morph().parse(low))
+
+
 def _is_initial(text: str, start: int) -> bool:
     i = start - 1
     while i >= 0 and text[i] in " \t\u00a0«\"'(-—–•*>":
         i -= 1
     return i < 0 or text[i] in ".!?…\n\r:;"
+
+
+class _Spans:
+    """Replacement spans of one text with an occupancy mask (O(span) overlap checks)."""
+
+    __slots__ = ("items", "mask")
+
+    def __init__(self, n: int):
+        self.items: list[tuple[int, int, str]] = []
+        self.mask = bytearray(n)
+
+    def free(self, a: int, b: int) -> bool:
+        return self.mask.find(1, a, b) < 0
+
+    def append(self, span: tuple[int, int, str]) -> None:
+        a, b = span[0], span[1]
+        self.items.append(span)
+        self.mask[a:b] = b"\x01" * (b - a)
 
 
 class Anonymizer:
@@ -57,7 +86,6 @@ class Anonymizer:
         self.pool_threshold = pool_threshold
         self.gaz = Gazetteer()
         self.company_words: set[str] = set()
-        self._lower_surn_re: re.Pattern[str] | None = None
         self._pool = None
         self._pool_version = -1
         self._version = 0
@@ -88,9 +116,6 @@ class Anonymizer:
             norm = self.gaz.add(real, role)
             if persist:
                 self.vault.upsert_person(self.vault.pseudonym("person", norm), real, role)
-        forms = {f for f in self.gaz.surn_forms if len(f) >= 4}
-        self._lower_surn_re = (re.compile(r"(?<![\w@.\-])(?:" + "|".join(sorted(map(re.escape, forms), key=len, reverse=True))
-                                          + r")(?![\w@])") if forms else None)
         self._version += 1
 
     def learn_companies(self, names: Iterable[str]) -> None:
@@ -155,6 +180,19 @@ class Anonymizer:
         if raw is None or not str(raw).strip():
             return raw
         return self.vault.register("email", str(raw).strip().lower(), str(raw).strip())
+
+    def handle(self, raw: str) -> str:
+        """TG-xxxxxxxx for a messenger username (with or without '@'), e.g. a chat author's handle."""
+        if raw is None or not str(raw).strip():
+            return raw
+        return self.vault.register("handle", str(raw).strip().lstrip("@").lower(), str(raw).strip())
+
+    def url(self, raw: str) -> str:
+        """URL-xxxxxxxx for a personal profile link."""
+        if raw is None or not str(raw).strip():
+            return raw
+        norm = re.sub(r"^(?:https?://)?(?:www\.|m\.)?", "", str(raw).strip().lower()).rstrip("/")
+        return self.vault.register("url", norm, str(raw).strip())
 
     # -- free text ---------------------------------------------------------------------
     def text(self, s: str | None) -> str | None:
@@ -243,13 +281,8 @@ class Anonymizer:
     def _analyze(self, s: str) -> tuple[list, bool]:
         """Spans (start, end, replacement-or-None-for-protected) and whether NER is needed."""
         self.stats["texts"] += 1
-        taken: list[tuple[int, int, str]] = []
-
-        def free(a: int, b: int) -> bool:
-            for x, y, _ in taken:
-                if a < y and x < b:
-                    return False
-            return True
+        taken = _Spans(len(s))
+        free = taken.free
 
         for m in PSEUDONYM_RE.finditer(s):
             taken.append((m.start(), m.end(), m.group(0)))
@@ -279,7 +312,11 @@ class Anonymizer:
             w = m.group(0)
             low = w.lower()
             if low in gaz.first_forms or low in gaz.surn_forms:
-                toks.append((a, b, w, _K))
+                if (low not in gaz.surn_forms and not tok_info(w).top_name and _is_initial(s, a)
+                        and s[b:b + 1] != ","):   # «Вера, глянь счёт» is a vocative
+                    toks.append((a, b, w, _W))   # «Надежда есть.», «Роман прочитал.»: NER decides
+                else:
+                    toks.append((a, b, w, _K))
                 continue
             if self._is_company(low):
                 continue
@@ -295,7 +332,7 @@ class Anonymizer:
             elif info.name or info.surn:
                 if info.place and not info.strong:
                     continue
-                if not initial or info.strong:
+                if not initial or info.strong or (info.name and s[b:b + 1] == ","):
                     toks.append((a, b, w, _P))
                 else:
                     toks.append((a, b, w, _W))
@@ -305,7 +342,7 @@ class Anonymizer:
         # group adjacent name tokens
         groups: list[list] = []
         for t in toks:
-            if groups and SEP_RE.match(s[groups[-1][-1][1]:t[0]]):
+            if groups and len(groups[-1]) < 4 and SEP_RE.match(s[groups[-1][-1][1]:t[0]]):
                 groups[-1].append(t)
             else:
                 groups.append([t])
@@ -341,14 +378,27 @@ class Anonymizer:
             taken.append((a, b, self.vault.register("person", norm, real)))
 
         # known surnames written in lower case («созвонился с смирновой»)
-        if self._lower_surn_re is not None:
-            for m in self._lower_surn_re.finditer(s.lower()):
+        if gaz.surn_forms:
+            for m in LOWER_TOKEN_RE.finditer(s):
                 a, b = m.span()
-                if s[a].islower() and free(a, b):
-                    u = gaz.unique(gaz.surn_forms.get(m.group(0)))
+                forms = gaz.surn_forms.get(m.group(0))
+                if forms and free(a, b):
+                    u = gaz.unique(forms)
                     if u:
+                        off = max(0, a - 40)
+                        mb = LOWER_WORD_BEFORE_RE.search(s[off:a])
+                        ma = LOWER_WORD_AFTER_RE.match(s, b)
+                        with_first = bool(mb and u in gaz.first_forms.get(mb.group(1), ())) or bool(
+                            ma and u in gaz.first_forms.get(ma.group(1), ()))
+                        if _is_common_word(m.group(0)) and not with_first:
+                            continue   # «до морозов», «стая волков»: not Морозов / Волков
+                        # absorb the first name written next to it («роман лебедев», «лебедев роман»)
+                        if mb and u in gaz.first_forms.get(mb.group(1), ()) and free(off + mb.start(1), a):
+                            a = off + mb.start(1)
+                        if ma and u in gaz.first_forms.get(ma.group(1), ()) and free(b, ma.end(1)):
+                            b = ma.end(1)
                         taken.append((a, b, self.vault.register("person", u, gaz.people[u][0])))
-        return taken, need_ner
+        return taken.items, need_ner
 
     def _group_norm(self, g: list) -> str:
         gaz = self.gaz
@@ -371,7 +421,10 @@ class Anonymizer:
         both = firsts & surns
         if len(both) == 1:
             return next(iter(both))
-        return normalize_name(" ".join(t[2] for t in core))
+        norm = normalize_name(" ".join(t[2] for t in core))
+        if " " not in norm:   # first name + patronymic only: a lone name
+            return gaz.unique(gaz.by_first.get(norm)) or gaz.unique(gaz.by_surn.get(norm)) or norm
+        return norm
 
     def _finish(self, s: str, taken: list, ner: list[tuple[int, int]] | None) -> str:
         if ner:

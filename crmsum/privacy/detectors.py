@@ -47,6 +47,9 @@ INN12_RE = re.compile(r"(?<![\d\-])\d{12}(?!\d)")
 INN_CTX_RE = re.compile(r"(?i)инн\W{0,5}(\d{12})(?!\d)")
 CARD_RE = re.compile(r"(?<![\d\-])\d{4}(?:[ \u00a0\-]?\d{4}){2}[ \u00a0\-]?\d{4}(?:[ \u00a0\-]?\d{1,3})?(?![\d\-])")
 
+CARD_GROUPED_RE = re.compile(r"\d{4}([ \u00a0-])\d{4}\1\d{4}\1\d{4}")
+CARD_CTX_RE = re.compile(r"(?i)(?:карт\w*|card|visa|mastercard|мир)\W{0,5}(?:№\s*)?$")
+
 
 def luhn_ok(digits: str) -> bool:
     total = 0
@@ -118,7 +121,10 @@ def find_handles(text: str) -> Iterator[Span]:
 def find_docs(text: str) -> Iterator[Span]:
     for m in CARD_RE.finditer(text):
         d = _digits(m.group(0))
-        if 16 <= len(d) <= 19 and luhn_ok(d):
+        # Luhn-valid, or typed the way cards are (4-4-4-4), or named as a card
+        before = text[max(0, m.start() - 25):m.start()]
+        if 16 <= len(d) <= 19 and (luhn_ok(d) or CARD_CTX_RE.search(before) or (
+                CARD_GROUPED_RE.fullmatch(m.group(0)) and not BUSINESS_BEFORE_RE.search(before))):
             yield m.start(), m.end(), "doc", "card:" + d, m.group(0)
     for m in SNILS_CTX_RE.finditer(text):
         yield m.start(1), m.end(1), "doc", "snils:" + _digits(m.group(1)), m.group(1)

@@ -177,6 +177,12 @@ def split_name(name: str) -> tuple[str | None, str | None, str | None]:
             first = next((t for t, i in keep if pred(i)), None)
             if first is not None:
                 break
+    if first is not None and len(keep) > 1:
+        # a token with a patronymic reading right after the first name is the patronymic
+        # («Борис Александрович», «Петров Иван Александрович»), not a surname
+        idx = next(k for k, (t, _) in enumerate(keep) if t is first)
+        if idx + 1 < len(keep) and keep[idx + 1][1].patr:
+            keep = keep[:idx + 1] + keep[idx + 2:]
     surn = None
     for t, i in keep:
         if t is not first:

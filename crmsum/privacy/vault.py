@@ -148,7 +148,8 @@ class Vault:
         conn = self.conn
         if not self._pending:
             return
-        rows = [(p, v, k, r) for p, (v, k, r) in self._pending.items()]
+        pending, self._pending = self._pending, {}   # atomic swap: other threads keep registering
+        rows = [(p, v, k, r) for p, (v, k, r) in pending.items()]
         with self._lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -160,9 +161,10 @@ class Vault:
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
+                for p, v, k, r in rows:
+                    self._pending.setdefault(p, (v, k, r))
                 raise
-        self._known.update(self._pending)
-        self._pending.clear()
+        self._known.update(p for p, *_ in rows)
 
     def upsert_person(self, pseudonym: str, real: str, role: str | None) -> None:
         """A learned person (from CRM structured fields): canonical spelling and role win."""
@@ -170,7 +172,7 @@ class Vault:
             self.conn.execute(
                 "INSERT INTO mapping(pseudonym, value, kind, role) VALUES (?,?,?,?) "
                 "ON CONFLICT(pseudonym) DO UPDATE SET value=excluded.value, "
-                "role=COALESCE(excluded.role, mapping.role)",
+                "role=CASE WHEN mapping.role='manager' THEN 'manager' ELSE COALESCE(excluded.role, mapping.role) END",
                 (pseudonym, real, "person", role))
         self._known.add(pseudonym)
         self._pending.pop(pseudonym, None)

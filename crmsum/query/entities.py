@@ -56,6 +56,8 @@ def _is_known(word: str) -> bool:
 
 
 _PROPER = {"Name", "Surn", "Patr", "Orgn", "Trad"}
+_POS = {"NOUN", "ADJF", "ADJS", "VERB", "INFN", "ADVB", "PRTF", "PRTS", "GRND", "NUMR", "NPRO", "PREP", "CONJ",
+        "PRCL", "INTJ", "PRED", "COMP"}
 
 
 @lru_cache(maxsize=100_000)
@@ -64,9 +66,8 @@ def _is_common_word(word: str) -> bool:
     if not _is_known(word):
         return False
     for _nf, gr, score in _parses(word):
-        if not (gr & _PROPER) and not ({"Geox"} <= gr and False) and score >= 0.05:
-            if gr & {"NOUN", "ADJF", "ADJS", "VERB", "INFN", "ADVB", "PRTF", "PRTS", "GRND", "NUMR", "NPRO", "PREP", "CONJ", "PRCL", "INTJ", "PRED", "COMP"}:
-                return True
+        if not (gr & _PROPER) and score >= 0.05 and gr & _POS:
+            return True
     return False
 
 
@@ -203,6 +204,7 @@ class _Matcher:
         self.lemmas: dict[str, set] = {}
         self.skels: dict[str, set] = {}
         self._form_keys: list[str] = []
+        self._form_targets: dict[str, set] = {}
         self._skel_keys: list[str] = []
 
     def add(self, forms: set[str], lemma: str | None, target: tuple, needs_cap_fn, base: tuple = ()) -> None:
@@ -225,6 +227,7 @@ class _Matcher:
     def freeze(self) -> None:
         self._base_keys = list(self.base_skels)
         self._form_keys = list(self.forms)
+        self._form_targets = {k: v.targets for k, v in self.forms.items()}
         self._skel_keys = list(self.skels)
 
     def lookup(self, tok: Token, caps_meaningful: bool) -> dict[tuple, float]:
@@ -248,7 +251,10 @@ class _Matcher:
         if len(w) < 2:
             return {}
         hits: dict[tuple, float] = {}
-        for nf, gr, _s in _parses(w):
+        known = _is_known(w)
+        # unknown words go straight to fuzzy matching: their forms are already indexed, and
+        # the analyser's guessing of unknown words is its slow path
+        for nf, gr, _s in (_parses(w) if known else ()):
             if "plur" in gr or not (self.lemma_requires <= gr):
                 continue
             for t in self.lemmas.get(nf, ()):
@@ -258,21 +264,9 @@ class _Matcher:
                 return {}
             return hits
         budget = _fuzzy_budget(len(w))
-        if budget and not _is_known(w):
-            return self._fuzzy_forms(w, budget)
+        if budget and not known:
+            return self._fuzzy(w, self._form_keys, self._form_targets, budget)
         return {}
-
-    def _fuzzy_forms(self, w: str, budget: int) -> dict[tuple, float]:
-        res = process.extract(w, self._form_keys, scorer=OSA.distance, score_cutoff=budget, limit=8)
-        if not res:
-            return {}
-        best = min(r[1] for r in res)
-        hits: dict[tuple, float] = {}
-        for key, dist, _i in res:
-            if dist == best:
-                for t in self.forms[key].targets:
-                    hits[t] = 0.8 - 0.05 * dist
-        return hits
 
     def _fuzzy(self, w: str, keys: list[str], table: dict, budget: int) -> dict[tuple, float]:
         res = process.extract(w, keys, scorer=OSA.distance, score_cutoff=budget, limit=8)
@@ -345,9 +339,24 @@ def _company_token_forms(word: str) -> tuple[set[str], str | None]:
     if len(word) <= 2 or word.isdigit() or re.search(r"[a-z0-9]", word):
         return {word}, None
     parses = morph().parse(word)
-    p = next((x for x in parses if "nomn" in x.tag.grammemes and ("NOUN" in x.tag.grammemes or "ADJF" in x.tag.grammemes)), None)
+    def ok(x, need_self: bool) -> bool:
+        gr = x.tag.grammemes
+        return ("nomn" in gr and "Fixd" not in gr and ("NOUN" in gr or "ADJF" in gr)
+                and (not need_self or (_norm(x.normal_form) == word and "sing" in gr)))
+
+    p = next((x for x in parses if ok(x, True)), None)
+    if p is None and _is_known(word):
+        p = next((x for x in parses if ok(x, False)), None)
     if p is None:
-        p = next((x for x in parses if _norm(x.word) == word), parses[0])
+        # unknown word with no usable reading: let the analyser guess its paradigm from an
+        # oblique form it can read unambiguously («технолайном» -> технолайн, masc noun)
+        for probe in (word + "ом", word + "ем", word[:-1] + "ой", word[:-1] + "ью"):
+            p = next((x for x in morph().parse(probe) if _norm(x.normal_form) == word
+                      and "NOUN" in x.tag.grammemes and "sing" in x.tag.grammemes), None)
+            if p is not None:
+                break
+    if p is None:
+        return {word}, word
     if "Fixd" in p.tag.grammemes or "Abbr" in p.tag.grammemes:
         return {word}, None
     gender = _gender(p.tag) if "ADJF" in p.tag.grammemes else None
@@ -388,7 +397,7 @@ class EntityIndex:
                 if gender is None:
                     sp = _pick_parse(last, {"Surn", "nomn"})
                     gender = _gender(sp.tag) if sp else None
-                sforms, slemma = _surname_forms(last, gender)
+                sforms, _slemma = _surname_forms(last, gender)
                 self.mgr.add(sforms, None, (i, "last"), _is_common_word, base=(last,))
                 self.mgr_nom.setdefault(i, set()).add(last)
                 # lemma matching for surnames is gender-blind, so only via forms + fuzzy
@@ -408,7 +417,8 @@ class EntityIndex:
             core = company_core(name)
             self.comp_cores.append(core)
             common = len(core) == 1 and (
-                _is_common_word(core[0]) or any(gr & {"Name", "Surn", "Geox"} for _n, gr, _s in _parses(core[0]))
+                _is_common_word(core[0])
+                or (_is_known(core[0]) and any(gr & {"Name", "Surn", "Geox"} for _n, gr, _s in _parses(core[0])))
             ) or (len(core) == 1 and len(core[0]) <= 3)
             self.comp_common.append(common)
             for j, tok in enumerate(core):
@@ -552,7 +562,7 @@ def _verb_gender(tokens: list[Token]) -> str | None:
     """Gender of past-tense verbs («делала» -> femn): tells «Петрова» (she) from «Петрова» (his)."""
     seen = set()
     for t in tokens:
-        if t.latin or len(t.norm) < 4 or not t.norm.endswith(("л", "ла", "лась", "лся")):
+        if t.latin or len(t.norm) < 4 or not t.norm.endswith(("л", "ла", "лась", "лся")) or not _is_known(t.norm):
             continue
         for _nf, gr, _s in _parses(t.norm)[:1]:
             if "VERB" in gr and "past" in gr and "sing" in gr:
@@ -595,12 +605,16 @@ def match_managers(idx: EntityIndex, tokens: list[Token], caps: bool, exclude: t
         i += 1
     # «Анна Иванова» (a client) is not our Анна Петрова; «Ника Петрова» is not our Петрова
     kept = []
+    doubt: set[int] = set()
     for pos, cands, w in mentions:
         if w < 2.0:
             parts = {hits[pos][m][0] for m in cands}
             nb = None
             if parts <= {"first", "dim"} and pos + 1 < n:
                 nb = pos + 1
+                if _looks_like(tokens[nb], "Patr") and not (set(hits[nb]) & cands):
+                    doubt.update(cands)  # «Ольга Сергеевна»: maybe ours, maybe a client
+                    continue
                 if not _looks_like(tokens[nb], "Surn"):
                     nb = None
             elif parts == {"last"} and pos > 0:
@@ -612,7 +626,7 @@ def match_managers(idx: EntityIndex, tokens: list[Token], caps: bool, exclude: t
         kept.append((pos, cands, w))
     mentions = kept
     if not mentions:
-        return Match(None, [], [], 0.0)
+        return Match(None, sorted(idx.managers[m] for m in doubt), [], 0.0)
     vg = _verb_gender(tokens)
     narrowed = []
     for pos, cands, w in mentions:

@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 # Questions are short; anything longer is cut so a pasted novel cannot stall the bot.
 MAX_QUESTION_CHARS = 2000
+# Names are looked for in the first words only: bounds the cost of pasted walls of text.
+MAX_TOKENS = 80
 
 
 @dataclass
@@ -65,7 +67,7 @@ def parse_question(
         if not text.strip():
             return res
         idx = get_index(managers, companies)
-        tokens = tokenize(text)
+        tokens = tokenize(text)[:MAX_TOKENS]
         caps = _caps_meaningful(tokens)
         cm = match_companies(idx, tokens, text, caps)
         mm = match_managers(idx, tokens, caps, exclude=cm.span if cm.value else None)
@@ -73,7 +75,8 @@ def parse_question(
         res.ambiguous_companies = cm.candidates if cm.value is None and len(cm.candidates) > 1 else []
         res.companies_mentioned = cm.mentioned
         res.manager = mm.value
-        res.ambiguous_managers = mm.candidates if mm.value is None and len(mm.candidates) > 1 else []
+        # several equally good managers, or one we are not sure about («Ольга Сергеевна»)
+        res.ambiguous_managers = mm.candidates if mm.value is None else []
         res.managers_mentioned = mm.mentioned
         if isinstance(today, date):
             p = parse_period(text, today)

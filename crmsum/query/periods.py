@@ -46,6 +46,8 @@ _EN_MONTHS = [
     r"july|jul", r"august|aug", r"september|sept|sep", r"october|oct", r"november|nov",
     r"december|dec",
 ]
+_EN_FULL = {"january", "february", "march", "april", "june", "july", "august", "september", "october",
+            "november", "december"}
 _MONTH_RES = [re.compile(rf"^(?:{ru}|{en})\.?$") for ru, en in zip(_RU_MONTHS, _EN_MONTHS)]
 _MON = r"(?:" + "|".join(_RU_MONTHS + _EN_MONTHS) + r")\.?(?![\w])"
 _B = r"(?<![\w])"  # left word boundary that also works before digits
@@ -407,8 +409,8 @@ def _r_month(mt: re.Match, today: date):
     if not m:
         return None
     is_en = bool(re.match(r"[a-z]", word))
-    if is_en and not mt["pre"] and not mt["y"]:
-        return None  # "may I ask", "mar" etc. need context
+    if is_en and not mt["pre"] and not mt["y"] and (word == "may" or word not in _EN_FULL):
+        return None  # "may I ask", "mar" etc. need context; full names stand alone
     if not is_en and len(word) <= 4 and word not in ("март", "мая", "май", "мае", "июня", "июля", "июнь", "июль", "июне", "июле") and not mt["pre"] and not mt["y"]:
         return None  # short forms need context
     y = _year_of(mt["y"], today)
@@ -499,10 +501,12 @@ def _r_calendar(mt: re.Match, today: date):
 # 13. rolling: "за неделю", "за последнюю неделю", "past month", "за месяц", "за год", "за сутки"
 @_rule(rf"{_B}(?:(?:за|в\s+течение|на\s+протяжении)\s+(?:(?:последн\w*|прошедш\w*)\s+)?(?P<ru>недел\w*|месяц\w*|год|квартал|сутки|полгода)"
        rf"|(?:последн\w*)\s+(?P<ru2>недел\w*|месяц\w*|год|квартал)"
-       rf"|(?:in|over|during|for)\s+(?:the\s+)?(?:last|past)\s+(?P<en>week|month|year|quarter|day|24\s+hours))(?![\w])")
+       rf"|(?:(?:in|over|during|for)\s+(?:the\s+)?)?(?:last|past)\s+(?P<en>day|24\s+hours)"
+       rf"|(?:in|over|during|for)\s+(?:the\s+)?(?:last|past)\s+(?P<en2>week|month|year|quarter))(?![\w])")
 def _r_rolling(mt: re.Match, today: date):
-    w = mt["ru"] or mt["ru2"] or mt["en"]
-    span = 180 if w == "полгода" else (1 if w[0] in "с2" else _UNIT_DAYS.get(w[0], 1))
+    w = mt["ru"] or mt["ru2"] or mt["en"] or mt["en2"]
+    # "сутки" / "24 hours" at date granularity touch yesterday and today
+    span = 180 if w == "полгода" else (2 if w[0] in "с2" else _UNIT_DAYS.get(w[0], 1))
     return today - timedelta(days=span - 1), today, f"rolling {span}d"
 
 

@@ -141,14 +141,52 @@ _SINGULAR_ENTITY = {"leads": "lead", "contacts": "contact", "companies": "compan
 
 
 # --- a table: raw rows + column indices -----------------------------------------------------------
+class Rows:
+    """Records by position: raw JSON lines of the loaded file (parsed on access), then dicts
+    (eager loads, upserts). Copy-on-write: `copy()` shares the raw buffer."""
+
+    def __init__(self, raw: bytes = b"", starts: np.ndarray | None = None, ends: np.ndarray | None = None,
+                 objs: list[dict] | None = None) -> None:
+        self.raw = raw
+        self.starts = starts if starts is not None else np.zeros(0, np.int64)
+        self.ends = ends if ends is not None else np.zeros(0, np.int64)
+        self.n_raw = len(self.starts)
+        self.extra: list[dict] = objs if objs is not None else []
+        self.overrides: dict[int, dict] = {}
+
+    def __len__(self) -> int:
+        return self.n_raw + len(self.extra)
+
+    def get(self, pos: int) -> dict:
+        o = self.overrides.get(pos)
+        if o is not None:
+            return o
+        if pos < self.n_raw:
+            return _loads(self.raw[self.starts[pos]:self.ends[pos]])
+        return self.extra[pos - self.n_raw]
+
+    def copy(self) -> "Rows":
+        r = Rows(self.raw, self.starts, self.ends, list(self.extra))
+        r.overrides = dict(self.overrides)
+        return r
+
+    def set(self, pos: int, obj: dict) -> None:
+        if pos < self.n_raw:
+            self.overrides[pos] = obj
+        else:
+            self.extra[pos - self.n_raw] = obj
+
+    def append(self, obj: dict) -> int:
+        self.extra.append(obj)
+        return len(self) - 1
+
+
 class Table:
     """Rows (raw JSON bytes or dicts) with numpy columns; immutable once built (copy-on-write upserts)."""
 
-    def __init__(self, spec: Spec, rows: list[bytes | dict], cols: dict[str, np.ndarray],
+    def __init__(self, spec: Spec, rows: Rows, cols: dict[str, np.ndarray],
                  codes: dict[str, dict[str, int]], version: int) -> None:
         self.spec, self.rows, self.cols, self.codes, self.version = spec, rows, cols, codes, version
-        ids = cols["id"]
-        self.pos_by_id: dict[Any, int] = {v: i for i, v in enumerate(ids.tolist())}
         self._sorted: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
         for f in spec.orders:  # pre-build every order the API accepts
@@ -169,8 +207,25 @@ class Table:
         return got
 
     def obj(self, pos: int) -> dict:
-        row = self.rows[pos]
-        return _loads(row) if isinstance(row, bytes) else row
+        return self.rows.get(pos)
+
+    def find(self, key: Any) -> int | None:
+        """Position of the record with this id (binary search over the id index), or None."""
+        perm, keys = self.sorted_by("id")
+        try:
+            key = str(key) if self.spec.id_str else int(key)
+        except (TypeError, ValueError):
+            return None
+        i = int(np.searchsorted(keys, key))
+        return int(perm[i]) if i < len(keys) and keys[i] == key else None
+
+    def find_many(self, keys: list) -> np.ndarray:
+        perm, sorted_keys = self.sorted_by("id")
+        want = np.array(keys, dtype=str if self.spec.id_str else np.int64)
+        idx = np.searchsorted(sorted_keys, want)
+        ok = idx < len(sorted_keys)
+        ok[ok] = sorted_keys[idx[ok]] == want[ok]
+        return np.unique(perm[idx[ok]])
 
     def max_of(self, col: str) -> int:
         c = self.cols.get(col)
@@ -194,7 +249,7 @@ def _int(v: Any) -> int:
         return 0
 
 
-def _build_table(spec: Spec, rows: list[bytes | dict], colvals: dict[str, list],
+def _build_table(spec: Spec, rows: Rows, colvals: dict[str, list],
                  codes: dict[str, dict[str, int]] | None = None, version: int = 0) -> Table:
     codes = {c: dict(codes.get(c, {})) for c in spec.cats} if codes else {c: {} for c in spec.cats}
     cols = {"id": _id_array(colvals["id"], spec.id_str)}
@@ -213,7 +268,7 @@ def _colvals_from_dicts(spec: Spec, objs: list[dict]) -> dict[str, list]:
     return {c: [o.get(c) for o in objs] for c in ("id", *spec.ints, *spec.bools, *spec.cats)}
 
 
-def _patched_table(table: Table, rows: list[bytes | dict], changed: set[int], version: int) -> Table:
+def _patched_table(table: Table, rows: Rows, changed: set[int], version: int) -> Table:
     """A new Table with `rows`; only the changed positions (dicts) are re-read into the columns."""
     spec, n = table.spec, len(rows)
     codes = {c: dict(m) for c, m in table.codes.items()}
@@ -227,8 +282,7 @@ def _patched_table(table: Table, rows: list[bytes | dict], changed: set[int], ve
         cols[c] = grown
     ids = cols["id"].tolist() if spec.id_str else None
     for pos in changed:
-        o = rows[pos]
-        assert isinstance(o, dict)
+        o = rows.get(pos)
         if spec.id_str:
             ids[pos] = str(o["id"])  # type: ignore[index]
         else:
@@ -248,7 +302,7 @@ def _patched_table(table: Table, rows: list[bytes | dict], changed: set[int], ve
 def _load_table(spec: Spec, folder: Path | None) -> Table:
     path = folder / spec.file if folder else None
     if path is None or not path.exists():
-        return _build_table(spec, [], _colvals_from_dicts(spec, []))
+        return _build_table(spec, Rows(), _colvals_from_dicts(spec, []))
     size = path.stat().st_size
     if size > _LAZY_BYTES:
         try:
@@ -263,7 +317,32 @@ def _load_table(spec: Spec, folder: Path | None) -> Table:
                     objs.append(json.loads(line))
                 except ValueError as exc:
                     raise AmoEmulatorError(f"{path}:{n}: not JSON ({exc})") from None
-    return _build_table(spec, objs, _colvals_from_dicts(spec, objs))
+    return _build_table(spec, Rows(objs=objs), _colvals_from_dicts(spec, objs))
+
+
+def _arrow_ints(arr: Any) -> np.ndarray:
+    """int64 pyarrow Array -> numpy without pyarrow's to_numpy (which imports pandas: +1-2 s startup)."""
+    n, off = len(arr), arr.offset
+    validity, data = arr.buffers()[:2]
+    out = np.frombuffer(data, dtype=np.int64 if arr.type.bit_width == 64 else np.int32,
+                        count=off + n)[off:].astype(np.int64)
+    if arr.null_count:
+        out[~_arrow_valid(validity, off, n)] = 0
+    return out
+
+
+def _arrow_valid(bitmap: Any, off: int, n: int) -> np.ndarray:
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
+    return bits[off:off + n].astype(bool)
+
+
+def _arrow_bools(arr: Any) -> np.ndarray:
+    n, off = len(arr), arr.offset
+    validity, data = arr.buffers()[:2]
+    out = _arrow_valid(data, off, n)
+    if arr.null_count:
+        out &= _arrow_valid(validity, off, n)
+    return out
 
 
 def _load_lazy(spec: Spec, path: Path) -> Table:
@@ -275,32 +354,73 @@ def _load_lazy(spec: Spec, path: Path) -> Table:
         {c: pa.string() for c in spec.cats} | {"id": pa.string() if spec.id_str else pa.int64()}
     schema = pa.schema([(c, types[c]) for c in names])
     raw = path.read_bytes()
-    rows: list[bytes | dict] = [ln for ln in raw.split(b"\n") if ln.strip()]
-    tbl = pj.read_json(pa.BufferReader(raw), read_options=pj.ReadOptions(block_size=max(1 << 24, 1 << 20)),
+    nl = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 10)
+    starts = np.concatenate(([0], nl + 1)).astype(np.int64)
+    ends = np.concatenate((nl, [len(raw)])).astype(np.int64)
+    keep = ends - starts > 1  # drop blank lines
+    starts, ends = starts[keep], ends[keep]
+    tbl = pj.read_json(pa.BufferReader(raw), read_options=pj.ReadOptions(block_size=1 << 24),
                        parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
-    if tbl.num_rows != len(rows):
-        raise AmoEmulatorError(f"{tbl.num_rows} parsed rows but {len(rows)} lines")
+    if tbl.num_rows != len(starts):
+        raise AmoEmulatorError(f"{tbl.num_rows} parsed rows but {len(starts)} lines")
+    tbl = tbl.combine_chunks()
     codes: dict[str, dict[str, int]] = {c: {} for c in spec.cats}
     cols: dict[str, np.ndarray] = {}
     for c in spec.ints:
-        cols[c] = tbl.column(c).fill_null(0).to_numpy().astype(np.int64)
+        cols[c] = _arrow_ints(tbl.column(c).chunk(0)) if tbl.num_rows else np.zeros(0, np.int64)
     for c in spec.bools:
-        cols[c] = tbl.column(c).fill_null(False).to_numpy(zero_copy_only=False).astype(np.bool_)
+        cols[c] = _arrow_bools(tbl.column(c).chunk(0)) if tbl.num_rows else np.zeros(0, bool)
     for c in spec.cats:
-        enc = tbl.column(c).combine_chunks().dictionary_encode()
-        dictionary = enc.dictionary.to_pylist()
-        codes[c] = {v: i for i, v in enumerate(dictionary)}
-        cols[c] = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
-    idcol = tbl.column("id")
-    if idcol.null_count:
+        if not tbl.num_rows:
+            cols[c] = np.zeros(0, np.int32)
+            continue
+        enc = tbl.column(c).chunk(0).dictionary_encode()
+        codes[c] = {v: i for i, v in enumerate(enc.dictionary.to_pylist())}
+        idx = enc.indices
+        cols[c] = _arrow_ints(idx).astype(np.int32)
+        if idx.null_count:
+            cols[c][~_arrow_valid(idx.buffers()[0], idx.offset, len(idx))] = -1
+    idcol = tbl.column("id").chunk(0) if tbl.num_rows else None
+    if idcol is not None and idcol.null_count:
         raise AmoEmulatorError("rows without id")
-    cols["id"] = (np.array(idcol.to_pylist(), dtype=str) if spec.id_str
-                  else idcol.to_numpy().astype(np.int64))
-    # spot-check alignment of raw lines and parsed rows
-    for i in {0, len(rows) - 1}:
-        if str(_loads(rows[i])["id"]) != str(cols["id"][i]):
+    if spec.id_str:
+        cols["id"] = np.array(idcol.to_pylist() if idcol is not None else [], dtype=str)
+    else:
+        cols["id"] = _arrow_ints(idcol) if idcol is not None else np.zeros(0, np.int64)
+    rows = Rows(raw, starts, ends)
+    for i in {0, len(rows) - 1} if len(rows) else ():  # spot-check alignment of raw lines and parsed rows
+        if str(rows.get(i)["id"]) != str(cols["id"][i]):
             raise AmoEmulatorError("raw lines and parsed rows disagree")
     return Table(spec, rows, cols, codes, 0)
+
+
+class _Tables(dict):
+    """name -> Table; big tables load in a background thread and a lookup waits until its table is ready,
+    so the server listens at once and only the first request that needs events/notes/tasks waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+
+    def wait(self, timeout: float | None = None) -> None:
+        if not self.ready.wait(timeout):
+            raise AmoEmulatorError("amoCRM sample data is still loading")
+        if self.error is not None:
+            raise AmoEmulatorError(f"loading the amoCRM sample failed: {self.error}") from self.error
+
+    def __getitem__(self, name: str) -> "Table":
+        if not dict.__contains__(self, name):
+            self.wait(600)
+        return dict.__getitem__(self, name)
+
+    def items(self):  # type: ignore[override]
+        self.wait(600)
+        return dict.items(self)
+
+    def values(self):  # type: ignore[override]
+        self.wait(600)
+        return dict.values(self)
 
 
 # --- query parsing ------------------------------------------------------------------------------------
@@ -445,7 +565,7 @@ class AmoEmulator:
                  redirect_uri: str = "https://example.com/oauth", refresh_token: str | None = "initial-refresh-token",
                  auth_code: str | None = None,
                  block_after: int = 30, block_window: float = 10.0, block_seconds: float = 60.0,
-                 slow_seconds: float = 3.0) -> None:
+                 slow_seconds: float = 3.0, background: bool = True) -> None:
         folder = _resolve_folder(data)
         self.folder = folder
         self.token = token
@@ -483,8 +603,33 @@ class AmoEmulator:
             if (folder / "pipelines.json").exists():
                 pl = json.loads((folder / "pipelines.json").read_text(encoding="utf-8"))
                 self.pipelines = pl.get("_embedded", {}).get("pipelines", []) if isinstance(pl, dict) else pl
-        self.tables: dict[str, Table] = {name: _load_table(spec, folder) for name, spec in SPECS.items()}
         self._version = 0
+        self.tables: dict[str, Table] = _Tables()
+        big = [n for n, sp in SPECS.items()
+               if folder is not None and (folder / sp.file).exists() and (folder / sp.file).stat().st_size > _LAZY_BYTES]
+        for name, spec in SPECS.items():
+            if name not in big:
+                dict.__setitem__(self.tables, name, _load_table(spec, folder))
+
+        def load_big() -> None:
+            try:
+                for name in big:
+                    dict.__setitem__(self.tables, name, _load_table(SPECS[name], folder))
+            except BaseException as exc:  # noqa: BLE001 - surfaced by every lookup of a missing table
+                self.tables.error = exc
+            finally:
+                self.tables.ready.set()
+
+        if big and background:
+            threading.Thread(target=load_big, name="amocrm-load", daemon=True).start()
+        else:
+            load_big()
+            self.tables.wait()
+
+    def wait_ready(self, timeout: float | None = 600) -> "AmoEmulator":
+        """Block until every table is indexed (big files load in the background after the constructor)."""
+        self.tables.wait(timeout)  # type: ignore[attr-defined]
+        return self
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Server:
@@ -522,8 +667,9 @@ class AmoEmulator:
         spec = SPECS[name]
         with self._data_lock:
             table = self.tables[name]
-            rows = list(table.rows)
-            pos_by_id = dict(table.pos_by_id)
+            rows = table.rows.copy()
+            new_pos: dict[Any, int] = {}
+            next_id = table.max_of("id") + 1 if not spec.id_str else 0
             now = int(self.clock())
             stamp = max(now, table.max_of("updated_at") + 1, table.max_of("created_at") + 1)
             stored = []
@@ -535,23 +681,27 @@ class AmoEmulator:
                     if key is None:
                         key = _ulid(self._rng, int(self.clock()))
                     key = new["id"] = str(key)
-                pos = pos_by_id.get(key) if key is not None else None
+                pos = None
+                if key is not None:
+                    pos = new_pos.get(key)
+                    if pos is None:
+                        pos = table.find(key)
                 if pos is not None:
-                    cur = rows[pos]
-                    merged = dict(_loads(cur) if isinstance(cur, bytes) else cur)
+                    merged = dict(rows.get(pos))
                     merged.update(new)
                     if "updated_at" in spec.ints and "updated_at" not in new:
                         merged["updated_at"] = stamp
-                    rows[pos] = merged
+                    rows.set(pos, merged)
                 else:
                     if key is None:
-                        key = new["id"] = max(table.max_of("id"), max((k for k in pos_by_id), default=0)) + 1
+                        key = new["id"] = next_id
+                    if not spec.id_str:
+                        next_id = max(next_id, int(key) + 1)
                     new.setdefault("created_at", now)
                     if "updated_at" in spec.ints:
                         new.setdefault("updated_at", stamp)
                     new.setdefault("account_id", self.account.get("id"))
-                    pos = pos_by_id[key] = len(rows)
-                    rows.append(new)
+                    pos = new_pos[key] = rows.append(new)
                     merged = new
                 changed.add(pos)
                 stored.append(merged)
@@ -731,7 +881,7 @@ def _select(table: Table, q: Query) -> np.ndarray:
     # 1) candidates from the most selective index: ids, else a binary-searched time range, else an order
     if "id" in flt and flt["id"].get("values"):
         wanted = flt.pop("id")["values"]
-        cand = np.array(sorted({table.pos_by_id[v] for v in wanted if v in table.pos_by_id}), dtype=np.int64)
+        cand = table.find_many(wanted)
     else:
         flt.pop("id", None)
         ranged = [n for n, v in flt.items() if spec.filters[n][1] == "range" and ("from" in v or "to" in v)]
@@ -814,6 +964,8 @@ def render(spec: Spec, obj: dict, base: str, with_: frozenset[str] = frozenset()
         return out
     emb: dict[str, Any] = {}
     if name == "leads":
+        if "is_price_modified_by_robot" not in with_:  # returned only when asked for, as the real API does
+            out.pop("is_price_modified_by_robot", None)
         emb["tags"] = emb_in.get("tags", [])
         emb["companies"] = _link_items(emb_in.get("companies", []), base, _EMBED_PATHS["companies"])
         if "contacts" in with_:
@@ -859,6 +1011,7 @@ class AmoHandler(JsonHandler):
     """amoCRM API v4 routes over `AmoEmulator` state."""
 
     server_version = "nginx"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: avoid 40 ms delayed-ACK stalls
     _status = DROPPED
 
     def send_response(self, code: int, message: str | None = None) -> None:
@@ -952,7 +1105,7 @@ class AmoHandler(JsonHandler):
                 raise HttpError(404, "Not Found", path)
             q = parse_query(self.query, spec)
             table = app.tables[spec.name]
-            pos = table.pos_by_id.get(key)
+            pos = table.find(key)
             if pos is None:
                 self.send_empty(204)  # the real API answers an unknown id with 204, not 404
                 return
@@ -999,12 +1152,21 @@ def run(data: str | Path, host: str = "127.0.0.1", port: int = 8765, token: str 
     except (AmoEmulatorError, OSError) as exc:
         raise SystemExit(f"amocrm-emulator: {exc}") from None
     emu.server = server
-    counts = ", ".join(f"{n} {len(t)}" for n, t in emu.tables.items())
-    print(f"amoCRM emulator on {server.url} ({counts}; rate limit {rate_limit:g}/s, fail rate {fail_rate:g}; "
-          f"ready in {time.perf_counter() - t0:.2f}s). Ctrl-C stops.", flush=True)
+    print(f"amoCRM emulator on {server.url} (listening after {time.perf_counter() - t0:.2f}s; "
+          f"rate limit {rate_limit:g}/s, fail rate {fail_rate:g}). Ctrl-C stops.", flush=True)
+    thread = threading.Thread(target=server.serve_forever, name="amocrm-emulator", daemon=True)
+    thread.start()
     try:
-        server.serve_forever()
+        try:
+            emu.wait_ready()
+        except AmoEmulatorError as exc:
+            raise SystemExit(f"amocrm-emulator: {exc}") from None
+        counts = ", ".join(f"{n} {len(t)}" for n, t in emu.tables.items())
+        print(f"data indexed after {time.perf_counter() - t0:.2f}s: {counts}", flush=True)
+        while thread.is_alive():
+            thread.join(0.5)
     except KeyboardInterrupt:
         print("stopped", flush=True)
     finally:
+        server.shutdown()
         server.server_close()

@@ -146,7 +146,9 @@ class Server(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def start(self) -> "Server":
-        self._thread = threading.Thread(target=self.serve_forever, name=type(self.app).__name__, daemon=True)
+        # A short poll interval makes stop() (shutdown) return in ~50 ms instead of 0.5 s per test.
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=type(self.app).__name__, daemon=True)
         self._thread.start()
         return self
 

@@ -749,3 +749,29 @@ class _LLMHandler(JsonHandler):
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m crmsum.sandbox.llm_emulator --port 8082`: run until Ctrl-C."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--api-key", default=None)
+    ap.add_argument("--context-window", type=int, default=8192)
+    ap.add_argument("--model", default="emulated-gpt")
+    args = ap.parse_args(argv)
+    emu = LLMEmulator(api_key=args.api_key, context_window=args.context_window, model=args.model,
+                      host=args.host, port=args.port).start()
+    print(f"OpenAI-compatible LLM emulator on {emu.url} (OPENAI_BASE_URL)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+
+
+if __name__ == "__main__":
+    main()

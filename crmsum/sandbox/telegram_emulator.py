@@ -1159,3 +1159,26 @@ class _TelegramHandler(JsonHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m crmsum.sandbox.telegram_emulator --port 8081 --token T`: run until Ctrl-C."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--token", default="123456789:TEST-emulator-token")
+    args = ap.parse_args(argv)
+    emu = TelegramEmulator(token=args.token, host=args.host, port=args.port).start()
+    print(f"Telegram Bot API emulator on {emu.url} (CRMSUM_TELEGRAM_API_URL)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+
+
+if __name__ == "__main__":
+    main()

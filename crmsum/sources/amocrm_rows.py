@@ -12,6 +12,7 @@ become nulls instead of crashing the run.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
@@ -61,6 +62,14 @@ NOTE_TYPES = {"common", "call_in", "call_out", "service_message", "extended_serv
 VALUE_KEYS = {"lead_status", "responsible_user", "sale_field_value", "name_field_value", "custom_field_value",
               "note", "link", "tag", "task", "message"}
 
+EVENT_TYPES = {"lead_added", "lead_deleted", "lead_restored", "lead_status_changed", "entity_responsible_changed",
+               "sale_field_changed", "name_field_changed", "common_note_added", "outgoing_call", "incoming_call",
+               "entity_linked", "entity_unlinked", "task_added", "task_completed", "task_deadline_changed",
+               "task_text_changed", "task_type_changed", "task_result_added", "task_deleted",
+               "incoming_chat_message", "outgoing_chat_message", "entity_direct_message", "entity_tag_added",
+               "entity_tag_deleted", "service_note_added", "incoming_sms", "outgoing_sms", "company_added",
+               "contact_added", "attachment_note_added", "geo_note_added", "common_note_deleted"}
+_CF_EVENT = re.compile(r"^custom_field_\d+_value_changed$")
 INDUSTRY_NAMES = ("industry", "отрасль", "сфера", "сфера деятельности", "вид деятельности")
 CITY_NAMES = ("city", "город")
 POSITION_CODES = ("POSITION",)
@@ -123,9 +132,42 @@ def _anon_texts(anon: AnonymizerLike, values: list) -> list:
 
 
 def _json(anon: AnonymizerLike, obj: Any) -> str | None:
-    if obj is None or obj == [] or obj == {}:
-        return None if obj is None else json.dumps(obj)
-    return json.dumps(anon.scrub_json(obj), ensure_ascii=False, sort_keys=True)
+    return _json_many(anon, [obj])[0]
+
+
+def _json_many(anon: AnonymizerLike, objs: list) -> list[str | None]:
+    """JSON text of each object with every string leaf scrubbed — one `texts` batch for all of them
+    (same result as `scrub_json` per object, but the NER model sees one batch instead of many calls)."""
+    leaves: list[str] = []
+
+    def collect(o: Any) -> None:
+        if isinstance(o, str):
+            leaves.append(o)
+        elif isinstance(o, dict):
+            for v in o.values():
+                collect(v)
+        elif isinstance(o, (list, tuple)):
+            for v in o:
+                collect(v)
+
+    for o in objs:
+        collect(o)
+    scrubbed = iter(_anon_texts(anon, leaves) if leaves else [])
+
+    def rebuild(o: Any) -> Any:
+        if isinstance(o, str):
+            return next(scrubbed)
+        if isinstance(o, dict):
+            return {k: rebuild(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [rebuild(v) for v in o]
+        return o
+
+    out: list[str | None] = []
+    for o in objs:
+        r = rebuild(o)
+        out.append(None if o is None else json.dumps(r, ensure_ascii=False, sort_keys=True))
+    return out
 
 
 def _cf_values(cfs: Any, *, code: str | None = None, names: Sequence[str] = ()) -> list[str]:
@@ -262,7 +304,7 @@ def leads_rows(items: list[dict], anon: AnonymizerLike, tz: str) -> pd.DataFrame
         "main_contact_id": _ints(main),
         "contact_ids": [[int(c["id"]) for c in cs if isinstance(c.get("id"), int)] for cs in contacts],
         "tags": tags,
-        "custom_fields": [_json(anon, it.get("custom_fields_values")) for it in items],
+        "custom_fields": _json_many(anon, [it.get("custom_fields_values") for it in items]),
         "created_by": _ints([it.get("created_by") for it in items]),
         "created_at": local_time([it.get("created_at") for it in items], tz),
         "updated_at": local_time([it.get("updated_at") for it in items], tz),
@@ -325,6 +367,10 @@ def events_rows(items: list[dict], anon: AnonymizerLike, tz: str, unknown: Unkno
     vb = [it.get("value_before") for it in items]
     va = [it.get("value_after") for it in items]
     if unknown is not None:
+        for it in items:
+            t = it.get("type")
+            if isinstance(t, str) and t not in EVENT_TYPES and not _CF_EVENT.match(t):
+                unknown[f"events.type:{t}"] += 1
         for v in vb + va:
             for x in _l(v):
                 for k in _d(x).keys() - VALUE_KEYS:
@@ -345,8 +391,8 @@ def events_rows(items: list[dict], anon: AnonymizerLike, tz: str, unknown: Unkno
         "responsible_after": _ints([_value(v, "responsible_user", "id") for v in va]),
         "sale_after": sale,
         "note_id": _ints([_value(v, "note", "id") for v in va]),
-        "value_before": [_json(anon, v) for v in vb],
-        "value_after": [_json(anon, v) for v in va],
+        "value_before": _json_many(anon, vb),
+        "value_after": _json_many(anon, va),
     })
 
 

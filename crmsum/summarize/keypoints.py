@@ -51,15 +51,15 @@ class KeyPoint:
         return asdict(self)
 
 
+_STEMS = sorted(SALIENT, key=len, reverse=True)
+_SALIENT_RE = re.compile(r"(?<![\w₽])(" + "|".join(re.escape(s) for s in _STEMS) + r")", re.U)
+
+
 def salience(sentence: str, kind: str = "note") -> float:
     """Sales-vocabulary weight of a sentence (0 for chit-chat)."""
-    tokens = WORD.findall(sentence.lower())
-    score = 0.0
-    for tok in tokens:
-        for stem, w in SALIENT.items():
-            if tok.startswith(stem):
-                score += w
-                break
+    low = sentence.lower()
+    tokens = WORD.findall(low)
+    score = sum(SALIENT[m] for m in _SALIENT_RE.findall(low))
     if NUMBER.search(sentence):
         score += 0.5
     n = len(tokens)
@@ -114,7 +114,7 @@ def key_points(records: list[dict], limit: int = 8, per_section: int = 3) -> lis
     if not cands:
         return []
     cands.sort(key=lambda c: (-c[0], c[1], c[2]))
-    cands = cands[: max(200, limit * 20)]  # MMR is quadratic; the tail never wins
+    cands = cands[: max(60, limit * 8)]  # MMR is quadratic; the tail never wins
     top = cands[0][0]
     chosen: list[tuple[float, str, int, str, dict]] = []
     counts: dict[str, int] = {}

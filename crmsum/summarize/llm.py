@@ -42,10 +42,28 @@ MAX_MAP_CHUNKS = 8  # beyond this, the least salient records are left out of the
 EST_OUT_TOKENS = 350  # completion size assumed by dry-run estimates
 MAX_ATTEMPTS = 3
 MAX_RECORD_CHARS = 600
+BREAKER_AFTER = 3  # consecutive failed calls (after retries) before a run stops trying the endpoint
 
 
 class LLMUnavailable(RuntimeError):
     """The endpoint failed after bounded retries (timeout, rate limit, 5xx, garbage)."""
+
+
+class LLMRejected(LLMUnavailable):
+    """The endpoint refused this particular request (400: too long, bad schema)."""
+
+
+def _backoff(exc: Exception, attempt: int) -> float:
+    """Seconds to wait before the next attempt: the server's Retry-After when given (capped)."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    try:
+        if headers.get("retry-after-ms"):
+            return min(10.0, float(headers["retry-after-ms"]) / 1000)
+        if headers.get("retry-after"):
+            return min(10.0, float(headers["retry-after"]))
+    except (TypeError, ValueError):
+        pass
+    return min(2.0, 0.25 * 2 ** attempt)
 
 
 class Point(BaseModel):
@@ -257,6 +275,8 @@ class LLMClient:
         self.structured = structured  # False: plain-text answers parsed by section headers
         self.rows: list[dict] = []
         self._lock = threading.Lock()
+        self.failures_in_a_row = 0  # logical calls that failed after retries; the breaker opens at BREAKER_AFTER
+        self.last_error = ""
 
     # -- accounting -----------------------------------------------------------------------
     def _record(self, purpose: str, h: str, tin: int, tout: int, ms: float, hit: bool, ok: bool, err: str | None) -> None:
@@ -296,21 +316,40 @@ class LLMClient:
     # -- calls ----------------------------------------------------------------------------
     def call(self, purpose: str, messages: list[tuple[str, str]]) -> CallResult:
         """One logical call: cache, then up to MAX_ATTEMPTS tries; raises LLMUnavailable."""
-        import openai
-
         h = _hash({"v": PROMPT_VERSION, "model": self.model, "messages": messages})
         cached = self._cache_get(h)
         if cached is not None:
             parsed = SummaryModel.model_validate(cached["parsed"])
             self._record(purpose, h, cached.get("tokens_in", 0), cached.get("tokens_out", 0), 0.0, True, True, None)
             return CallResult(parsed, cached.get("tokens_in", 0), cached.get("tokens_out", 0), True)
+        with self._lock:
+            if self.failures_in_a_row >= BREAKER_AFTER:
+                raise LLMUnavailable(f"endpoint failing ({self.last_error}); circuit open for this run")
+        try:
+            result = self._call_with_retries(purpose, h, messages)
+        except LLMRejected:
+            raise  # this prompt was refused (e.g. too long): says nothing about the endpoint
+        except LLMUnavailable as exc:
+            with self._lock:
+                self.failures_in_a_row += 1
+                self.last_error = str(exc)
+            raise
+        with self._lock:
+            self.failures_in_a_row = 0
+        return result
+
+    def _call_with_retries(self, purpose: str, h: str, messages: list[tuple[str, str]]) -> CallResult:
+        import openai
+
         last: Exception | None = None
         for attempt in range(MAX_ATTEMPTS):
             t0 = time.perf_counter()
             try:
                 parsed, tin, tout = self._invoke(messages)
-            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
-                    openai.BadRequestError) as exc:
+            except openai.BadRequestError as exc:
+                self._record(purpose, h, 0, 0, (time.perf_counter() - t0) * 1000, False, False, type(exc).__name__)
+                raise LLMRejected(f"{type(exc).__name__}: the endpoint refused the request") from exc
+            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
                 self._record(purpose, h, 0, 0, (time.perf_counter() - t0) * 1000, False, False, type(exc).__name__)
                 raise LLMUnavailable(f"{type(exc).__name__}: check OPENAI_API_KEY / OPENAI_BASE_URL / model") from exc
             except Exception as exc:  # noqa: BLE001 - timeouts, 429, 5xx, garbage: retry
@@ -318,7 +357,7 @@ class LLMClient:
                 self._record(purpose, h, 0, 0, (time.perf_counter() - t0) * 1000, False, False, type(exc).__name__)
                 log.warning("LLM %s call failed (%s), attempt %d/%d", purpose, type(exc).__name__, attempt + 1, MAX_ATTEMPTS)
                 if attempt + 1 < MAX_ATTEMPTS:
-                    time.sleep(min(2.0, 0.25 * 2 ** attempt))
+                    time.sleep(_backoff(exc, attempt))
                 continue
             ms = (time.perf_counter() - t0) * 1000
             self._record(purpose, h, tin, tout, ms, False, True, None)

@@ -119,7 +119,8 @@ def _serve(data: str, conn) -> None:  # child process
     t_ready = time.perf_counter() - t1
     ev = emu.tables["events"]
     mid = int(ev.cols["created_at"][len(ev) // 2]) if len(ev) else 0
-    conn.send({"url": server.url, "import": t_import, "listen": t_listen, "ready": t_ready, "mid": mid,
+    lead_ids = emu.tables["leads"].cols["id"][:1000].tolist()
+    conn.send({"url": server.url, "import": t_import, "listen": t_listen, "ready": t_ready, "mid": mid, "leads": lead_ids,
                "counts": {n: len(t) for n, t in emu.tables.items()}})
     conn.recv()
     server.stop()
@@ -148,7 +149,7 @@ def bench(data: Path, seconds: float) -> None:
         ("leads full sync, limit 250, with=contacts,loss_reason", "/api/v4/leads?limit=250&with=contacts,loss_reason"),
         ("events full sync, limit 100 (newest first)", "/api/v4/events?limit=100"),
         ("events of 59 leads (filter[entity_id][])", "/api/v4/events?limit=100&filter[entity][]=lead"
-                                                     + "".join(f"&filter[entity_id][]={i}" for i in range(1, 60))),
+                                                     + "".join(f"&filter[entity_id][]={i}" for i in info["leads"][:59])),
         ("events incremental (filter[created_at][from])", f"/api/v4/events?limit=100&filter[created_at][from]={info['mid']}"),
         ("notes full sync, limit 250", "/api/v4/leads/notes?limit=250"),
         ("tasks updated (filter[updated_at][from]), limit 250", "/api/v4/tasks?limit=250&filter[updated_at][from]=0"),
@@ -159,12 +160,11 @@ def bench(data: Path, seconds: float) -> None:
     for name, path in scenarios:
         pages, nbytes, t = 0, 0, time.perf_counter()
         if path is None:
-            lid = 1
             while time.perf_counter() - t < min(seconds, 2.0):
-                r = s.get(f"{base}/api/v4/leads/{lid}", timeout=30)
+                r = s.get(f"{base}/api/v4/leads/{info['leads'][pages % len(info['leads'])]}", timeout=30)
+                assert r.status_code == 200, r.status_code
                 nbytes += len(r.content)
                 pages += 1
-                lid = lid % 1000 + 1
         else:
             url = base + path
             while url and time.perf_counter() - t < seconds:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,10 +26,10 @@ import pandas as pd
 
 from crmsum.facts import PERIOD_KINDS, all_period_facts, row_facts
 from crmsum.summarize import backend_of, input_hash, summarize
-from crmsum.summarize.records import all_period_records, frame_to_records
+from crmsum.summarize.records import all_period_records
 
 log = logging.getLogger(__name__)
-WRITE_BATCH = 2000
+WRITE_BATCH = 1000
 LLM_WORKERS = 4
 
 
@@ -80,39 +80,55 @@ def _existing_hashes(lake) -> dict[str, str]:
     return dict(zip(df["summary_id"], df["input_hash"])) if len(df) else {}
 
 
-def all_items(lake, settings=None, as_of: dt.datetime | None = None,
-              period_kinds: Iterable[str] = PERIOD_KINDS) -> list[WorkItem]:
-    """Every (scope, key, period) with activity, with its inputs and input hash."""
+def _record_lists(recs: pd.DataFrame) -> tuple[dict[tuple, Any], Callable[[Any], list[dict]]]:
+    """Group index of a records frame, and a fast builder of record dicts for one group."""
+    if not len(recs):
+        return {}, lambda idx: []
+    ids = recs["id"].tolist()
+    kinds = recs["kind"].tolist()
+    ts = recs["ts"].dt.strftime("%Y-%m-%dT%H:%M").tolist()
+    authors = [a if isinstance(a, str) else None for a in recs["author"].tolist()]
+    leads = [int(x) if pd.notna(x) else None for x in recs["lead_id"].tolist()]
+    texts = [t or "" for t in recs["text"].tolist()]
+    index = recs.groupby(["scope", "key", "start"], sort=False).indices
+
+    def build(idx) -> list[dict]:
+        return [{"id": ids[i], "kind": kinds[i], "ts": ts[i], "author": authors[i], "lead_id": leads[i],
+                 "text": texts[i]} for i in idx]
+    return index, build
+
+
+def iter_items(lake, settings=None, as_of: dt.datetime | None = None,
+               period_kinds: Iterable[str] = PERIOD_KINDS) -> Iterator[WorkItem]:
+    """Every (scope, key, period) with activity, with its inputs and input hash (streamed per kind)."""
     from crmsum.config import get_settings
 
     settings = settings or get_settings()
     backend, model = backend_of(settings)
     con = lake.connect()
-    items: list[WorkItem] = []
     for kind in period_kinds:
         facts = all_period_facts(con, kind, as_of=as_of)
-        recs = all_period_records(con, kind)
-        groups: dict[tuple, pd.DataFrame] = {}
-        if len(recs):
-            for k, g in recs.groupby(["scope", "key", "start"], sort=False):
-                groups[k] = g
-        empty = recs.iloc[0:0]
+        index, build = _record_lists(all_period_records(con, kind))
         for row in facts.to_dict("records"):
             f = row_facts(row)
-            records = frame_to_records(groups.get((row["scope"], row["key"], row["start"]), empty))
+            idx = index.get((row["scope"], row["key"], row["start"]))
+            records = build(idx) if idx is not None else []
             sid = f"{row['scope']}:{row['key']}:{row['period']}"
-            items.append(WorkItem(sid, row["scope"], row["key"], kind, row["period"], f, records,
-                                  input_hash(f, records, backend, model), backend, model))
-    return items
+            yield WorkItem(sid, row["scope"], row["key"], kind, row["period"], f, records,
+                           input_hash(f, records, backend, model), backend, model)
+        del facts, index, build
+
+
+def all_items(lake, settings=None, as_of: dt.datetime | None = None,
+              period_kinds: Iterable[str] = PERIOD_KINDS) -> list[WorkItem]:
+    """`iter_items` as a list."""
+    return list(iter_items(lake, settings, as_of, period_kinds))
 
 
 def plan(lake, settings=None, as_of: dt.datetime | None = None, force: bool = False) -> list[WorkItem]:
     """Items whose summary is missing or whose inputs changed (all of them with force=True)."""
-    items = all_items(lake, settings, as_of)
-    if force:
-        return items
-    have = _existing_hashes(lake)
-    return [it for it in items if have.get(it.summary_id) != it.input_hash]
+    have = {} if force else _existing_hashes(lake)
+    return [it for it in iter_items(lake, settings, as_of) if force or have.get(it.summary_id) != it.input_hash]
 
 
 def run_item(item: WorkItem, settings=None, llm=None) -> dict[str, Any]:
@@ -144,15 +160,9 @@ def precompute(settings=None, lake=None, progress: Callable[[int, int], None] | 
     t0 = time.perf_counter()
     backend, _ = backend_of(settings)
     report = PrecomputeReport(backend=backend)
-    items = all_items(lake, settings, as_of)
-    report.total = len(items)
-    if not force:
-        have = _existing_hashes(lake)
-        items = [it for it in items if have.get(it.summary_id) != it.input_hash]
-    report.planned = len(items)
-    report.skipped = report.total - report.planned
+    have = {} if force else _existing_hashes(lake)
     llm = None
-    if backend == "llm" and items:
+    if backend == "llm":
         from crmsum.summarize.llm import LLMClient
 
         llm = LLMClient(settings)
@@ -164,26 +174,44 @@ def precompute(settings=None, lake=None, progress: Callable[[int, int], None] | 
             log.exception("summary %s failed", item.summary_id)
             return {"_error": f"{item.summary_id}: {type(exc).__name__}: {exc}"}
 
-    batch: list[dict] = []
+    run = mapper or _default_mapper(backend)
     done = 0
-    for row in (mapper or _default_mapper(backend))(work, items):
-        done += 1
-        if row is None or "_error" in row:
-            report.failed += 1
-            if row:
-                report.errors.append(row["_error"])
-        else:
-            report.computed += 1
-            if backend == "llm" and row.get("backend") == "offline":
-                report.fallbacks += 1
-            batch.append(row)
-        if len(batch) >= WRITE_BATCH:
-            lake.write("summaries", pd.DataFrame(batch))
-            batch = []
-        if progress:
-            progress(done, len(items))
-    if batch:
-        lake.write("summaries", pd.DataFrame(batch))
+
+    def flush(chunk: list[WorkItem]) -> None:
+        nonlocal done
+        rows = []
+        for row in run(work, chunk):
+            done += 1
+            if row is None or "_error" in row:
+                report.failed += 1
+                if row:
+                    report.errors.append(row["_error"])
+            else:
+                report.computed += 1
+                if backend == "llm" and row.get("backend") == "offline":
+                    report.fallbacks += 1
+                rows.append(row)
+            if progress:
+                progress(done, report.planned)
+        if rows:
+            lake.write("summaries", pd.DataFrame(rows))
+
+    # One streamed pass over the lake: unchanged items are skipped, changed ones are summarized
+    # and written in chunks, so memory stays bounded and a crash loses at most one chunk (the
+    # rerun redoes only those). `progress(done, planned so far)`.
+    chunk: list[WorkItem] = []
+    for item in iter_items(lake, settings, as_of):
+        report.total += 1
+        if not force and have.get(item.summary_id) == item.input_hash:
+            report.skipped += 1
+            continue
+        report.planned += 1
+        chunk.append(item)
+        if len(chunk) >= WRITE_BATCH:
+            flush(chunk)
+            chunk = []
+    if chunk:
+        flush(chunk)
     if llm is not None:
         rows = list(llm.rows)
         report.llm_calls = sum(1 for r in rows if not r["cache_hit"])

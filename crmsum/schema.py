@@ -208,8 +208,35 @@ TABLES: dict[str, Table] = {
            ("ok", BOOL, "succeeded"),
            ("error", STR, "error class if failed"),
            ("created_at", TS, "when")),
+        _t("eval_results", ("run_id", "question_id"), "Evaluation of the answer path against the sample truth.",
+           ("run_id", STR, "evaluation run"),
+           ("question_id", STR, "question id"),
+           ("kind", STR, "manager, company, period, comparison, loss_reasons"),
+           ("question", STR, "question (pseudonyms only)"),
+           ("reference", STR, "reference answer"),
+           ("answer", STR, "answer given"),
+           ("backend", STR, "offline or llm"),
+           ("judge", STR, "offline or the LLM judge model"),
+           ("faithfulness", F64, "share of answer claims supported by the retrieved context"),
+           ("answer_relevancy", F64, "how well the answer addresses the question"),
+           ("context_precision", F64, "share of retrieved context that is relevant"),
+           ("context_recall", F64, "share of reference context retrieved"),
+           ("semantic_similarity", F64, "similarity of answer and reference"),
+           ("answer_correctness", F64, "agreement with reference facts"),
+           ("created_at", TS, "when")),
     ]
 }
+
+
+def markdown() -> str:
+    """The README's table reference, generated so the two never drift apart."""
+    out = []
+    for t in TABLES.values():
+        out += [f"#### `{t.name}` — {t.doc}", "Primary key: " + ", ".join(f"`{k}`" for k in t.key), "",
+                "| column | type | meaning |", "|---|---|---|"]
+        out += [f"| `{f.name}` | {f.type} | {f.metadata[b'doc'].decode()} |" for f in t.schema]
+        out.append("")
+    return "\n".join(out)
 
 
 def table(name: str) -> Table:
@@ -217,3 +244,7 @@ def table(name: str) -> Table:
         return TABLES[name]
     except KeyError:
         raise KeyError(f"unknown lake table {name!r}; known: {', '.join(TABLES)}") from None
+
+
+if __name__ == "__main__":
+    print(markdown())

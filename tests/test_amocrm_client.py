@@ -245,7 +245,7 @@ def test_limiter_keeps_under_rps_including_retries(server):
 
 
 def test_limiter_thread_safe():
-    lim = RateLimiter(50, safety=1.0)
+    lim = RateLimiter(50, margin=0.0)
     stamps: list[float] = []
     lock = threading.Lock()
 

@@ -431,3 +431,30 @@ def test_llm_extractor_over_http_against_the_emulator():
         rg = llm_parse_question("Что было у Евы?", M, C, T, chat=chat)
         _well_formed(rg)
         assert rg.manager == "Ева Соколова"
+
+
+def test_unusual_canonical_names():
+    managers = ["Иван Сидоров", "Пётр Семёнов", "Анна Римская-Корсакова", "Ева Андреевна Соколова", "John Smith"]
+    companies = ["Yandex LLC", "ПАО «Газпром нефть»", "Газпром", "АО «3М Россия»", "ООО «ТД Ёлка»", "Теххренмаш"]
+
+    def q(text):
+        r = parse_question(text, managers, companies, T)
+        return r.manager, r.company
+
+    assert q("Что Ивана Сидорова по Газпрому") == ("Иван Сидоров", "Газпром")
+    assert q("Петру Семёнову") == ("Пётр Семёнов", None)
+    assert q("семенов") == ("Пётр Семёнов", None)
+    assert q("Анне Римской-Корсаковой") == ("Анна Римская-Корсакова", None)
+    assert q("Что Ева делала") == ("Ева Андреевна Соколова", None)
+    assert q("Smith") == ("John Smith", None)
+    assert q("Яндекс") == (None, "Yandex LLC")
+    assert q("по Газпром нефти") == (None, "ПАО «Газпром нефть»")
+    assert q("по Газпрому") == (None, "Газпром")
+    assert q("по Ёлке") == (None, "ООО «ТД Ёлка»")
+    assert q("3М Россия") == (None, "АО «3М Россия»")
+    assert q("Тэххренмаш") == (None, "Теххренмаш")
+
+
+def test_patronymic_makes_a_first_name_doubtful():
+    r = P("Где Ольга Сергеевна?")
+    assert r.manager is None and r.ambiguous_managers == ["Ольга Новикова"]

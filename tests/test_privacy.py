@@ -277,3 +277,24 @@ def test_huge_string(anon):
     s = ("Ольге Смирновой +79123456789 КП на 1 250 000 руб. " * 4000) + "x" * 100_000
     out = anon.text(s)
     assert "Смирнов" not in out and "9123456789" not in out
+
+
+def test_lowercase_and_vocative(tmp_path):
+    a = Anonymizer(Vault(tmp_path / "v"), workers=1)
+    a.learn_people([("Роман Лебедев", "manager"), ("Иван Морозов", "contact"), ("Роман Лебедев", "contact")])
+    roman = a.person("Роман Лебедев")
+    assert a.text("роман лебедев в отпуске") == f"{roman} в отпуске"
+    assert a.text("передай лебедеву") == f"передай {roman}"
+    assert a.text("до морозов успеем") == "до морозов успеем"      # ordinary word, not Морозов
+    assert "морозов" not in a.text("иван морозов звонил")
+    assert a.text("Роман, глянь счёт").startswith(roman)           # vocative lone known first name
+    assert a.vault.people("manager") == [(roman, "Роман Лебедев")]  # manager role is never downgraded
+
+
+def test_handle_url_card_methods(anon):
+    assert anon.handle("@Eva_S") == anon.handle("eva_s") and anon.handle("eva_s").startswith("TG-")
+    assert anon.text("пиши @eva_s") == f"пиши {anon.handle('eva_s')}"
+    assert anon.url("https://t.me/evas") == anon.url("t.me/evas/")
+    out = anon.text("оплатил с карты 4276 1234 5678 9012, спасибо")
+    assert "4276" not in out and "DOC-" in out
+    assert anon.text("счёт 1234 5678 9012 3456 оплачен") == "счёт 1234 5678 9012 3456 оплачен"

@@ -38,6 +38,10 @@ LOWER_WORD_BEFORE_RE = re.compile(r"(?<![\w@.\-])([а-яё]+)[ \u00a0]$")
 LOWER_WORD_AFTER_RE = re.compile(r"[ \u00a0]([а-яё]+)(?![\w@])")
 SURNAME_LIKE_RE = re.compile(r"(?:ов|ев|ёв|ин|ын|ова|ева|ина|ына|ский|цкий|ская|цкая|ук|юк|енко|ян|швили|дзе|ич|ус|ис)$")
 
+# First names that are also everyday words: a known person's name at sentence start is checked by NER.
+AMBIGUOUS_NAMES = {"вера", "надежда", "любовь", "роман", "лев", "слава", "роза", "лилия", "мир", "злата",
+                   "ангелина", "виолетта", "майя", "лада", "заря", "дина", "клим", "марат"}
+
 _K, _P, _W, _Q = "K", "P", "W", "Q"   # known person, person, weak (sentence start), patronymic
 
 _worker: "Anonymizer | None" = None
@@ -312,7 +316,8 @@ class Anonymizer:
             w = m.group(0)
             low = w.lower()
             if low in gaz.first_forms or low in gaz.surn_forms:
-                if (low not in gaz.surn_forms and not tok_info(w).top_name and _is_initial(s, a)
+                if (low not in gaz.surn_forms and tok_info(w).name in AMBIGUOUS_NAMES and not tok_info(w).top_name
+                        and _is_initial(s, a)
                         and s[b:b + 1] != ","):   # «Вера, глянь счёт» is a vocative
                     toks.append((a, b, w, _W))   # «Надежда есть.», «Роман прочитал.»: NER decides
                 else:

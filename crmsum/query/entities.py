@@ -148,7 +148,7 @@ DIMINUTIVES: dict[str, tuple[str, ...]] = {
 }
 
 LEGAL_FORMS = {
-    "ооо", "оао", "зао", "пао", "ао", "ип", "нко", "ано", "гк", "нао", "мкпао", "фгуп", "муп", "гуп",
+    "ооо", "оао", "зао", "пао", "ао", "ип", "нко", "ано", "гк", "нао", "тд", "нпо", "нпп", "пкф", "мкпао", "фгуп", "муп", "гуп",
     "llc", "ltd", "inc", "jsc", "pjsc", "ooo", "oao", "zao", "pao", "ao", "ip", "gmbh", "corp", "plc", "co",
 }
 COMPANY_WORDS = {
@@ -263,6 +263,10 @@ class _Matcher:
             if _is_common_word(w) and caps_meaningful and not tok.capitalized:
                 return {}
             return hits
+        if len(w) >= 4 and (not known or not _is_common_word(w)):
+            sk = skeleton(translit(w))  # «Яндекс» ~ Yandex, «Тэххренмаш» ~ Теххренмаш
+            if sk in self.skels:
+                return {t: 0.85 for t in self.skels[sk]}
         budget = _fuzzy_budget(len(w))
         if budget and not known:
             return self._fuzzy(w, self._form_keys, self._form_targets, budget)
@@ -328,6 +332,9 @@ def _name_forms(word: str) -> tuple[set[str], str | None, str | None]:
 def _surname_forms(word: str, gender: str | None) -> tuple[set[str], str]:
     p = _pick_parse(word, {"Surn", "nomn"}, gender) or _pick_parse(word, {"Surn"}, gender)
     if p is None:
+        adj = _pick_parse(word, {"ADJF", "nomn"}, gender)  # «Римская», «Толстой»
+        if adj is not None:
+            return _singular_forms(adj, gender) | {word}, _norm(adj.normal_form)
         if _is_known(word):
             return {word}, word
         q = morph().parse(word)[0]
@@ -369,7 +376,7 @@ def company_core(name: str) -> list[str]:
     n = _norm(name)
     for q in _QUOTES:
         n = n.replace(q, " ")
-    toks = [t for t in re.findall(r"[^\W_]+", n)]
+    toks = [t.norm for t in tokenize(n)]
     core = [t for t in toks if t not in LEGAL_FORMS]
     return core or toks
 
@@ -395,11 +402,15 @@ class EntityIndex:
             if len(parts) > 1:
                 last = parts[-1]
                 if gender is None:
-                    sp = _pick_parse(last, {"Surn", "nomn"})
+                    sp = _pick_parse(last.split("-")[-1], {"Surn", "nomn"})
                     gender = _gender(sp.tag) if sp else None
-                sforms, _slemma = _surname_forms(last, gender)
-                self.mgr.add(sforms, None, (i, "last"), _is_common_word, base=(last,))
-                self.mgr_nom.setdefault(i, set()).add(last)
+                # «Римская-Корсакова»: each half declines and is matched on its own
+                for piece in last.split("-"):
+                    if not piece:
+                        continue
+                    sforms, _slemma = _surname_forms(piece, gender)
+                    self.mgr.add(sforms, None, (i, "last"), _is_common_word, base=(piece,))
+                    self.mgr_nom.setdefault(i, set()).add(piece)
                 # lemma matching for surnames is gender-blind, so only via forms + fuzzy
             self.mgr_gender.append(gender)
             if lemma:

@@ -849,9 +849,10 @@ class AmoEmulator:
             return self._issue_locked()
 
     # -- data access ---------------------------------------------------------------------------------------------
-    def select(self, spec: Spec, q: Query) -> np.ndarray:
-        """Positions of the matching rows in the requested order (cached per query)."""
-        table = self.tables[spec.name]
+    def select(self, spec: Spec, q: Query, table: Table | None = None) -> np.ndarray:
+        """Positions of the matching rows of `table` (default: the current one) in the requested order,
+        cached per query and table version."""
+        table = table if table is not None else self.tables[spec.name]
         key = (spec.name, table.version, q.cache_key())
         with self._lock:
             hit = self._results.get(key)
@@ -975,13 +976,14 @@ def render(spec: Spec, obj: dict, base: str, with_: frozenset[str] = frozenset()
         for k, v in emb_in.items():
             if k not in ("tags", "companies", "contacts", "loss_reason"):
                 emb[k] = v
-    else:
+    else:  # contacts, companies: tags (and a contact's companies) always, other links only with `with=`
         emb["tags"] = emb_in.get("tags", [])
+        always = {"companies"} if name == "contacts" else set()
+        for k in always:
+            emb[k] = _link_items(emb_in.get(k, []), base, _EMBED_PATHS[k])
         for k, v in emb_in.items():
-            if k != "tags":
+            if k != "tags" and k not in always and k in with_:
                 emb[k] = _link_items(v, base, _EMBED_PATHS[k]) if k in _EMBED_PATHS else v
-        if name == "contacts":
-            emb.setdefault("companies", [])
     out["_embedded"] = emb
     return out
 
@@ -1117,7 +1119,7 @@ class AmoHandler(JsonHandler):
         pairs = self.query
         q = parse_query(pairs + extra, spec)
         table = app.tables[spec.name]
-        res = app.select(spec, q)
+        res = app.select(spec, q, table)
         off = (q.page - 1) * q.limit
         chunk = res[off:off + q.limit]
         if not len(chunk):
@@ -1156,6 +1158,15 @@ def run(data: str | Path, host: str = "127.0.0.1", port: int = 8765, token: str 
           f"rate limit {rate_limit:g}/s, fail rate {fail_rate:g}). Ctrl-C stops.", flush=True)
     thread = threading.Thread(target=server.serve_forever, name="amocrm-emulator", daemon=True)
     thread.start()
+    if threading.current_thread() is threading.main_thread():  # `kill PID` stops as cleanly as Ctrl-C
+        import signal
+
+        def _interrupt(*_: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, _interrupt)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, _interrupt)
     try:
         try:
             emu.wait_ready()

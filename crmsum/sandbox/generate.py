@@ -733,7 +733,8 @@ class _Generator:
                 records.append((t, "task", (1, ctx.render(rng.choice(C.TASK_CALL_TEXTS)), till, False, None)))
 
         # materialize in time order
-        records.sort(key=lambda r: (r[0], r[1]))
+        records = sorted(((min(ts, self.end_ts), kind, data) for ts, kind, data in records),
+                         key=lambda r: (r[0], r[1]))
         events: list[tuple[str, str]] = []
         updated = created
         open_tasks: list[int] = []
@@ -750,8 +751,6 @@ class _Generator:
             n_rec += 1
 
         for ts, kind, data in records:
-            if ts > self.end_ts:
-                continue
             owner = owner_at(ts)
             updated = max(updated, ts)
             if kind == "ev":
@@ -770,11 +769,12 @@ class _Generator:
                     self._write_note(fn, nid, lid, by, ts, owner.uid, ntype, params)
                     ev(ts, "outgoing_call" if ntype == "call_out" else "incoming_call", by, [{"note": {"id": nid}}], [])
                     if text:
-                        nid2 = self._note_id(ts + 90)
-                        self._write_note(fn, nid2, lid, by, ts + 90, owner.uid, "common", {"text": text})
-                        ev(ts + 90, "common_note_added", by, [{"note": {"id": nid2}}], [])
+                        t2 = min(ts + 90, self.end_ts)
+                        nid2 = self._note_id(t2)
+                        self._write_note(fn, nid2, lid, by, t2, owner.uid, "common", {"text": text})
+                        ev(t2, "common_note_added", by, [{"note": {"id": nid2}}], [])
                         n_rec += 1
-                        updated = max(updated, ts + 90)
+                        updated = max(updated, t2)
                     n_rec += 1
                     continue
                 if ntype in ("sms_in", "sms_out"):

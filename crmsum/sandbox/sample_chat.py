@@ -24,7 +24,7 @@ MSK = dt.timezone(dt.timedelta(hours=3))
 
 FORWARDED_TEXTS = [
     "Добрый день! Пришлите, пожалуйста, счёт на оплату. {c_nom}, {company}, тел. {phone}",
-    "Здравствуйте, это {c_nom} из {company}. Нам нужна консультация по {product}, перезвоните на {phone}.",
+    "Здравствуйте, это {c_nom} из {company}. Нам нужна консультация по {product_dat}, перезвоните на {phone}.",
     "Коллеги, направляю реквизиты, вопросы по договору — на {email}. С уважением, {c_nom}",
 ]
 PHOTO_CAPTIONS = ["", "", "Скрин КП для {company}", "Вот так выглядит их склад", "Образцы с выставки"]
@@ -117,7 +117,7 @@ class _Chat:
         date, unix = _stamp(ts)
         msg: dict[str, Any] = {"id": 0, "type": "message", "date": date, "date_unixtime": unix}
         if rng.random() < 0.05 and text:
-            e_date, e_unix = _stamp(ts + rng.randrange(20, 1800))
+            e_date, e_unix = _stamp(min(ts + rng.randrange(20, 1800), self.g.end_ts))
             msg["edited"], msg["edited_unixtime"] = e_date, e_unix
         name, uid = self.who(author)
         msg["from"], msg["from_id"] = name, uid
@@ -154,7 +154,8 @@ class _Chat:
         recent = []
         for m in who:
             name, uid = self.who(m)
-            recent.append({"from": name, "from_id": uid, "date": _stamp(ts + rng.randrange(30, 3600))[0]})
+            recent.append({"from": name, "from_id": uid,
+                           "date": _stamp(min(ts + rng.randrange(30, 3600), self.g.end_ts))[0]})
         return [{"type": "emoji", "count": k, "emoji": emoji, "recent": recent}]
 
 
@@ -228,6 +229,11 @@ def write_chat(g: "_Generator", dest: Path) -> int:
             out: list[dict] = []
             for _ts, _o, fn in items:
                 out.extend(fn())
+            for m in out:   # follow-ups scheduled past midnight stay on their day
+                if int(m["date_unixtime"]) >= day_end:
+                    m["date"], m["date_unixtime"] = _stamp(day_end - 1)
+                    if "edited" in m:
+                        m["edited"], m["edited_unixtime"] = m["date"], m["date_unixtime"]
             out.sort(key=lambda m: int(m["date_unixtime"]))
             recent: list[int] = []
             for m in out:
@@ -348,7 +354,7 @@ def _filler(ch: _Chat, g: "_Generator", ts: int, author, people: list, sales: li
         return ch.message(ts, author, text, extra_entities=[("mention_name", mate.person.full, {"user_id": mate.tg_id})])
     if r < 0.42:
         url = f"https://{co.domain}/tender/{rng.randrange(1000, 99999)}"
-        return ch.message(ts, author, f"Тендер {co.name} на {ctx.fixed['product']}: {url}")
+        return ch.message(ts, author, f"Тендер {co.name} на {ctx.fixed['product_acc']}: {url}")
     if r < 0.43:
         text = f"Кто отвечает за {co.name}? Там новый контакт — {contact.person.full}, {fmt_phone(contact.person.phone, 4)}"
         g.reg.names.add(contact.person.full)

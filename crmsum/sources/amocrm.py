@@ -57,30 +57,46 @@ class _Retryable(Exception):
 
 # -- rate limiter -----------------------------------------------------------------------------
 class RateLimiter:
-    """Thread-safe spacing limiter: request starts are at least 1/rps apart.
+    """Thread-safe sliding-window limiter: at most `rps` request departures in any `window` seconds.
 
-    A bucket with burst capacity would let a sliding one-second window see up to 2×rps requests;
-    plain spacing never exceeds rps in any window, and at 7 rps costs nothing in throughput.
+    The window is a little longer than one second (`margin`) because the server counts arrivals,
+    and arrivals jitter; departures are stamped when they really happen (after the sleep), so a
+    late wake-up never lets the next request catch up. A token bucket with burst capacity would let
+    a one-second window see up to 2×rps requests. Every 429 widens the margin a little (`penalize`).
     """
 
-    def __init__(self, rps: float, safety: float = 0.97) -> None:
+    def __init__(self, rps: float, margin: float = 0.04, max_margin: float = 0.25) -> None:
         if rps <= 0:
             raise ValueError("rps must be positive")
-        self.interval = 1.0 / (rps * safety)
-        self._next = 0.0
+        self.rps = rps
+        self.n = max(1, int(rps))
+        self.base = self.n / rps  # seconds that hold n requests at exactly rps (1.0 for whole rps)
+        self.margin, self.max_margin = margin, max_margin
+        self.interval = 1.0 / rps  # minimum spacing between two departures
+        self._log: deque[float] = deque(maxlen=self.n)
+        self._last = float("-inf")
+        self._pause_until = 0.0
         self._lock = threading.Lock()
         self.waited = 0.0  # seconds callers spent waiting for a slot
         self.acquired = 0
-        self._pause_until = 0.0
+
+    @property
+    def window(self) -> float:
+        return self.base + self.margin
 
     def acquire(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next, self._pause_until)
-            self._next = slot + self.interval
-            self.acquired += 1
-        delay = slot - now
-        if delay > 0:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                t = max(now, self._last + self.interval, self._pause_until)
+                if len(self._log) >= self.n:
+                    t = max(t, self._log[0] + self.window)
+                if t <= now:
+                    self._log.append(now)
+                    self._last = now
+                    self.acquired += 1
+                    return
+            delay = t - now
             self.waited += delay
             time.sleep(delay)
 
@@ -88,6 +104,11 @@ class RateLimiter:
         """Hold every caller back (the server said Retry-After)."""
         with self._lock:
             self._pause_until = max(self._pause_until, time.monotonic() + seconds)
+
+    def penalize(self) -> None:
+        """The server still saw too many requests: keep a wider safety margin from now on."""
+        with self._lock:
+            self.margin = min(self.max_margin, self.margin + 0.02)
 
 
 # -- auth -------------------------------------------------------------------------------------
@@ -277,6 +298,7 @@ class AmoClient:
         self._count(resp.status_code, None)
         if resp.status_code == 429:
             ra = _retry_after(resp)
+            self.limiter.penalize()
             if ra:
                 self.limiter.pause(ra)
             raise _Retryable(f"{method} {path}: HTTP 429", ra)
@@ -385,7 +407,7 @@ class AmoClient:
         if not more:
             return
         page = 2
-        window = max(1, min(self.prefetch, 1 + int(self.stats.latency / self.limiter.interval)))
+        window = max(1, min(self.prefetch, 1 + int(self.stats.latency * self.limiter.rps)))
         if window == 1:
             while more and not (stop and stop.is_set()):
                 items, more = fetch(page)

@@ -50,6 +50,7 @@ KNOWN: dict[str, set[str]] = {
                   "_links", "_embedded"},
     "notes": {"id", "entity_id", "created_by", "updated_by", "created_at", "updated_at",
               "responsible_user_id", "group_id", "note_type", "params", "account_id", "is_needs_to_be_read",
+              "is_needs_to_be_linked",
               "_links"},
     "tasks": {"id", "created_by", "updated_by", "created_at", "updated_at", "responsible_user_id", "group_id",
               "entity_id", "entity_type", "duration", "is_completed", "task_type_id", "text", "result",

@@ -9,6 +9,7 @@ claim-bearing sentences that were supported is the summary's `grounding` score.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,7 @@ class Support:
         self.values: set[float] = set()
         self.dates: set[tuple[int, int]] = set()
         self.names: set[str] = set()
+        self._sorted: list[float] | None = None
 
     def add_text(self, text: str) -> None:
         self.names.update(PSEUDONYM_RE.findall(text))
@@ -104,14 +106,28 @@ class Support:
         elif isinstance(value, str):
             self.add_text(value)
 
+    def _any_within(self, lo: float, hi: float) -> bool:
+        if self._sorted is None or len(self._sorted) != len(self.values):
+            self._sorted = sorted(self.values)
+        i = bisect.bisect_left(self._sorted, lo)
+        return i < len(self._sorted) and self._sorted[i] <= hi
+
     def supports_number(self, x: float, unit: str | None) -> bool:
         if unit == "млн":
-            return any(abs(x * 1e6 - v) <= 0.05 * max(v, 1) for v in self.values)
+            x *= 1e6
+            return self._any_within(x / 1.05, x * 1.05)
         if unit == "тыс":
-            return any(abs(x * 1e3 - v) <= 0.05 * max(v, 1) for v in self.values)
-        if x == int(x):
-            return any(abs(x - v) < 0.5 + 1e-9 for v in self.values if v >= 0.5 or x == 0)
-        return any(abs(x - v) <= 0.051 for v in self.values)
+            x *= 1e3
+            return self._any_within(x / 1.05, x * 1.05)
+        if x == int(x):  # integers: exact, or a fact that rounds to it (54.55 -> 55)
+            return self._any_within(max(x - 0.5, 0.5) if x else 0, x + 0.5 - 1e-9 if x else 0.4999)
+        return self._any_within(x - 0.051, x + 0.051)
+
+
+def _supported(base: Support, sup: Support, nums, dates, names) -> bool:
+    return (all(base.supports_number(v, u) or sup.supports_number(v, u) for v, u in nums)
+            and all(d in base.dates or d in sup.dates for d in dates)
+            and all(n in base.names or n in sup.names for n in names))
 
 
 def cited_ids(text: str) -> list[str]:
@@ -167,6 +183,8 @@ def check(text: str, facts: dict, records: list[dict], remove: bool = True) -> G
                             sup.names.add(by_id[i]["author"])
                         if by_id[i].get("ts"):
                             sup.add_text(by_id[i]["ts"][:10])
+            elif _supported(base, Support(), nums, dates, names):
+                sup = base  # fact sentences: no need to index every record
             else:
                 if everything is None:
                     everything = Support()
@@ -176,9 +194,7 @@ def check(text: str, facts: dict, records: list[dict], remove: bool = True) -> G
                             everything.names.add(r["author"])
                 sup = everything
             if sup is not None:
-                ok = all(base.supports_number(v, u) or sup.supports_number(v, u) for v, u in nums) \
-                    and all(d in base.dates or d in sup.dates for d in dates) \
-                    and all(n in base.names or n in sup.names for n in names)
+                ok = _supported(base, sup, nums, dates, names)
             if ok:
                 supported += 1
                 kept.append(sent)

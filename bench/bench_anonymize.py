@@ -156,13 +156,13 @@ def leaked(out: str, pii: list[str]) -> list[str]:
     return bad
 
 
-def sample_recall(anon_factory, tmp: Path) -> dict | None:
+def sample_recall(anon_factory, tmp: Path, leads: int = 60, chat_days: int = 60) -> dict | None:
     try:
         from crmsum.sandbox.generate import generate  # type: ignore
     except Exception:
         return None
     out = tmp / "sample"
-    generate(out, leads=60, chat_days=60, seed=3)
+    generate(out, leads=leads, chat_days=chat_days, seed=3)
     texts: list[str] = []
     for line in (out / "amocrm" / "notes.jsonl").read_text(encoding="utf-8").splitlines():
         t = (json.loads(line).get("params") or {}).get("text")
@@ -195,9 +195,12 @@ def sample_recall(anon_factory, tmp: Path) -> dict | None:
     joined = "\n".join(o for o in outs if o)
     values = [v for k in ("names", "phones", "emails") for v in pii.get(k, [])]
     left = [v for v in values if v and re.search(r"(?<![\w@])" + re.escape(v) + r"(?![\w])", joined)]
-    kept_companies = sum(1 for c in companies if c in joined)
+    original = "\n".join(t for t in texts if t)
+    bare = [re.sub(r"^(?:ООО|АО|ПАО|ЗАО|ТД|НПО|ГК)\s+|[«»\"]", "", c).strip() for c in companies]
+    mentioned = [c for c in set(bare) if c and c in original]
+    kept_companies = f"{sum(1 for c in mentioned if c in joined)}/{len(mentioned)}"
     return {"texts": len(texts), "planted_values": len(values), "leaked": len(left), "leaked_examples": left[:10],
-            "recall": 1 - len(left) / max(1, len(values)), "companies_seen_readable": kept_companies}
+            "recall": 1 - len(left) / max(1, len(values)), "company_names_still_readable": kept_companies}
 
 
 def main() -> None:

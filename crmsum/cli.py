@@ -124,6 +124,69 @@ def precompute() -> None:
     _show(report)
 
 
+@app.command()
+def digest(
+    week: Optional[str] = typer.Option(None, "--week", help="ISO week YYYY-Www (default: the latest complete week with data)."),
+    force: bool = typer.Option(False, "--force", help="Send again even to chats that already got it."),
+) -> None:
+    """Weekly digests: sent to the chats when CRMSUM_TELEGRAM_TOKEN is set, else written to DATA_DIR/outbox/."""
+    from crmsum.config import get_settings
+    from crmsum.delivery import DeliveryError, deliver_digests
+    from crmsum.digest import DigestError
+    from crmsum.logs import setup_logging
+
+    settings = get_settings()
+    setup_logging(settings)
+    try:
+        report = deliver_digests(week, force=force, settings=settings)
+    except (DeliveryError, DigestError) as exc:
+        fail(str(exc))
+    console.print(str(report), highlight=False)
+    for line in report.warnings + report.errors:
+        console.print(f"  {line}", highlight=False)
+    for path in report.files:
+        console.print(f"  wrote {path}", highlight=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="A question, e.g. «Что Ева делала в марте по Теххренмашу?»"),
+    as_json: bool = typer.Option(False, "--json", help="Print {answer, source, manager, company, start, end}."),
+) -> None:
+    """Answer one question from the lake (precomputed summaries, else a live summary)."""
+    from crmsum import answer as A
+    from crmsum.config import get_settings
+    from crmsum.logs import setup_logging
+
+    settings = get_settings()
+    setup_logging(settings)
+    result = A.answer_question(question, settings=settings)
+    vault = A.get_context(settings).vault  # the operator's terminal may see real names
+    A.flush()
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(vault), ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(result.display(vault) + "\n")
+
+
+@app.command()
+def bot() -> None:
+    """Run the Telegram bot (long polling; CRMSUM_TELEGRAM_TOKEN, CRMSUM_TELEGRAM_ALLOWED_CHATS)."""
+    from crmsum.config import get_settings
+    from crmsum.logs import setup_logging
+
+    settings = get_settings()
+    setup_logging(settings)
+    if settings.telegram_token is None:
+        fail("CRMSUM_TELEGRAM_TOKEN is not set (the bot token from @BotFather)")
+    from crmsum.bot import run_bot
+
+    console.print("bot running (Ctrl+C to stop)", highlight=False)
+    run_bot(settings)
+
+
 def _progress():
     from crmsum.progress import RichProgress
 

@@ -109,8 +109,9 @@ def split_html(html: str, limit: int = MAX_MESSAGE) -> list[str]:
     """
     if limit < 16:
         raise ValueError("limit too small")
-    if visible_len(html) <= limit:
-        return [html] if html.strip() else []
+    size = visible_len(html)
+    if size <= limit:
+        return [html] if size > 0 else []
     toks = _tokens(html)
     parts: list[str] = []
     stack: list[_Tok] = []  # open tags at the current position

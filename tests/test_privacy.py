@@ -298,3 +298,20 @@ def test_handle_url_card_methods(anon):
     out = anon.text("оплатил с карты 4276 1234 5678 9012, спасибо")
     assert "4276" not in out and "DOC-" in out
     assert anon.text("счёт 1234 5678 9012 3456 оплачен") == "счёт 1234 5678 9012 3456 оплачен"
+
+
+def test_recall_on_sample_account(tmp_path):
+    """Every planted value of the sample generator is gone from notes, tasks and chat messages."""
+    gen = pytest.importorskip("crmsum.sandbox.generate")
+    import importlib.util
+    import sys
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "bench_anonymize", Path(__file__).resolve().parents[1] / "bench" / "bench_anonymize.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_anonymize"] = bench
+    spec.loader.exec_module(bench)
+    assert gen.generate is not None
+    res = bench.sample_recall(lambda p: Anonymizer(Vault(p), workers=1), tmp_path, leads=20, chat_days=30)
+    assert res is not None and res["planted_values"] > 0
+    assert res["leaked"] == 0, res["leaked_examples"]

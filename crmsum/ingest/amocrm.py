@@ -172,7 +172,7 @@ def _params(stream: Stream, since: int | None, until: int) -> list[tuple[str, An
 
 def sync(settings: Any, lake: Any, anonymizer: Any, progress: Progress | None = None, *,
          client: AmoClient | None = None, now: int | None = None, full: bool = False,
-         batch_rows: int = 2000, queue_pages: int = 8, lock_wait: bool | float = False) -> SyncReport:
+         batch_rows: int = 2000, queue_pages: int = 64, lock_wait: bool | float = False) -> SyncReport:
     """Sync amoCRM into the lake; returns a SyncReport. Raises AmoError subclasses on fatal API errors
     and RunInProgressError when another run holds DATA_DIR/state/nightly.lock.
 
@@ -234,6 +234,7 @@ def _run(settings: Any, lake: Any, anonymizer: Any, progress: Progress | None, c
             written[name] += lake.write(name, df)
         report.write_seconds += time.perf_counter() - t1
 
+    _warm_up()
     fetcher.start()
     try:
         while True:
@@ -318,6 +319,20 @@ def _map(stream: Stream, items: list[dict], anon: Any, tz: str, unknown: rows.Un
     if n == "events":
         return {"crm_events": rows.events_rows(items, anon, tz, unknown)}
     raise ValueError(f"unknown amoCRM list {n}")
+
+
+def _warm_up() -> None:
+    """Load the NER model in the background while the first pages are in flight (it takes seconds,
+    and a consumer stalled on it would leave the rate limiter idle). Failure is not our business."""
+    def load() -> None:
+        try:
+            from crmsum.privacy.people import ner_tagger
+
+            ner_tagger()
+        except Exception:  # noqa: BLE001
+            log.debug("NER warm-up failed", exc_info=True)
+
+    threading.Thread(target=load, name="ner-warm-up", daemon=True).start()
 
 
 def _flush_vault(anonymizer: Any) -> None:

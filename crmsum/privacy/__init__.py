@@ -4,13 +4,24 @@
     anon.learn_people([("Ева Соколова", "manager")]); anon.learn_companies(["Теххренмаш"])
     anon.person("Ева Соколова"); anon.phone("+7 912 345-67-89"); anon.text("Позвонил Еве ...")
     vault.resolve("PER-1a2b3c4d звонила") -> real names (allowed chats / CLI only)
+
+Decisions (see module docstrings for details):
+- pseudonym = PREFIX + first 8 hex of HMAC-SHA256(key, "kind:normalized"); persons are normalized to
+  «first surname» nominative lowercase (patronymic dropped), phones to E.164 digits, e-mails lowercased.
+- Personal links (t.me, vk.com, wa.me, instagram, ok.ru, linkedin.com/in, …) become URL-…; other web
+  sites (company sites such as https://tehhrenmash.ru) stay readable, personal data inside them is
+  still scrubbed by the other detectors.
+- Company INN (10 digits), amounts, dates, order/invoice numbers stay; personal INN (12 digits), SNILS,
+  passport, bank cards become DOC-….
+- Learned company words are never persons; a person's name inside a company name («ИП Смирнов»)
+  is not treated as a company word, so it stays private in free text.
 """
 
 from .anonymizer import Anonymizer
-from .display import display_text, is_allowed
+from .detectors import normalize_phone
+from .display import display_name, display_text, is_allowed
 from .people import normalize_name
 from .vault import PSEUDONYM_RE, Vault, VaultError
-from .detectors import normalize_phone
 
 __all__ = ["Anonymizer", "Vault", "VaultError", "PSEUDONYM_RE", "normalize_name", "normalize_phone",
-           "display_text", "is_allowed"]
+           "display_text", "display_name", "is_allowed"]

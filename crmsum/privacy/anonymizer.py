@@ -21,8 +21,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
 from . import detectors as D
-from .people import (CAP_RE, Gazetteer, display_form, morph, ner_tagger, normalize_name,
-                     surname_nominative, tok_info)
+from .people import CAP_RE, Gazetteer, display_form, morph, ner_tagger, normalize_name, tok_info
 from .vault import PSEUDONYM_RE, Vault
 
 log = logging.getLogger(__name__)
@@ -36,6 +35,7 @@ LATIN_RE = re.compile(r"^[A-Za-z]")
 LOWER_TOKEN_RE = re.compile(r"(?<![\w@.\-])[а-яё]{4,}(?![\w@])")
 LOWER_WORD_BEFORE_RE = re.compile(r"(?<![\w@.\-])([а-яё]+)[ \u00a0]$")
 LOWER_WORD_AFTER_RE = re.compile(r"[ \u00a0]([а-яё]+)(?![\w@])")
+STRONG_SURNAME_RE = re.compile(r"(?:ский|цкий|ская|цкая|ович|евич|енко|швили|дзе|ян)$")
 SURNAME_LIKE_RE = re.compile(r"(?:ов|ев|ёв|ин|ын|ова|ева|ина|ына|ский|цкий|ская|цкая|ук|юк|енко|ян|швили|дзе|ич|ус|ис)$")
 
 # First names that are also everyday words: a known person's name at sentence start is checked by NER.
@@ -354,9 +354,14 @@ class Anonymizer:
         for g in groups:
             classes = {t[3] for t in g}
             if classes <= {"I"}:
-                if SURNAME_LIKE_RE.search(g[0][2]):
-                    need_ner = True
-                continue
+                w0 = g[0][2]
+                if not STRONG_SURNAME_RE.search(w0) or tok_info(w0).known:
+                    if SURNAME_LIKE_RE.search(w0):
+                        need_ner = True
+                    continue
+                # unknown word shaped like a surname at sentence start («Кшиштофский отправил»)
+                g = [(t[0], t[1], t[2], _P) for t in g]
+                classes = {_P}
             if "I" in classes and not classes & {_K, _P}:
                 g = [t for t in g if t[3] != "I"]
                 classes = {t[3] for t in g}

@@ -12,9 +12,18 @@ and a page parses just the records it returns. Indices are sorted numpy arrays (
 time ranges, vectorized masks for the other filters), with a small LRU of query results so paging
 through a filtered list costs O(limit) per page.
 
-Python hooks for tests: `AmoEmulator(data, token=...)`, `.start()` / `with AmoEmulator(...) as emu`,
-`.upsert(entity, objects)`, `.expire_access_tokens()`, `.stats()`, settable `rate_limit`,
-`fail_rate`, `clock`.
+Python hooks for other tests (all state is plain attributes, changeable while serving):
+
+    emu = AmoEmulator(data_dir_or_None, token="T", rate_limit=0, fail_rate=0.0, seed=0, clock=time.time,
+                      client_id=..., client_secret=..., redirect_uri=..., refresh_token="initial-refresh-token")
+    server = emu.start(host="127.0.0.1", port=0)     # or: with AmoEmulator(...) as emu: emu.url
+    emu.url; emu.stop(); emu.wait_ready()
+    emu.upsert("leads", [{"id": 5, "status_id": 142}])  # merge by id; updated_at moves past all others
+    emu.expire_access_tokens(); emu.issue_auth_code(); emu.issue_tokens(); emu.add_refresh_token(tok)
+    emu.stats() -> {"total", "by_status", "by_path", "by_path_status"}; emu.request_log; emu.reset_stats()
+    emu.rate_limit = 7; emu.block_after / block_window / block_seconds; emu.unblock()
+    emu.fail_rate = 0.2; emu.slow_seconds = 0.1; emu.faults = [("500", 1.0), ("drop", 1.0)]
+    emu.clock = lambda: fake_now
 """
 
 from __future__ import annotations
@@ -446,9 +455,12 @@ def _bad(detail: str) -> HttpError:
 
 def _to_int(name: str, value: str) -> int:
     try:
-        return int(value.strip())
+        v = int(value.strip())
     except ValueError:
         raise _bad(f"{name} must be an integer, got {value!r}") from None
+    if not -2**63 <= v < 2**63:
+        raise _bad(f"{name} is out of range: {value!r}")
+    return v
 
 
 def parse_query(pairs: list[tuple[str, str]], spec: Spec) -> Query:
@@ -576,7 +588,8 @@ class AmoEmulator:
         self.block_after, self.block_window, self.block_seconds = block_after, block_window, block_seconds
         self.slow_seconds = slow_seconds
         self.faults = list(_FAULTS)
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # faults only, so the same seed faults the same requests
+        self._id_rng = random.Random(seed + 1)  # ids of upserted events
         self._lock = threading.Lock()
         self._data_lock = threading.Lock()
         self._window: collections.deque[float] = collections.deque()
@@ -679,7 +692,7 @@ class AmoEmulator:
                 key = new.get("id")
                 if spec.id_str:
                     if key is None:
-                        key = _ulid(self._rng, int(self.clock()))
+                        key = _ulid(self._id_rng, int(self.clock()))
                     key = new["id"] = str(key)
                 pos = None
                 if key is not None:

@@ -113,6 +113,8 @@ class Ctx(dict):
 
     def __init__(self, reg: Registry, rng: random.Random, person: Person | None, **fixed: Any) -> None:
         super().__init__()
+        if isinstance(fixed.get("product"), tuple):
+            fixed["product"], fixed["product_acc"], fixed["product_dat"] = fixed["product"]
         self.reg, self.rng, self.p, self.fixed = reg, rng, person, fixed
         self.planted: list[tuple[str, str]] = []
 
@@ -138,6 +140,10 @@ class Ctx(dict):
             v = p.io(case[suffix])
         elif key == "first":
             return p.first
+        elif key == "a":      # past-tense agreement: подтвердил / подтвердила
+            return "а" if p.gender == "femn" else ""
+        elif key == "sya":    # отказался / отказалась
+            return "ась" if p.gender == "femn" else "ся"
         elif key == "phone":
             v = fmt_phone(p.phone, rng.randrange(PHONE_STYLES))
             reg.phones.add(v)
@@ -363,7 +369,10 @@ class _Generator:
         for _ in range(n_comp):
             while True:
                 if rng.random() < 0.7:
-                    base = rng.choice(C.COMPANY_ROOT_A) + rng.choice(C.COMPANY_ROOT_B).lower() + rng.choice(C.COMPANY_ROOT_C)
+                    base = rng.choice(C.COMPANY_ROOT_A) + rng.choice(C.COMPANY_ROOT_B).lower()
+                    suffix = rng.choice(C.COMPANY_ROOT_C)
+                    if suffix.strip().lower() not in base.lower():
+                        base += suffix
                 else:
                     base = rng.choice(C.COMPANY_WORDS) + rng.choice(["", "", "-Урал", "-Сибирь", " Плюс", " Групп"])
                 r = rng.random()
@@ -687,12 +696,14 @@ class _Generator:
                         "Подготовка заявки": C.QUALIFY_NOTES, "Заявка подана": C.KP_NOTES}.get(stage, C.GENERIC_NOTES)
                 if rng.random() < 0.3:
                     pool = C.GENERIC_NOTES
-                text = ctx.render(rng.choice(pool))
-                if rng.random() < 0.012:
-                    text = ctx.render(rng.choice(C.PERSONAL_DOC_NOTES))
-                if rng.random() < 0.006 and n_inj == 0:
+                r2 = rng.random()
+                if r2 < 0.006 and n_inj == 0:
                     text = rng.choice(C.INJECTION_NOTES)
                     n_inj += 1
+                elif r2 < 0.018:
+                    text = ctx.render(rng.choice(C.PERSONAL_DOC_NOTES))
+                else:
+                    text = ctx.render(rng.choice(pool))
                 records.append((t, "note", ("common", text)))
                 budget -= 2
             elif r < 0.55:
@@ -802,7 +813,7 @@ class _Generator:
                         updated = max(updated, done_ts)
                     else:
                         done_ts = None
-                res = {"text": result or rng.choice(C.TASK_RESULTS)} if done_ts else []
+                res = {"text": result or rng.choice(C.TASK_RESULTS[ttype])} if done_ts else []
                 task = {"id": tid, "created_by": owner.uid, "updated_by": owner.uid, "created_at": ts,
                         "updated_at": done_ts or ts, "responsible_user_id": owner.uid, "group_id": 0,
                         "entity_id": lid, "entity_type": "leads", "duration": 3600 if ttype == 2 else 0,

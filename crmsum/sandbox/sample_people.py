@@ -104,8 +104,8 @@ def _surname_forms(surname: str, gender: str) -> tuple[str, ...]:
     # pymorphy3 drops ё in surnames (Семёнов -> семенов); restore it from the given stem.
     forms = inflect(surname.replace("ё", "е"), "Surn", gender)
     if "ё" in surname:
-        stem_e = surname.replace("ё", "е")
-        forms = tuple(f.replace(stem_e[: len(stem_e) - 2], surname[: len(surname) - 2], 1) for f in forms)
+        plain = surname.replace("ё", "е")
+        forms = tuple(surname + f[len(plain):] if f.startswith(plain) else f for f in forms)
     return forms
 
 

@@ -121,13 +121,16 @@ def local_time(values: list, tz: str) -> pd.Series:
     return out.dt.tz_convert(tz).dt.tz_localize(None).astype("datetime64[us]")
 
 
+TEXT_CHUNK = 1000  # below the anonymizer's process-pool threshold: the sync runs threads, never fork
+
+
 def _anon_texts(anon: AnonymizerLike, values: list) -> list:
-    """Batch-scrub the non-empty strings; keep None/empty as they are."""
+    """Batch-scrub the non-empty strings (in chunks); keep None/empty as they are."""
     idx = [i for i, v in enumerate(values) if isinstance(v, str) and v.strip()]
     out: list = [v if isinstance(v, str) else None for v in values]
-    if idx:
-        scrubbed = anon.texts([values[i] for i in idx])
-        for i, s in zip(idx, scrubbed):
+    for k in range(0, len(idx), TEXT_CHUNK):
+        part = idx[k:k + TEXT_CHUNK]
+        for i, s in zip(part, anon.texts([values[i] for i in part])):
             out[i] = s
     return out
 

@@ -1,0 +1,477 @@
+"""The answer path shared by the bot and `crmsum ask`: question -> parse -> precomputed or live summary.
+
+    answer_question("Что Ева делала в марте по Теххренмашу?") -> Answer(text, source, manager, ...)
+
+1. The question is parsed (`crmsum.query.parse_question`) against the managers' real names from
+   the vault and the companies of the lake; the manager found is mapped back to its pseudonym.
+2. If a precomputed summary covers it (one manager, one company or the team, and the period is
+   exactly an ISO week or a calendar month) the answer is read from `summaries` at once.
+3. Otherwise a live summary is computed (`crmsum.summarize.summarize_scope`).
+4. Unclear questions (nothing recognized, or an ambiguous name) get a short clarification that
+   lists the names the bot knows.
+
+`Answer.text` holds pseudonyms only (that is what goes to the `answers` table); `Answer.display()`
+resolves them for allowed readers. Per process, one `AnswerContext` per lake keeps a DuckDB
+connection, an in-memory copy of `summaries` and the name lists, refreshed when the lake changes,
+so a precomputed answer costs a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from crmsum.config import Settings, get_settings
+from crmsum.facts import period_bounds, period_label
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 5.0
+MONTHS = ["январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь", "октябрь",
+          "ноябрь", "декабрь"]
+_ISO_WEEK = re.compile(r"\b(\d{4})-?[WwНн](\d{1,2})\b")
+_NAME_LIST_MAX = 12
+
+
+@dataclass
+class Answer:
+    """One answer; `text` and `manager` carry pseudonyms only."""
+
+    text: str
+    source: str  # precomputed | live | clarify
+    manager: str | None = None  # pseudonym
+    company: str | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
+    backend: str | None = None
+    answer_id: str | None = None
+    period: str | None = None  # 2024-W10, 2024-03 or 2024-03-01..2024-03-15
+    latency_ms: float = 0.0
+    question: str = ""
+    chat_id: int | None = None
+    manager_name: str | None = None  # real name: display only, never stored
+    candidates: list[str] = field(default_factory=list)  # clarifications: names to choose from
+
+    @property
+    def clarify(self) -> bool:
+        return self.source == "clarify"
+
+    def display(self, vault=None) -> str:
+        """The text with pseudonyms resolved (for allowed chats and the operator's terminal)."""
+        if vault is None:
+            return self.text
+        return vault.resolve(self.text)
+
+    def to_json(self, vault=None) -> dict[str, Any]:
+        """The `crmsum ask --json` object (design: answer, source, manager, company, start, end)."""
+        manager = self.manager
+        if manager and vault is not None:
+            manager = vault.real(manager) or manager
+        return {"answer": self.display(vault), "source": "live" if self.clarify else self.source,
+                "manager": manager, "company": self.company,
+                "start": self.start.isoformat() if self.start else None,
+                "end": self.end.isoformat() if self.end else None}
+
+
+@dataclass
+class Prepared:
+    """A parsed question and how it will be answered (the bot shows a placeholder before `finish`)."""
+
+    question: str
+    chat_id: int | None
+    manager: str | None
+    manager_name: str | None
+    company: str | None
+    company_id: int | None
+    start: dt.date | None
+    end: dt.date | None
+    summary_id: str | None  # set when precomputed covers it
+    period: str | None
+    clarification: Answer | None = None
+    t0: float = 0.0
+
+    @property
+    def live(self) -> bool:
+        return self.clarification is None and self.summary_id is None
+
+
+# -- per-process context ------------------------------------------------------------------------
+class AnswerContext:
+    """Connection, summaries snapshot and name lists for one lake (thread-safe, refreshed on change)."""
+
+    def __init__(self, settings: Settings, lake) -> None:
+        from crmsum.privacy import Vault
+
+        self.settings = settings
+        self.lake = lake
+        self.vault = Vault(settings.vault_dir)
+        self.con = lake.connect()
+        self._lock = threading.RLock()
+        self._sig: tuple = ()
+        self._checked = 0.0
+        self._anonymizer = None
+        self._writer = None  # one background thread: recording never delays an answer
+        self.managers: list[tuple[str, str]] = []  # (pseudonym, real name)
+        self.companies: dict[str, int] = {}  # name -> id
+        self.refresh(force=True)
+
+    def cursor(self):
+        return self.con.cursor()
+
+    def _signature(self) -> tuple:
+        return tuple(tuple(self.lake.parts(t)) for t in ("summaries", "crm_users", "crm_companies"))
+
+    def refresh(self, force: bool = False) -> None:
+        """Reload the snapshot and the names when the lake's part files changed."""
+        now = time.monotonic()
+        if not force and now - self._checked < REFRESH_SECONDS:
+            return
+        with self._lock:
+            self._checked = now
+            sig = self._signature()
+            if not force and sig == self._sig:
+                return
+            cur = self.cursor()
+            cur.execute("""CREATE OR REPLACE TABLE answer_summaries AS
+                           SELECT summary_id, scope, key, label, period_kind, period, start, "end", text, backend
+                           FROM summaries""")
+            in_lake = {r[0] for r in cur.execute("SELECT DISTINCT name FROM crm_users WHERE name IS NOT NULL").fetchall()}
+            people = self.vault.people("manager")
+            self.managers = [(p, n) for p, n in people if p in in_lake] or list(people)
+            rows = cur.execute("SELECT company_id, any_value(name) FROM crm_companies WHERE name IS NOT NULL "
+                               "GROUP BY company_id ORDER BY company_id").fetchall()
+            self.companies = {}
+            for cid, name in rows:
+                self.companies.setdefault(name, int(cid))
+            self._sig = sig
+
+    @property
+    def manager_names(self) -> list[str]:
+        return [n for _, n in self.managers]
+
+    def pseudonym_of(self, real: str | None) -> str | None:
+        if real is None:
+            return None
+        return next((p for p, n in self.managers if n == real), None)
+
+    def summary(self, summary_id: str) -> dict | None:
+        cur = self.cursor()
+        df = cur.execute("SELECT * FROM answer_summaries WHERE summary_id = ?", [summary_id]).df()
+        return df.to_dict("records")[0] if len(df) else None
+
+    def submit(self, fn, *args) -> None:
+        """Run a lake write in the background, in order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with self._lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmsum-answers")
+            self._writer.submit(fn, *args)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every submitted write is in the lake."""
+        with self._lock:
+            writer = self._writer
+        if writer is not None:
+            try:
+                writer.submit(lambda: None).result(timeout)
+            except RuntimeError:  # interpreter exit: the executor drains its queue by itself
+                pass
+
+    def anonymize(self, text: str) -> str:
+        """The question as it may be stored: known people, phones, e-mails become pseudonyms."""
+        with self._lock:
+            if self._anonymizer is None:
+                from crmsum.privacy import Anonymizer
+
+                self._anonymizer = Anonymizer(self.vault, use_ner=False)
+            return self._anonymizer.text(text) or ""
+
+
+_contexts: dict[tuple[str, str], AnswerContext] = {}
+_contexts_lock = threading.Lock()
+
+
+def get_context(settings: Settings | None = None, lake=None) -> AnswerContext:
+    """The cached context of a lake (one per process and lake)."""
+    from crmsum.lake import open_lake
+
+    s = settings or get_settings()
+    lake = lake or open_lake(s)
+    key = (lake.root, str(s.vault_dir))
+    with _contexts_lock:
+        ctx = _contexts.get(key)
+        if ctx is None:
+            ctx = _contexts[key] = AnswerContext(s, lake)
+    ctx.settings = s
+    ctx.refresh()
+    return ctx
+
+
+def reset_contexts() -> None:
+    """Forget cached contexts (tests; after the lake was rebuilt)."""
+    flush()
+    with _contexts_lock:
+        _contexts.clear()
+
+
+def flush(timeout: float = 30.0) -> None:
+    """Wait until all recorded answers are written (the CLI and tests call this)."""
+    with _contexts_lock:
+        ctxs = list(_contexts.values())
+    for ctx in ctxs:
+        ctx.flush(timeout)
+
+
+atexit.register(flush)
+
+
+# -- periods ------------------------------------------------------------------------------------
+def today_in(settings: Settings) -> dt.date:
+    try:
+        from zoneinfo import ZoneInfo
+
+        return dt.datetime.now(ZoneInfo(settings.timezone)).date()
+    except Exception:  # noqa: BLE001
+        return dt.date.today()
+
+
+def covering_period(start: dt.date, end: dt.date) -> tuple[str, str] | None:
+    """('week', '2024-W10') or ('month', '2024-03') when the range is exactly one of them."""
+    if start.weekday() == 0 and end == start + dt.timedelta(days=6):
+        return "week", period_label("week", start)
+    if start.day == 1 and (end + dt.timedelta(days=1)).day == 1 and end.month == start.month and end.year == start.year:
+        return "month", period_label("month", start)
+    return None
+
+
+def period_text(start: dt.date, end: dt.date) -> str:
+    cov = covering_period(start, end)
+    span = f"{start:%d.%m.%Y}–{end:%d.%m.%Y}"
+    if cov and cov[0] == "week":
+        return f"неделя {cov[1]} ({span})"
+    if cov and cov[0] == "month":
+        return f"{MONTHS[start.month - 1]} {start.year} ({span})"
+    return span
+
+
+def _explicit_week(text: str) -> tuple[dt.date, dt.date] | None:
+    m = _ISO_WEEK.search(text or "")
+    if not m:
+        return None
+    try:
+        return period_bounds("week", f"{int(m.group(1))}-W{int(m.group(2)):02d}")
+    except Exception:  # noqa: BLE001 - not a real week: leave it to the parser
+        return None
+
+
+# -- the path -----------------------------------------------------------------------------------
+def _clarify(ctx: AnswerContext, question: str, chat_id: int | None, ambiguous: list[str]) -> Answer:
+    if ambiguous:
+        opts = [ctx.pseudonym_of(n) or n for n in ambiguous]
+        text = ("Уточните, кого вы имеете в виду: " + ", ".join(opts) + "? "
+                "Напишите имя и фамилию, например: «Что " + opts[0] + " делал(а) в марте?»")
+        return Answer(text=text, source="clarify", question=question, chat_id=chat_id, candidates=opts)
+    names = [p for p, _ in ctx.managers][:_NAME_LIST_MAX]
+    comps = list(ctx.companies)[:_NAME_LIST_MAX]
+    text = "Не понял, о ком или о каком периоде вопрос."
+    if names:
+        text += " Я знаю менеджеров: " + ", ".join(names) + ("…" if len(ctx.managers) > _NAME_LIST_MAX else "") + "."
+    if comps:
+        text += " Компании: " + ", ".join(comps) + ("…" if len(ctx.companies) > _NAME_LIST_MAX else "") + "."
+    example_m = names[0] if names else "Ева"
+    example_c = comps[0] if comps else "Теххренмаш"
+    text += f" Спросите, например: «Что {example_m} делал(а) в марте по {example_c}?» или «Итоги команды за прошлую неделю»."
+    return Answer(text=text, source="clarify", question=question, chat_id=chat_id, candidates=names)
+
+
+def prepare(question: str, settings: Settings | None = None, lake=None, today: dt.date | None = None,
+            chat_id: int | None = None) -> Prepared:
+    """Parse a question and decide how it is answered (clarify / precomputed / live)."""
+    from crmsum.digest import DigestError, latest_complete_week
+    from crmsum.query import parse_question
+
+    t0 = time.perf_counter()
+    s = settings or get_settings()
+    ctx = get_context(s, lake)
+    today = today or today_in(s)
+    question = (question or "").strip()
+    parsed = parse_question(question, ctx.manager_names, list(ctx.companies), today)
+    week = _explicit_week(question)
+    if week:
+        parsed.start, parsed.end = week
+    manager = ctx.pseudonym_of(parsed.manager)
+    company = parsed.company
+    prep = Prepared(question=question, chat_id=chat_id, manager=manager, manager_name=parsed.manager,
+                    company=company, company_id=ctx.companies.get(company) if company else None,
+                    start=parsed.start, end=parsed.end, summary_id=None, period=None, t0=t0)
+    if manager is None and parsed.ambiguous_managers:
+        prep.clarification = _clarify(ctx, question, chat_id, parsed.ambiguous_managers)
+        return prep
+    if manager is None and company is None and parsed.start is None:
+        prep.clarification = _clarify(ctx, question, chat_id, [])
+        return prep
+    if prep.start is None or prep.end is None:
+        # no period: the latest complete week with data (what the weekly digest covers)
+        try:
+            wk = latest_complete_week(ctx.cursor(), today)
+            prep.start, prep.end = period_bounds("week", wk)
+        except DigestError:
+            prep.end = today
+            prep.start = today - dt.timedelta(days=today.weekday())
+    cov = covering_period(prep.start, prep.end)
+    prep.period = cov[1] if cov else f"{prep.start.isoformat()}..{prep.end.isoformat()}"
+    if cov and not (manager and company):
+        scope, key = ("manager", manager) if manager else ("company", str(prep.company_id)) if company else ("team", "team")
+        sid = f"{scope}:{key}:{cov[1]}"
+        if ctx.summary(sid) is not None:
+            prep.summary_id = sid
+    return prep
+
+
+def _header(p: Prepared, source: str, backend: str | None) -> str:
+    parts = [f"Менеджер: {p.manager or 'все'}", f"Компания: {p.company or 'все'}",
+             f"Период: {period_text(p.start, p.end)}"]
+    src = "готовая сводка (precomputed)" if source == "precomputed" else "собрано по запросу (live)"
+    if backend == "llm":
+        src += ", LLM"
+    return " · ".join(parts) + f"\nИсточник: {src}"
+
+
+def _body(summary_text: str) -> str:
+    lines = (summary_text or "").splitlines()
+    if lines and not lines[0].startswith("•") and ":" in lines[0] and not lines[0].rstrip().endswith(":"):
+        lines = lines[1:]  # the summary's own title (label: period) — the header says it already
+    return "\n".join(lines).strip()
+
+
+def finish(prep: Prepared, settings: Settings | None = None, lake=None, record: bool = True) -> Answer:
+    """Answer a prepared question (reads the precomputed row or computes a live summary) and record it."""
+    s = settings or get_settings()
+    ctx = get_context(s, lake)
+    if prep.clarification is not None:
+        a = prep.clarification
+        a.latency_ms = round((time.perf_counter() - prep.t0) * 1000, 2)
+        return a
+    if prep.summary_id is not None and (row := ctx.summary(prep.summary_id)) is not None:
+        source, backend, body = "precomputed", row.get("backend"), _body(row.get("text") or "")
+    else:
+        from crmsum.summarize import summarize_scope
+
+        target = ctx.lake if s.use_llm else ctx.cursor()
+        summ = summarize_scope(target, manager=prep.manager, company=prep.company_id, start=prep.start,
+                               end=prep.end, settings=s)
+        source, backend, body = "live", summ.backend, _body(summ.text)
+    text = _header(prep, source, backend) + "\n\n" + body
+    a = Answer(text=text, source=source, manager=prep.manager, company=prep.company, start=prep.start,
+               end=prep.end, backend=backend, answer_id=uuid.uuid4().hex[:16], period=prep.period,
+               question=prep.question, chat_id=prep.chat_id, manager_name=prep.manager_name)
+    a.latency_ms = round((time.perf_counter() - prep.t0) * 1000, 2)
+    if record:
+        record_answer(a, ctx)
+    return a
+
+
+def answer_question(question: str, settings: Settings | None = None, lake=None, today: dt.date | None = None,
+                    chat_id: int | None = None, record: bool = True) -> Answer:
+    """Answer one question (the shared path of the bot and `crmsum ask`)."""
+    s = settings or get_settings()
+    prep = prepare(question, s, lake, today, chat_id)
+    return finish(prep, s, lake, record=record)
+
+
+# -- recording ----------------------------------------------------------------------------------
+def record_answer(a: Answer, ctx: AnswerContext) -> None:
+    """Store the answer (question anonymized, pseudonyms only) in `answers`, in the background."""
+    import pandas as pd
+
+    row = pd.DataFrame([{
+        "answer_id": a.answer_id, "chat_id": int(a.chat_id or 0), "question": ctx.anonymize(a.question),
+        "manager": a.manager, "company": a.company, "start": a.start, "end": a.end, "source": a.source,
+        "backend": a.backend, "text": a.text, "latency_ms": float(a.latency_ms),
+        "created_at": dt.datetime.now().replace(microsecond=0)}])
+
+    def write() -> None:
+        try:
+            ctx.lake.write("answers", row)
+        except Exception:  # noqa: BLE001 - a lost log row must not lose the answer
+            log.exception("could not record answer %s", a.answer_id)
+
+    ctx.submit(write)
+
+
+def user_pseudonym(vault, user_id: int) -> str:
+    """Keyed pseudonym of a Telegram user id (raters are people too)."""
+    return vault.pseudonym("handle", f"telegram-user-id:{int(user_id)}")
+
+
+def record_feedback(answer_id: str, chat_id: int, message_id: int, user_id: int, rating: int,
+                    settings: Settings | None = None, lake=None) -> str:
+    """Store a 1–5 rating in `feedback` (one row per chat, message and rater; a new rating replaces it)."""
+    import pandas as pd
+
+    if not 1 <= int(rating) <= 5:
+        raise ValueError("rating must be 1..5")
+    ctx = get_context(settings or get_settings(), lake)
+    user = user_pseudonym(ctx.vault, user_id)
+    fid = f"{int(chat_id)}:{int(message_id)}:{user}"
+    ctx.lake.write("feedback", pd.DataFrame([{
+        "feedback_id": fid, "answer_id": answer_id, "chat_id": int(chat_id), "user": user, "rating": int(rating),
+        "created_at": dt.datetime.now().replace(microsecond=0)}]))
+    return fid
+
+
+# -- access and limits --------------------------------------------------------------------------
+class AccessGate:
+    """Allowed chats get answers; any other chat gets one refusal per process, then silence."""
+
+    REFUSAL = ("Извините, этот бот отвечает только в чатах отдела продаж. "
+               "Если вам нужен доступ, попросите администратора добавить этот чат.")
+
+    def __init__(self, allowed: set[int]) -> None:
+        self.allowed = set(allowed)
+        self._refused: set[int] = set()
+        self._lock = threading.Lock()
+
+    def check(self, chat_id: int) -> str:
+        """'ok', 'refuse' (send the refusal now) or 'ignore'."""
+        if int(chat_id) in self.allowed:
+            return "ok"
+        with self._lock:
+            if int(chat_id) in self._refused:
+                return "ignore"
+            self._refused.add(int(chat_id))
+            return "refuse"
+
+
+class RateLimiter:
+    """At most `per_hour` questions per user in any sliding hour."""
+
+    def __init__(self, per_hour: int, window: float = 3600.0, clock=time.monotonic) -> None:
+        self.per_hour = int(per_hour)
+        self.window = window
+        self.clock = clock
+        self._hits: dict[int, deque] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, user_id: int) -> tuple[bool, float]:
+        """(allowed, seconds until the next question is allowed)."""
+        if self.per_hour <= 0:
+            return True, 0.0
+        now = self.clock()
+        with self._lock:
+            q = self._hits.setdefault(int(user_id), deque())
+            while q and q[0] <= now - self.window:
+                q.popleft()
+            if len(q) >= self.per_hour:
+                return False, q[0] + self.window - now
+            q.append(now)
+            return True, 0.0

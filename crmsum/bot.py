@@ -1,0 +1,239 @@
+"""The Telegram bot (`crmsum bot`): pyTelegramBotAPI handlers, long polling.
+
+Handlers are thin: each one calls a `BotApp` method, and `BotApp` calls the library
+(`crmsum.answer` for questions, ratings, access and limits; `crmsum.delivery` for /digest).
+
+- /start, /help: what the bot can do and whom it knows;
+- /digest: this chat's latest weekly digest (chart + text);
+- /ask QUESTION and plain text: an answer from the precomputed summaries at once, or a live one
+  (typing + a «Собираю данные…» placeholder that is edited into the answer);
+- every answer carries 1–5 rating buttons; ratings go to `feedback`.
+
+Only chats in CRMSUM_TELEGRAM_ALLOWED_CHATS are served; any other chat gets one polite refusal per
+process and nothing else. A per-user limit (CRMSUM_TELEGRAM_USER_RATE questions per hour) protects
+the LLM budget. Bot API 429 answers are waited out (`crmsum.delivery.call_api`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+
+import telebot
+from telebot import types
+
+from crmsum import answer as A
+from crmsum import telegram_html as th
+from crmsum.config import Settings, get_settings
+from crmsum.delivery import call_api, chat_digest, make_bot, send_rendered
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDER = "Собираю данные…"
+COMMANDS = [("ask", "задать вопрос: /ask Что Ева делала в марте?"), ("digest", "дайджест последней недели"),
+            ("help", "что умеет бот")]
+_SECTION_TITLES = ("Что произошло:", "Что сработало:", "Что не получилось:", "Что делать дальше:")
+
+
+# -- rendering ----------------------------------------------------------------------------------
+def answer_html(text: str) -> list[str]:
+    """An answer's display text as Telegram HTML parts (header bold, source italic, titles bold)."""
+    lines = text.split("\n")
+    out = []
+    for n, line in enumerate(lines):
+        if n == 0 and line.startswith("Менеджер:"):
+            out.append(th.b(line))
+        elif n == 1 and line.startswith("Источник:"):
+            out.append(th.i(line))
+        elif line.strip() in _SECTION_TITLES:
+            out.append(th.b(line))
+        else:
+            out.append(th.escape(line))
+    return th.split_html("\n".join(out), th.MAX_MESSAGE)
+
+
+def rating_keyboard(answer_id: str) -> types.InlineKeyboardMarkup:
+    kb = types.InlineKeyboardMarkup(row_width=5)
+    kb.add(*[types.InlineKeyboardButton(str(n), callback_data=f"rate:{answer_id}:{n}") for n in range(1, 6)])
+    return kb
+
+
+def question_of(message) -> str:
+    """The question in a message: text after /ask (or /ask@bot), or the text itself."""
+    text = (message.text or "").strip()
+    if text.startswith("/"):
+        head, _, rest = text.partition(" ")
+        return rest.strip()
+    return text
+
+
+class BotApp:
+    """Everything the handlers do, independent of how updates arrive."""
+
+    def __init__(self, bot: telebot.TeleBot, settings: Settings, lake=None,
+                 today: Callable[[], dt.date] | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.bot, self.settings, self.lake = bot, settings, lake
+        self.gate = A.AccessGate(settings.allowed_chats)
+        self.limiter = A.RateLimiter(settings.telegram_user_rate)
+        self.today = today or (lambda: A.today_in(settings))
+        self.sleep = sleep
+
+    # sending with 429 handling
+    def send(self, chat_id: int, html: str, **kw):
+        return call_api(self.bot.send_message, chat_id, html, parse_mode="HTML", disable_web_page_preview=True,
+                        sleep=self.sleep, **kw)
+
+    def allowed(self, chat_id: int) -> bool:
+        verdict = self.gate.check(chat_id)
+        if verdict == "refuse":
+            log.info("refused a chat that is not allowed")
+            try:
+                self.send(chat_id, th.escape(A.AccessGate.REFUSAL))
+            except Exception:  # noqa: BLE001
+                log.warning("could not send the refusal")
+        return verdict == "ok"
+
+    def on_help(self, message) -> None:
+        if not self.allowed(message.chat.id):
+            return
+        ctx = A.get_context(self.settings, self.lake)
+        names = ", ".join(n for _, n in ctx.managers[:20]) or "—"
+        text = (f"{th.b('Я отвечаю на вопросы о работе отдела продаж')} по данным amoCRM и командного чата.\n\n"
+                "Спросите обычным текстом или через /ask, например:\n"
+                "• Что Ева делала в марте по Теххренмашу?\n• Итоги команды за прошлую неделю\n"
+                "• Как дела у Олега на этой неделе?\n\n"
+                f"/digest — дайджест последней недели\n\n{th.b('Менеджеры')}: {th.escape(names)}\n"
+                f"{th.i('Под каждым ответом можно поставить оценку 1–5.')}")
+        self.send(message.chat.id, text)
+
+    def on_digest(self, message) -> None:
+        if not self.allowed(message.chat.id):
+            return
+        try:
+            week, rendered = chat_digest(message.chat.id, self.settings, self.lake, today=self.today())
+        except Exception as exc:  # noqa: BLE001
+            log.warning("digest for chat failed: %s", exc)
+            self.send(message.chat.id, th.escape(f"Не получилось собрать дайджест: {exc}"))
+            return
+        for r in rendered:
+            send_rendered(self.bot, message.chat.id, r, sleep=self.sleep)
+
+    def on_question(self, message, text: str | None = None) -> None:
+        chat_id = message.chat.id
+        if not self.allowed(chat_id):
+            return
+        text = question_of(message) if text is None else text
+        if not text:
+            self.send(chat_id, th.escape("Напишите вопрос после /ask, например: /ask Что Ева делала в марте?"))
+            return
+        user = message.from_user.id if message.from_user else chat_id
+        ok, wait = self.limiter.allow(user)
+        if not ok:
+            self.send(chat_id, th.escape(f"Слишком много вопросов: не больше {self.settings.telegram_user_rate} в час. "
+                                         f"Попробуйте через {max(1, round(wait / 60))} мин."))
+            return
+        prep = A.prepare(text, self.settings, self.lake, self.today(), chat_id)
+        ctx = A.get_context(self.settings, self.lake)
+        if prep.clarification is not None:
+            self.send(chat_id, th.escape(prep.clarification.display(ctx.vault)))
+            return
+        placeholder = None
+        if prep.live:
+            call_api(self.bot.send_chat_action, chat_id, "typing", sleep=self.sleep)
+            placeholder = self.send(chat_id, th.i(PLACEHOLDER))
+        try:
+            ans = A.finish(prep, self.settings, self.lake)
+        except Exception as exc:  # noqa: BLE001 - the user must hear back
+            log.exception("answer failed")
+            msg = th.escape(f"Не получилось собрать ответ ({type(exc).__name__}). Попробуйте позже или уточните вопрос.")
+            if placeholder is not None:
+                call_api(self.bot.edit_message_text, msg, chat_id, placeholder.message_id, parse_mode="HTML",
+                         sleep=self.sleep)
+            else:
+                self.send(chat_id, msg)
+            return
+        parts = answer_html(ans.display(ctx.vault))
+        kb = rating_keyboard(ans.answer_id)
+        for n, part in enumerate(parts):
+            markup = kb if n == len(parts) - 1 else None
+            if n == 0 and placeholder is not None:
+                call_api(self.bot.edit_message_text, part, chat_id, placeholder.message_id, parse_mode="HTML",
+                         reply_markup=markup, disable_web_page_preview=True, sleep=self.sleep)
+            else:
+                self.send(chat_id, part, reply_markup=markup)
+
+    def on_rate(self, call) -> None:
+        msg = call.message
+        if msg is None or msg.chat.id not in self.gate.allowed:
+            return  # not an allowed chat: nothing at all
+        try:
+            _, answer_id, rating = call.data.split(":")
+            rating_n = int(rating)
+            A.record_feedback(answer_id, msg.chat.id, msg.message_id, call.from_user.id, rating_n,
+                              self.settings, self.lake)
+        except (ValueError, TypeError):
+            call_api(self.bot.answer_callback_query, call.id, "Не удалось сохранить оценку", sleep=self.sleep)
+            return
+        call_api(self.bot.answer_callback_query, call.id, f"Спасибо! Оценка {rating_n} сохранена.", sleep=self.sleep)
+
+
+def _guard(fn: Callable) -> Callable:
+    """Log a handler's unexpected error instead of killing the polling loop."""
+    def wrapped(arg):
+        try:
+            fn(arg)
+        except Exception:  # noqa: BLE001
+            log.exception("bot handler %s failed", fn.__name__)
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+def build_bot(settings: Settings | None = None, lake=None, today: Callable[[], dt.date] | None = None,
+              threaded: bool = True) -> tuple[telebot.TeleBot, BotApp]:
+    """A TeleBot with crmsum's handlers (pointed at Settings.telegram_api_url) and its BotApp."""
+    s = settings or get_settings()
+    bot = make_bot(s, threaded=threaded)
+    app = BotApp(bot, s, lake, today)
+
+    @bot.message_handler(commands=["start", "help"])
+    @_guard
+    def start(message):
+        app.on_help(message)
+
+    @bot.message_handler(commands=["digest"])
+    @_guard
+    def digest(message):
+        app.on_digest(message)
+
+    @bot.message_handler(commands=["ask"])
+    @_guard
+    def ask(message):
+        app.on_question(message)
+
+    @bot.message_handler(func=lambda m: bool(m.text) and not m.text.startswith("/"), content_types=["text"])
+    @_guard
+    def text(message):
+        app.on_question(message, message.text.strip())
+
+    @bot.callback_query_handler(func=lambda c: (c.data or "").startswith("rate:"))
+    @_guard
+    def rate(call):
+        app.on_rate(call)
+
+    return bot, app
+
+
+def run_bot(settings: Settings | None = None, lake=None, long_polling_timeout: int = 25) -> None:
+    """Run the bot until interrupted (long polling)."""
+    s = settings or get_settings()
+    bot, _ = build_bot(s, lake)
+    if not s.allowed_chats:
+        log.warning("CRMSUM_TELEGRAM_ALLOWED_CHATS is empty: the bot will refuse every chat")
+    try:
+        call_api(bot.set_my_commands, [types.BotCommand(c, d) for c, d in COMMANDS])
+    except Exception as exc:  # noqa: BLE001 - commands are a convenience
+        log.warning("setMyCommands failed: %s", exc)
+    A.get_context(s, lake)  # warm the lookups before the first question
+    bot.infinity_polling(timeout=long_polling_timeout + 10, long_polling_timeout=long_polling_timeout)

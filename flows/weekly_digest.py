@@ -1,0 +1,29 @@
+"""Weekly digest: render each chat's digest for the latest complete ISO week and deliver it once.
+
+Thin orchestration over `crmsum.delivery.deliver_digests`; run with `python flows/weekly_digest.py`,
+through `crmsum demo`, or as the `weekly-digest` deployment in prefect.yaml. Exactly-once lives in
+the library (the `deliveries` table), so a retried task never resends to a chat that got it.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, task
+
+from crmsum.delivery import deliver_digests
+
+
+@task(retries=1, retry_delay_seconds=60)
+def deliver(week: str | None, force: bool) -> dict:
+    return deliver_digests(week, force=force).as_dict()
+
+
+@flow(name="crmsum-weekly-digest", log_prints=True)
+def weekly_digest(week: str | None = None, force: bool = False) -> dict:
+    report = deliver(week, force)
+    print(f"digest {report['week']} ({report['mode']}): {report['sent']} sent, {report['outbox']} outbox, "
+          f"{report['skipped']} already delivered, {report['failed']} failed")
+    return report
+
+
+if __name__ == "__main__":
+    weekly_digest()

@@ -194,6 +194,26 @@ def _progress():
 
 
 @app.command()
+def demo(
+    data_dir: Optional[Path] = typer.Option(None, help="Data root for the demo (default CRMSUM_DATA_DIR or ./data)."),
+    leads: int = typer.Option(200, help="Deal cards in the sample account."),
+    chat_days: int = typer.Option(365, help="Days of history (CRM and chat)."),
+    seed: int = typer.Option(7, help="Sample-data seed."),
+    rps: float = typer.Option(7.0, help="amoCRM rate limit (emulator and client)."),
+    llm: bool = typer.Option(False, "--llm", help="Use the LLM backend against the OpenAI-compatible emulator."),
+) -> None:
+    """Everything offline: sample data, emulators, nightly and weekly flows, a digest and an answer."""
+    from crmsum.config import get_settings
+    from crmsum.demo import DemoError, run_demo
+
+    try:
+        run_demo(data_dir or Path(get_settings().data_dir), leads=leads, chat_days=chat_days, seed=seed,
+                 rps=rps, llm=llm, console=Console())
+    except DemoError as exc:
+        fail(str(exc))
+
+
+@app.command()
 def sql(query: str = typer.Argument(..., help="SQL over the lake's views."),
         fmt: str = typer.Option("table", "--format", help="table, csv or json")) -> None:
     """Query the lake through DuckDB (one view per table)."""

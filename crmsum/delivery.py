@@ -313,7 +313,9 @@ def deliver_digests(week: str | None = None, force: bool = False, settings: Sett
             try:
                 ids = send_rendered(bot, t.chat_id, rendered, done=done, sleep=sleep, on_part=keep)
             except Exception as exc:  # noqa: BLE001 - recorded and retried on the next run
-                err = f"{type(exc).__name__}: {getattr(exc, 'description', None) or exc}"
+                code = getattr(exc, "error_code", None)
+                err = (f"Telegram {code}: {getattr(exc, 'description', '')}" if code is not None
+                       else f"{type(exc).__name__}: {exc}")
                 _record(lake, t, week, "failed", sent_ids, err[:500], attempts)
                 report.failed += 1
                 report.errors.append(f"{t.chat_id} {t.kind}: {err}")

@@ -19,6 +19,28 @@ log = logging.getLogger(__name__)
 Progress = Callable[..., Any] | None
 
 
+def plain(report: Any) -> dict:
+    """A step's report as a JSON-friendly dict (what Prefect stores as the task's result)."""
+    import dataclasses
+
+    if hasattr(report, "as_dict"):
+        return report.as_dict()
+    return dataclasses.asdict(report) if dataclasses.is_dataclass(report) else dict(report)
+
+
+def _absolute(progress: Progress, step: str) -> Callable[[int, int], None] | None:
+    """Adapt a `(done, total)` callback to the `progress(step, advance, total)` contract."""
+    if progress is None:
+        return None
+    last = [0]
+
+    def report(done: int, total: int) -> None:
+        progress(step, done - last[0], total=total)
+        last[0] = done
+
+    return report
+
+
 def _anonymizer(settings: Settings):
     from crmsum.privacy import Anonymizer, Vault
 
@@ -39,7 +61,7 @@ def import_telegram(path: Path, settings: Settings | None = None, lake: Lake | N
     from crmsum.ingest.telegram import import_export
 
     s = settings or get_settings()
-    return import_export(Path(path), lake or open_lake(s), _anonymizer(s), progress=progress)
+    return import_export(Path(path), lake or open_lake(s), _anonymizer(s), progress=_absolute(progress, "export bytes"))
 
 
 def import_inbox(settings: Settings | None = None, lake: Lake | None = None) -> list:
@@ -60,4 +82,4 @@ def precompute(settings: Settings | None = None, lake: Lake | None = None, progr
     from crmsum.precompute import precompute as run
 
     s = settings or get_settings()
-    return run(settings=s, lake=lake or open_lake(s), progress=progress)
+    return run(settings=s, lake=lake or open_lake(s), progress=_absolute(progress, "summaries"))

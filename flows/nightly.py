@@ -15,17 +15,17 @@ from crmsum.state import run_lock
 
 @task(retries=2, retry_delay_seconds=60)
 def sync_amocrm() -> dict:
-    return pipeline.sync_amocrm().as_dict()
+    return pipeline.plain(pipeline.sync_amocrm())
 
 
 @task(retries=1, retry_delay_seconds=30)
 def import_inbox() -> list[dict]:
-    return [r.as_dict() for r in pipeline.import_inbox()]
+    return [pipeline.plain(r) for r in pipeline.import_inbox()]
 
 
 @task(retries=1, retry_delay_seconds=30)
 def precompute() -> dict:
-    return pipeline.precompute().as_dict()
+    return pipeline.plain(pipeline.precompute())
 
 
 @flow(name="crmsum-nightly", log_prints=True)

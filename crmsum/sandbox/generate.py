@@ -9,7 +9,6 @@ ordered with an on-disk merge so memory stays flat at 10x scale.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import heapq
 import json
@@ -51,13 +50,14 @@ def _dump(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-_B32_TABLE = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _B32)
+_B32_PAIRS = [a + b for a in _B32 for b in _B32]   # 10 bits -> two characters
 
 
 def _ulid(ts: int, rng: random.Random) -> str:
     """ULID-like id as amoCRM uses for events: 48-bit ms time + 80 random bits, Crockford base32."""
     value = ((ts * 1000 + rng.randrange(1000)) << 80) | rng.getrandbits(80)
-    return base64.b32encode((value << 30).to_bytes(20, "big")).decode("ascii")[:26].translate(_B32_TABLE)
+    pairs = _B32_PAIRS
+    return "".join([pairs[(value >> s) & 1023] for s in range(120, -1, -10)])
 
 
 def _ts(d: dt.date, hour: int = 0, minute: int = 0, second: int = 0) -> int:

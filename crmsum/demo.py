@@ -1,0 +1,179 @@
+"""`crmsum demo`: the whole product offline, end to end, on a generated sample account.
+
+Generate the account, serve it from the amoCRM emulator (real HTTP, real rate limit), drop the
+Telegram export into the inbox, run the nightly and weekly Prefect flows, then print one digest
+and one answer. Everything lands in DATA_DIR, so `crmsum sql/ask/digest` work on it afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+from contextlib import ExitStack
+from pathlib import Path
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.panel import Panel
+
+from crmsum.config import Settings, get_settings, reset_settings
+
+DEMO_MARKER = ".crmsum-demo"
+MONTHS_IN = ["январе", "феврале", "марте", "апреле", "мае", "июне", "июле", "августе", "сентябре",
+             "октябре", "ноябре", "декабре"]
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run here (e.g. the data root holds a real account)."""
+
+
+def _check_data_dir(data_dir: Path) -> None:
+    lake = data_dir / "lake"
+    if lake.exists() and any(lake.iterdir()) and not (data_dir / DEMO_MARKER).exists():
+        raise DemoError(f"{data_dir} already holds a lake that is not the demo's; "
+                        f"run `crmsum demo --data-dir SOMEWHERE_ELSE`")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / DEMO_MARKER).write_text("this data root was made by `crmsum demo`\n")
+
+
+def _sample(data_dir: Path, leads: int, chat_days: int, seed: int, console: Console) -> Path:
+    from crmsum.sandbox.generate import generate
+
+    out = data_dir / "sample"
+    params = {"leads": leads, "chat_days": chat_days, "seed": seed,
+              "end_date": (dt.date.today() - dt.timedelta(days=1)).isoformat()}
+    stamp = out / "params.json"
+    if stamp.exists() and json.loads(stamp.read_text()) == params:
+        console.print(f"[dim]sample account already in {out}[/]")
+        return out
+    with console.status("generating the sample account…"):
+        stats = generate(out, leads=leads, chat_days=chat_days, seed=seed,
+                         end_date=dt.date.fromisoformat(params["end_date"]))
+    stamp.write_text(json.dumps(params))
+    console.print("[green]sample account:[/] " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+    return out
+
+
+def _team_chat_id(sample: Path) -> int:
+    """The Bot API id of the exported team chat (supergroups are -100<id>)."""
+    import ijson
+
+    with open(sample / "telegram" / "result.json", "rb") as fh:
+        for key, _event, value in ijson.parse(fh):
+            if key == "id":
+                return int(f"-100{value}")
+    return -1001000000001
+
+
+def _env(data_dir: Path, amo_url: str, token: str, rps: float, chat_id: int, llm_url: str | None) -> dict:
+    env = {
+        "CRMSUM_DATA_DIR": str(data_dir),
+        "CRMSUM_AMOCRM_BASE_URL": amo_url,
+        "CRMSUM_AMOCRM_TOKEN": token,
+        "CRMSUM_AMOCRM_RPS": str(rps),
+        "CRMSUM_TELEGRAM_ALLOWED_CHATS": os.environ.get("CRMSUM_TELEGRAM_ALLOWED_CHATS") or str(chat_id),
+        "CRMSUM_LLM": "llm" if llm_url else "offline",
+        "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
+    }
+    if llm_url:
+        env.update(OPENAI_BASE_URL=llm_url, OPENAI_API_KEY="demo-key", CRMSUM_LLM_MODEL="emulated-gpt")
+    return env
+
+
+def demo_question(settings: Settings) -> str:
+    """A question a manager would ask about the busiest manager and client of last month."""
+    import pymorphy3
+
+    from crmsum.lake import open_lake
+    from crmsum.privacy import Vault
+
+    con = open_lake(settings).connect()
+    row = con.execute(
+        """
+        SELECT u.name, c.name, date_trunc('month', max(n.created_at)) AS month
+        FROM crm_notes n JOIN crm_leads l USING (lead_id) JOIN crm_users u ON u.user_id = n.created_by
+        JOIN crm_companies c ON c.company_id = l.company_id
+        WHERE n.created_at >= (SELECT max(created_at) FROM crm_notes) - INTERVAL 60 DAY
+        GROUP BY 1, 2 ORDER BY count(*) DESC LIMIT 1
+        """
+    ).fetchone()
+    if row is None:
+        return "Что было на прошлой неделе?"
+    real = Vault(settings.vault_dir).real(row[0]) or row[0]
+    first = real.split()[0]
+    verb = "делала" if "femn" in pymorphy3.MorphAnalyzer().parse(first)[0].tag else "делал"
+    return f"Что {first} {verb} в {MONTHS_IN[row[2].month - 1]} по {row[1]}?"
+
+
+def run_demo(data_dir: Path, leads: int = 200, chat_days: int = 365, seed: int = 7, rps: float = 7.0,
+             llm: bool = False, console: Console | None = None) -> None:
+    """Run everything offline and print a digest and an answer."""
+    from crmsum.sandbox.amocrm_emulator import AmoEmulator
+
+    console = console or Console()
+    data_dir = data_dir.resolve()
+    _check_data_dir(data_dir)
+    sample = _sample(data_dir, leads, chat_days, seed, console)
+    token = secrets.token_urlsafe(24)
+    with ExitStack() as stack:
+        amo = stack.enter_context(AmoEmulator(sample / "amocrm", token=token, rate_limit=rps))
+        console.print(f"[green]amoCRM emulator[/] on {amo.url} (rate limit {rps:g}/s)")
+        llm_url = None
+        if llm:
+            from crmsum.sandbox.llm_emulator import LLMEmulator
+
+            llm_url = stack.enter_context(LLMEmulator(api_key="demo-key")).url
+            console.print(f"[green]LLM emulator[/] on {llm_url}")
+        inbox = data_dir / "inbox"
+        inbox.mkdir(parents=True, exist_ok=True)
+        if not (inbox / "done" / "result.json").exists():
+            shutil.copy(sample / "telegram" / "result.json", inbox / "result.json")
+        env = _env(data_dir, amo.url, token, rps, _team_chat_id(sample), llm_url)
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        reset_settings()
+        try:
+            _run_flows(console)
+            _show_results(get_settings(), console)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            reset_settings()
+    console.print(f"\nExplore: [bold]CRMSUM_DATA_DIR={data_dir} crmsum sql \"SELECT * FROM summaries LIMIT 5\"[/]")
+
+
+def _run_flows(console: Console) -> None:
+    from crmsum.logs import setup_logging
+    from flows.demo import demo_flows
+
+    setup_logging(get_settings())
+    console.print("[bold]running the nightly and weekly flows[/] (Prefect)…")
+    report = demo_flows()
+    nightly = report["nightly"]
+    console.print(f"[green]nightly:[/] amoCRM {nightly.get('amocrm')}, telegram {nightly.get('telegram')}")
+    console.print(f"[green]precompute:[/] {nightly.get('precompute')}")
+    console.print(f"[green]weekly digest:[/] {report['weekly']}")
+
+
+def _show_results(settings: Settings, console: Console) -> None:
+    from crmsum.answer import answer_question, flush
+    from crmsum.privacy import Vault
+
+    digests = sorted(settings.outbox_dir.glob("*/*.md"))
+    if digests:
+        latest = digests[-1]
+        console.print(Panel(Markdown(latest.read_text(encoding="utf-8")),
+                            title=f"digest {latest.parent.name} (outbox, pseudonymized)"))
+        console.print(f"chart: {latest.with_suffix('.png')}")
+    question = demo_question(settings)
+    answer = answer_question(question, settings)
+    flush()
+    vault = Vault(settings.vault_dir)
+    console.print(Panel(answer.display(vault), title=f"❓ {question}  [{answer.source}]"))
+    console.print(json.dumps(answer.to_json(vault), ensure_ascii=False))

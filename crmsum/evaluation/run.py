@@ -1,0 +1,429 @@
+"""Run the evaluation: the real answer path (`crmsum.answer.answer_question`) on the evaluation set,
+scored per question, written to `eval_results`, printed as rich tables (backends side by side).
+
+Retrieved context of an answer (what the metrics judge it against):
+1. the facts block of the scope and period the answer path chose (the precomputed row's facts,
+   or the same `facts_query` the live path runs), ranked first;
+2. the records the answer cites (`[note:…]`, `[task:…]`, `[event:…]`, `[msg:chat:id]`), in order,
+   read back from the lake.
+A context item is relevant when it belongs to the question's scope and period (facts of the right
+manager/company/team and dates; a record of that manager/company inside the period) or is one of
+the reference records.
+
+Backends: the answer path serves precomputed summaries first, so a backend that is not the one the
+lake's summaries were computed with is evaluated on a scratch copy of the lake without summaries
+(every answer then goes the live path with that backend); the report says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import logging
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from crmsum.evaluation.metrics import (METRICS, Context, LLMJudge, Sample, Similarity, cited_ids, company_core,
+                                       score_offline)
+from crmsum.evaluation.questions import Question, build_questions, real_names
+
+log = logging.getLogger(__name__)
+
+TARGETS = {"faithfulness": 0.95, "context_recall": 0.9}
+SKIP_COPY = {"summaries", "answers", "feedback", "eval_results", "deliveries", "llm_calls"}
+
+
+class EvalError(ValueError):
+    """The evaluation cannot run (no truth, empty lake, unknown backend): one actionable line."""
+
+
+@dataclass
+class EvalReport:
+    run_id: str
+    judge: str
+    backends: list[str]
+    rows: pd.DataFrame  # one row per (question, backend): metrics + diagnostics
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    written: int = 0
+
+    @property
+    def aggregates(self) -> pd.DataFrame:
+        """Mean of each metric per backend (index: metric, columns: backends)."""
+        if self.rows.empty:
+            return pd.DataFrame(index=list(METRICS))
+        cols = [m for m in METRICS] + ["id_context_recall"]
+        g = self.rows.groupby("backend")[cols].mean(numeric_only=True).T
+        return g[[b for b in self.backends if b in g.columns]].round(4)
+
+    @property
+    def by_kind(self) -> pd.DataFrame:
+        if self.rows.empty:
+            return pd.DataFrame()
+        return self.rows.groupby(["backend", "kind"])[list(METRICS)].mean(numeric_only=True).round(3)
+
+    def metric(self, name: str, backend: str = "offline") -> float | None:
+        agg = self.aggregates
+        if name not in agg.index or backend not in agg.columns:
+            return None
+        v = agg.loc[name, backend]
+        return None if pd.isna(v) else float(v)
+
+    def targets(self, backend: str = "offline") -> dict[str, tuple[float | None, float, bool]]:
+        """{metric: (value, target, met)} for the aims (faithfulness >= 0.95, context recall >= 0.9)."""
+        out = {}
+        for m, t in TARGETS.items():
+            v = self.metric(m, backend)
+            out[m] = (v, t, v is not None and v >= t)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "judge": self.judge, "backends": self.backends,
+                "aggregates": {b: {m: (None if pd.isna(v) else float(v)) for m, v in self.aggregates[b].items()}
+                               for b in self.aggregates.columns},
+                "questions": int(self.rows["question_id"].nunique()) if len(self.rows) else 0,
+                "notes": self.notes, "seconds": self.seconds, "written": self.written}
+
+    def render(self, console=None) -> None:
+        """Print the metric table (backends side by side), the per-kind table and the notes."""
+        from rich.console import Console
+        from rich.table import Table
+
+        console = console or Console()
+        agg = self.aggregates
+        t = Table(title=f"crmsum eval {self.run_id} — judge: {self.judge}, "
+                        f"{self.rows['question_id'].nunique() if len(self.rows) else 0} questions")
+        t.add_column("metric")
+        for b in agg.columns:
+            t.add_column(b, justify="right")
+        t.add_column("target", justify="right")
+        for m in agg.index:
+            target = TARGETS.get(m)
+            cells = []
+            for b in agg.columns:
+                v = agg.loc[m, b]
+                s = "—" if pd.isna(v) else f"{v:.3f}"
+                if target is not None and not pd.isna(v):
+                    s = f"[green]{s}[/]" if v >= target else f"[red]{s}[/]"
+                cells.append(s)
+            t.add_row(m, *cells, f"≥ {target}" if target else "")
+        console.print(t)
+        bk = self.by_kind
+        if len(bk):
+            t2 = Table(title="by question kind")
+            t2.add_column("backend")
+            t2.add_column("kind")
+            t2.add_column("n", justify="right")
+            short = {"faithfulness": "faith", "answer_relevancy": "relev", "context_precision": "c.prec",
+                     "context_recall": "c.rec", "semantic_similarity": "sim", "answer_correctness": "correct"}
+            for m in METRICS:
+                t2.add_column(short[m], justify="right")
+            counts = self.rows.groupby(["backend", "kind"]).size()
+            for (b, k), r in bk.iterrows():
+                t2.add_row(b, k, str(counts.get((b, k), 0)), *["—" if pd.isna(r[m]) else f"{r[m]:.2f}" for m in METRICS])
+            console.print(t2)
+        for n in self.notes:
+            console.print(f"• {n}", highlight=False)
+
+    def __str__(self) -> str:
+        return self.aggregates.to_string()
+
+
+# -- contexts from the lake ------------------------------------------------------------------
+def record_contexts(con, ids: Sequence[str]) -> dict[str, dict]:
+    """Text and metadata of cited records: {id: {text, ts, lead_id, users, company_id, author}}."""
+    out: dict[str, dict] = {}
+    notes = [int(i.split(":")[1]) for i in ids if i.startswith("note:") and i.split(":")[1].isdigit()]
+    tasks = [int(i.split(":")[1]) for i in ids if i.startswith("task:") and i.split(":")[1].isdigit()]
+    events = [i.split(":", 1)[1] for i in ids if i.startswith("event:")]
+    msgs = [tuple(int(x) for x in i.split(":")[1:3]) for i in ids if re.fullmatch(r"msg:-?\d+:\d+", i)]
+    if notes:
+        for nid, text, ntype, ts, lead, by, resp, cid, lresp in con.execute("""
+                SELECT n.note_id, n.text, n.note_type, n.created_at, n.lead_id, n.created_by, n.responsible_user_id,
+                       l.company_id, l.responsible_user_id
+                FROM crm_notes n LEFT JOIN crm_leads l USING (lead_id) WHERE n.note_id IN (SELECT unnest(?))""",
+                [notes]).fetchall():
+            prefix = {"call_in": "Входящий звонок: ", "call_out": "Исходящий звонок: "}.get(ntype, "")
+            out[f"note:{nid}"] = {"text": prefix + (text or ""), "ts": ts, "lead_id": lead,
+                                  "users": {by, resp, lresp}, "company_id": cid}
+    if tasks:
+        for tid, text, res, ts, lead, resp, cid, lresp in con.execute("""
+                SELECT t.task_id, t.text, t.result_text, t.updated_at, t.lead_id, t.responsible_user_id,
+                       l.company_id, l.responsible_user_id
+                FROM crm_tasks t LEFT JOIN crm_leads l USING (lead_id) WHERE t.task_id IN (SELECT unnest(?))""",
+                [tasks]).fetchall():
+            out[f"task:{tid}"] = {"text": f"Задача «{text or ''}» выполнена: {res or ''}", "ts": ts, "lead_id": lead,
+                                  "users": {resp, lresp}, "company_id": cid}
+    if events:
+        for eid, status, ts, lead, by, name, reason, cid, lresp in con.execute("""
+                SELECT e.event_id, e.status_after, e.created_at, e.lead_id, e.created_by, l.name, l.loss_reason,
+                       l.company_id, l.responsible_user_id
+                FROM crm_events e LEFT JOIN crm_leads l USING (lead_id) WHERE e.event_id IN (SELECT unnest(?))""",
+                [events]).fetchall():
+            if status == 142:
+                text = f"Сделка «{name or ''}» выиграна."
+            elif status == 143:
+                text = f"Сделка «{name or ''}» проиграна" + (f", причина: {reason}" if reason else "") + "."
+            else:
+                text = f"Событие по сделке «{name or ''}»."
+            out[f"event:{eid}"] = {"text": text, "ts": ts, "lead_id": lead, "users": {by, lresp}, "company_id": cid}
+    for chat, mid in msgs:
+        row = con.execute("""SELECT text, date, author, author_user_id FROM chat_messages
+                             WHERE chat_id = ? AND message_id = ?""", [chat, mid]).fetchone()
+        if row:
+            out[f"msg:{chat}:{mid}"] = {"text": row[0] or "", "ts": row[1], "lead_id": None,
+                                        "users": {row[3]}, "author": row[2], "company_id": None}
+    return out
+
+
+def _relevant_record(meta: dict, q: Question, users_by_pseudonym: dict[str, int]) -> bool:
+    ts = meta.get("ts")
+    if ts is None or pd.isna(ts):
+        return False
+    ts = pd.Timestamp(ts).to_pydatetime()
+    if not (dt.datetime.combine(q.start, dt.time()) <= ts < dt.datetime.combine(q.end + dt.timedelta(days=1), dt.time())):
+        return False
+    if q.company_id is not None:
+        if meta.get("company_id") is not None and not pd.isna(meta["company_id"]):
+            return int(meta["company_id"]) == int(q.company_id)
+        return company_core(q.company or "") in (meta.get("text") or "").lower().replace("ё", "е")
+    if q.manager_ids:
+        users = {int(u) for u in meta.get("users", set()) if u is not None and not pd.isna(u)}
+        if meta.get("author") in users_by_pseudonym:
+            users.add(users_by_pseudonym[meta["author"]])
+        return bool(users & set(q.manager_ids))
+    return True
+
+
+def _answer_facts(con, lake, answer, company_id: int | None) -> dict | None:
+    """The facts the answer path used: the precomputed row's, or the live facts of its scope."""
+    import json
+
+    from crmsum.facts import facts_query
+
+    if answer.start is None or answer.end is None:
+        return None
+    if answer.source == "precomputed" and answer.period:
+        scope, key = (("manager", answer.manager) if answer.manager else
+                      ("company", str(company_id)) if company_id is not None else ("team", "team"))
+        df = lake.read("summaries", "summary_id = ?", [f"{scope}:{key}:{answer.period}"])
+        if len(df):
+            return json.loads(df["facts"].iloc[0])
+    try:
+        return facts_query(con, answer.start, answer.end, manager=answer.manager, company=company_id)
+    except Exception as exc:  # noqa: BLE001 - an unanswerable scope has no facts context
+        log.warning("facts for the answer's scope failed: %s", exc)
+        return None
+
+
+def _facts_relevant(facts: dict | None, answer, q: Question, company_id: int | None) -> bool:
+    if facts is None or answer.start != q.start or answer.end != q.end:
+        return False
+    if q.company_id is not None:
+        return company_id == q.company_id and answer.manager is None
+    if q.managers:
+        return answer.manager in q.managers and company_id is None
+    return answer.manager is None and company_id is None
+
+
+def contexts_for(con, lake, answer, q: Question, companies: dict[str, int],
+                 users_by_pseudonym: dict[str, int]) -> list[Context]:
+    """Ranked retrieved contexts of one answer: facts first, then the cited records."""
+    if getattr(answer, "source", None) == "clarify":
+        return []
+    company_id = companies.get(answer.company) if answer.company else None
+    ctx: list[Context] = []
+    facts = _answer_facts(con, lake, answer, company_id)
+    if facts is not None:
+        ctx.append(Context("facts", "", data=facts, relevant=_facts_relevant(facts, answer, q, company_id)))
+    ids = cited_ids(answer.text)
+    metas = record_contexts(con, ids)
+    for i in ids:
+        m = metas.get(i)
+        if m is None:
+            ctx.append(Context(i, "", relevant=False))  # cited but not in the lake
+            continue
+        rel = i in q.reference_ids or _relevant_record(m, q, users_by_pseudonym)
+        ctx.append(Context(i, m["text"], relevant=rel))
+    return ctx
+
+
+# -- privacy ---------------------------------------------------------------------------------
+class Scrubber:
+    """Last line of defence for stored rows: any planted real name becomes «[имя скрыто]»."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        parts = sorted({n for n in names if len(n) >= 4}, key=len, reverse=True)
+        self.re = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(p) for p in parts) + r")(?!\w)") if parts else None
+        self.fixes = 0
+
+    def __call__(self, text: str | None) -> str | None:
+        if not text or self.re is None:
+            return text
+        new, k = self.re.subn("[имя скрыто]", text)
+        self.fixes += k
+        return new
+
+
+# -- the run ---------------------------------------------------------------------------------
+def _find_truth(settings) -> Path:
+    for p in (Path(settings.data_dir) / "sample" / "truth", Path(settings.data_dir) / "truth",
+              Path(settings.data_dir) / "sample"):
+        if (p / "story.json").exists():
+            return p
+    raise EvalError(f"no truth/story.json found under {settings.data_dir}; pass --truth DIR/truth "
+                    "(the folder written by `crmsum generate --out DIR`)")
+
+
+def _lake_backend(lake) -> str | None:
+    try:
+        con = lake.connect()
+        row = con.execute("SELECT backend, count(*) FROM summaries GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
+    except Exception:  # noqa: BLE001
+        return None
+    return row[0] if row else None
+
+
+def _scratch_lake(lake, tmp: Path):
+    """A copy of the lake without summaries (and logs), so every answer goes the live path."""
+    from crmsum.lake import Lake
+
+    if not lake.local:
+        raise EvalError("evaluating a second backend needs a local lake (scratch copy without summaries)")
+    src = Path(lake.root)
+    for d in src.iterdir():
+        if d.is_dir() and d.name not in SKIP_COPY:
+            shutil.copytree(d, tmp / d.name)
+    return Lake(tmp)
+
+
+def _answer(question: str, settings, lake, today):
+    from crmsum.answer import answer_question
+
+    kwargs: dict[str, Any] = {"settings": settings, "lake": lake, "today": today}
+    if "record" in inspect.signature(answer_question).parameters:
+        kwargs["record"] = False  # evaluation answers are not user answers
+    return answer_question(question, **kwargs)
+
+
+def run_eval(settings=None, lake=None, truth_dir: str | Path | None = None, backends: Sequence[str] = ("offline",),
+             judge: Any = None, limit: int | None = None, console=None, n: int = 40, write: bool = True,
+             run_id: str | None = None) -> EvalReport:
+    """Evaluate the answer path per backend and write `eval_results`; prints tables when `console` is given.
+
+    judge: None / "offline" (offline metrics), "llm" (an `LLMJudge` from settings) or an `LLMJudge`.
+    limit: evaluate only the first `limit` questions (quick runs).
+    """
+    from crmsum.config import get_settings
+    from crmsum.lake import open_lake
+
+    t0 = time.perf_counter()
+    settings = settings or get_settings()
+    lake = lake or open_lake(settings)
+    truth = Path(truth_dir) if truth_dir else _find_truth(settings)
+    backends = list(dict.fromkeys(backends or ("offline",)))
+    bad = [b for b in backends if b not in ("offline", "llm")]
+    if bad:
+        raise EvalError(f"unknown backend {bad[0]!r}; use offline or llm")
+    if "llm" in backends and not (settings.openai_api_key or settings.openai_base_url):
+        raise EvalError("backend llm needs OPENAI_API_KEY (and OPENAI_BASE_URL for a local endpoint)")
+    if isinstance(judge, str):
+        if judge == "offline":
+            judge = None
+        elif judge == "llm":
+            judge = LLMJudge(settings)
+        else:
+            raise EvalError(f"unknown judge {judge!r}; use offline or llm")
+    judge_name = judge.name if judge is not None else "offline"
+    questions = build_questions(lake, truth, n=n)
+    if limit:
+        questions = questions[:limit]
+    if not questions:
+        raise EvalError("the truth and the lake give no questions (no closed deals in the lake?)")
+    run_id = run_id or dt.datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    sim = Similarity([q.reference for q in questions])
+    scrub = Scrubber(real_names(truth))
+    notes: list[str] = []
+    con = lake.connect()
+    companies = {name: int(cid) for cid, name in
+                 con.execute("SELECT company_id, any_value(name) FROM crm_companies GROUP BY 1").fetchall()}
+    users_by_pseudonym = {name: int(uid) for uid, name in con.execute("SELECT user_id, name FROM crm_users").fetchall()}
+    company_names = list(companies)
+    stored_backend = _lake_backend(lake)
+    rows: list[dict] = []
+    tmpdirs: list[tempfile.TemporaryDirectory] = []
+    try:
+        for backend in backends:
+            sb = settings.model_copy(update={"llm": backend})
+            blake = lake
+            if stored_backend is not None and stored_backend != backend:
+                tmp = tempfile.TemporaryDirectory(prefix=f"crmsum-eval-{backend}-")
+                tmpdirs.append(tmp)
+                blake = _scratch_lake(lake, Path(tmp.name))
+                notes.append(f"{backend}: the lake's summaries are {stored_backend}, so {backend} was evaluated "
+                             "on the live path (scratch copy of the lake without summaries)")
+            sources: Counter = Counter()
+            for q in questions:
+                ta = time.perf_counter()
+                try:
+                    a = _answer(q.text, sb, blake, q.today)
+                except Exception as exc:  # noqa: BLE001 - one failing question is a data point, not a crash
+                    log.exception("answer failed for %s", q.id)
+                    notes.append(f"{backend}/{q.id}: answer path raised {type(exc).__name__}: {exc}")
+                    continue
+                latency = (time.perf_counter() - ta) * 1000
+                sources[a.source] += 1
+                bcon = blake.connect() if blake is not lake else con
+                contexts = contexts_for(bcon, blake, a, q, companies, users_by_pseudonym)
+                sample = Sample(question=q.stored, answer=a.text, contexts=contexts, reference=q.reference,
+                                reference_claims=q.reference_claims, reference_ids=q.reference_ids,
+                                aspects=q.aspects, companies=company_names)
+                scores = score_offline(sample, sim) if judge is None else judge.score(sample, sim)
+                offline = scores if judge is None else score_offline(sample, sim)
+                rows.append({
+                    "run_id": run_id, "question_id": f"{q.id}@{backend}", "kind": q.kind,
+                    "question": scrub(q.stored), "reference": scrub(q.reference), "answer": scrub(a.text),
+                    "backend": backend, "judge": judge_name,
+                    **{m: scores.get(m) for m in METRICS},
+                    "created_at": dt.datetime.now().replace(microsecond=0),
+                    # diagnostics (not stored)
+                    "source": a.source, "answer_backend": a.backend, "latency_ms": round(latency, 1),
+                    "id_context_recall": offline.get("_id_context_recall"), "fact_f1": offline.get("_fact_f1"),
+                    "parsed_ok": (a.start == q.start and a.end == q.end
+                                  and (a.manager in q.managers if q.managers else a.manager is None)
+                                  and (a.company == q.company)),
+                    "contexts": len(contexts), "relevant_contexts": sum(bool(c.relevant) for c in contexts),
+                })
+            notes.append(f"{backend}: answers " + ", ".join(f"{k} {v}" for k, v in sorted(sources.items())))
+    finally:
+        for tmp in tmpdirs:
+            tmp.cleanup()
+    df = pd.DataFrame(rows)
+    if scrub.fixes:
+        notes.append(f"privacy: {scrub.fixes} real name(s) found in answers/questions were masked before writing")
+    report = EvalReport(run_id, judge_name, backends, df, notes)
+    if len(df):
+        wrong = df[~df["parsed_ok"]]
+        if len(wrong):
+            notes.append(f"{len(wrong)} answer(s) covered another scope/period than asked: "
+                         + ", ".join(wrong["question_id"].head(8)))
+    if write and len(df):
+        from crmsum.schema import table
+
+        cols = table("eval_results").schema.names
+        report.written = lake.write("eval_results", df[cols])
+    if judge is not None:
+        judge.flush(lake)
+    report.seconds = round(time.perf_counter() - t0, 2)
+    if console is not None:
+        report.render(console)
+    return report

@@ -97,7 +97,9 @@ def synthetic(out: Path, leads: int, seed: int = 1) -> Path:
     return d
 
 
-def make_data(out: Path, scale: int) -> tuple[Path, str]:
+def make_data(out: Path, scale: int, synthetic_only: bool = False) -> tuple[Path, str]:
+    if synthetic_only:
+        return synthetic(out, 1000 * scale), "synthetic (--synthetic)"
     try:
         from crmsum.sandbox.generate import generate
     except ImportError:
@@ -188,6 +190,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=int, default=1, help="1 = ~1,000 leads; 10 = 10,000 leads")
     ap.add_argument("--data", type=Path, help="an existing amocrm/ folder (skips generation)")
+    ap.add_argument("--synthetic", action="store_true", help="use the built-in synthetic account, not generate()")
     ap.add_argument("--seconds", type=float, default=5.0, help="max seconds per paging scenario")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -195,7 +198,7 @@ def main() -> None:
             data, how = args.data, "given"
         else:
             t = time.perf_counter()
-            data, how = make_data(Path(tmp), args.scale)
+            data, how = make_data(Path(tmp), args.scale, args.synthetic)
             print(f"data: {how}, scale {args.scale}, written in {time.perf_counter() - t:.1f} s")
         size = sum(p.stat().st_size for p in Path(data).glob("*")) / 2**20
         print(f"data folder: {data} ({size:.0f} MB)")

@@ -14,8 +14,11 @@ a few minutes at 7 rps; that is the point of the bench.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import resource
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -55,6 +58,30 @@ class PeakRss(threading.Thread):
         return self.peak / 2**20
 
 
+@contextlib.contextmanager
+def emulator(data: Path, rps: float, inproc: bool):
+    """The emulator's URL: in a subprocess by default, so its threads do not share our GIL."""
+    if inproc:
+        with AmoEmulator(data, token=TOKEN, rate_limit=rps) as emu:
+            yield emu.url
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code = ("from crmsum.sandbox.amocrm_emulator import run; "
+            f"run({str(data)!r}, port={port}, token={TOKEN!r}, rate_limit={rps!r})")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        line = proc.stdout.readline()
+        if "emulator on" not in line:
+            raise SystemExit(f"emulator did not start: {line}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def make_data(root: Path, scale: int) -> Path:
     from crmsum.sandbox.generate import generate
 
@@ -69,6 +96,8 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=1, help="1 = ~1,000 leads; 10 = 10,000 leads")
     ap.add_argument("--data", type=Path, help="an existing sample account (skips generation)")
     ap.add_argument("--rps", type=float, default=7.0, help="rate limit of the emulator and the client")
+    ap.add_argument("--inproc", action="store_true",
+                    help="run the emulator in this process (default: a subprocess, like a remote API)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench_sync_") as tmp:
@@ -76,8 +105,8 @@ def main() -> None:
         data = args.data if args.data else make_data(tmp / "account", args.scale)
         if (data / "amocrm").is_dir():
             data = data / "amocrm"
-        with AmoEmulator(data, token=TOKEN, rate_limit=args.rps) as emu:
-            s = Settings(data_dir=tmp / "data", amocrm_base_url=emu.url, amocrm_token=TOKEN, amocrm_rps=args.rps)
+        with emulator(data, args.rps, args.inproc) as url:
+            s = Settings(data_dir=tmp / "data", amocrm_base_url=url, amocrm_token=TOKEN, amocrm_rps=args.rps)
             anon = Anonymizer(Vault(s.vault_dir))
             lake = Lake(s.lake_dir)
             rss = PeakRss()
@@ -94,7 +123,7 @@ def main() -> None:
             report = sync(s, lake, anon, progress=progress, client=client)
             cpu = time.process_time() - cpu0
             peak = rss.stop()
-            st = emu.stats()
+            st = {"by_status": client.stats.by_status}
 
             # the bound: every list needs ceil(records / page size) pages (at least one) at rps
             need = 0
@@ -119,7 +148,6 @@ def main() -> None:
                   f"ru_maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
             print("per list:", ", ".join(f"{k} {v}" for k, v in report.fetched.items()))
 
-            emu.reset_stats()
             again = sync(s, lake, anon, client=client)
             print(f"second run: {again.requests} requests, {sum(again.written.values())} rows written, "
                   f"{again.seconds:.1f}s")

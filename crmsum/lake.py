@@ -34,7 +34,11 @@ class Lake:
 
     def __init__(self, root: str | Path, storage_options: dict | None = None) -> None:
         self.root = str(root).rstrip("/")
-        self.fs, self._base = fsspec.core.url_to_fs(self.root, **(storage_options or {}))
+        opts = dict(storage_options or {})
+        if fsspec.core.split_protocol(self.root)[0] not in (None, "file", "local"):
+            # object stores: never serve a stale cached listing (other processes add part files)
+            opts.setdefault("use_listings_cache", False)
+        self.fs, self._base = fsspec.core.url_to_fs(self.root, **opts)
         self.local = isinstance(self.fs, LocalFileSystem)
         self.protocol = "" if self.local else f"{self.root.split('://', 1)[0]}://"
         for name in TABLES:
@@ -44,8 +48,19 @@ class Lake:
     def _dir(self, name: str) -> str:
         return f"{self._base}/{name}"
 
+    def _fresh(self) -> None:
+        """Forget cached object-store listings: parts written by another process must be seen.
+
+        fsspec object stores (s3fs, gcsfs, ...) cache directory listings per filesystem instance, and
+        instances are shared process-wide; a long-running reader (the bot) would otherwise never see
+        the nightly's new part files, and DuckDB globs through the same cached instance.
+        """
+        if not self.local:
+            self.fs.invalidate_cache()
+
     def parts(self, name: str) -> list[str]:
         """Visible part files of a table, oldest first."""
+        self._fresh()
         found = self.fs.glob(f"{self._dir(name)}/part-*.parquet")
         return sorted(p if self.local else p.split("://", 1)[-1] for p in found)
 
@@ -77,6 +92,7 @@ class Lake:
         """A DuckDB connection with one view per table (or in-memory copies with snapshot=True)."""
         con = duckdb.connect()
         if not self.local:
+            self._fresh()
             con.register_filesystem(self.fs)
         for name in TABLES:
             kind = "TABLE" if snapshot else "VIEW"
@@ -94,6 +110,7 @@ class Lake:
     def read(self, name: str, where: str = "", params: Iterable | None = None) -> pd.DataFrame:
         con = duckdb.connect()
         if not self.local:
+            self._fresh()
             con.register_filesystem(self.fs)
         sql = f"SELECT * FROM ({self._select(name)}) {('WHERE ' + where) if where else ''}"
         return con.execute(sql, list(params or [])).df()
@@ -108,6 +125,7 @@ class Lake:
         with _locks.setdefault(f"{self.root}/{name}", threading.Lock()):
             con = duckdb.connect()
             if not self.local:
+                self._fresh()
                 con.register_filesystem(self.fs)
             con.register("incoming", incoming)
             key = ", ".join(f'"{k}"' for k in spec.key)
@@ -142,7 +160,7 @@ class Lake:
             self._compact_locked(name)
 
     def _compact_locked(self, name: str) -> None:
-        old = self.parts(name)
+        old = self.parts(name)  # refreshes object-store listings
         con = duckdb.connect()
         if not self.local:
             con.register_filesystem(self.fs)

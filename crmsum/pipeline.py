@@ -42,9 +42,12 @@ def _absolute(progress: Progress, step: str) -> Callable[[int, int], None] | Non
 
 
 def _anonymizer(settings: Settings):
+    """An anonymizer over the vault, closed (vault flushed, worker pool stopped) when the step ends."""
+    from contextlib import closing
+
     from crmsum.privacy import Anonymizer, Vault
 
-    return Anonymizer(Vault(settings.vault_dir))
+    return closing(Anonymizer(Vault(settings.vault_dir)))
 
 
 def sync_amocrm(settings: Settings | None = None, lake: Lake | None = None, progress: Progress = None):
@@ -52,7 +55,8 @@ def sync_amocrm(settings: Settings | None = None, lake: Lake | None = None, prog
     from crmsum.ingest.amocrm import sync
 
     s = settings or get_settings()
-    return sync(s, lake or open_lake(s), _anonymizer(s), progress=progress)
+    with _anonymizer(s) as anon:
+        return sync(s, lake or open_lake(s), anon, progress=progress)
 
 
 def import_telegram(path: Path, settings: Settings | None = None, lake: Lake | None = None,
@@ -61,7 +65,8 @@ def import_telegram(path: Path, settings: Settings | None = None, lake: Lake | N
     from crmsum.ingest.telegram import import_export
 
     s = settings or get_settings()
-    return import_export(Path(path), lake or open_lake(s), _anonymizer(s), progress=_absolute(progress, "export bytes"))
+    with _anonymizer(s) as anon:
+        return import_export(Path(path), lake or open_lake(s), anon, progress=_absolute(progress, "export bytes"))
 
 
 def import_inbox(settings: Settings | None = None, lake: Lake | None = None) -> list:

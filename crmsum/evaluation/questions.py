@@ -36,6 +36,7 @@ MON_LOC = ["январе", "феврале", "марте", "апреле", "ма
 MON_GEN = ["января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября", "октября",
            "ноября", "декабря"]
 WON, LOST = 142, 143
+TEAM_ASPECT = ["команд", "менеджер: все", "все менеджеры", "отдел"]
 
 
 class QuestionsError(ValueError):
@@ -346,7 +347,7 @@ def build_questions(lake, truth_dir: str | Path, n: int = 40, today: dt.date | N
             qs.append(Question(
                 id="", kind="period", text=text, stored=text, reference="",
                 reference_claims=_outcome_claims("Команда", won, lost, created), reference_ids=[], start=s, end=e,
-                aspects=[["команд"], _period_aspect(s, e), ["сделк"]], today=today))
+                aspects=[TEAM_ASPECT, _period_aspect(s, e), ["сделк"]], today=today))
         else:
             p, v = t.pseudonym(uid), _verb(t.female(uid), "делал", "делала")
             qs.append(Question(

@@ -128,9 +128,10 @@ class _Fetcher(threading.Thread):
     """Walks every list in order, putting ("page", stream, items) / ("end", stream, None) on a queue."""
 
     def __init__(self, client: AmoClient, plan: list[tuple[Stream, list[tuple[str, Any]]]], q: queue.Queue,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, preloaded: dict[str, list[list[dict]]] | None = None) -> None:
         super().__init__(name="amocrm-fetcher", daemon=True)
         self.client, self.plan, self.q, self.stop = client, plan, q, stop
+        self.preloaded = preloaded or {}
 
     def _put(self, item: tuple) -> bool:
         while not self.stop.is_set():
@@ -146,7 +147,11 @@ class _Fetcher(threading.Thread):
             for stream, params in self.plan:
                 if self.stop.is_set():
                     return
-                if stream.name == "pipelines":
+                if stream.name in self.preloaded:
+                    for items in self.preloaded.pop(stream.name):
+                        if not self._put(("page", stream, items)):
+                            return
+                elif stream.name == "pipelines":
                     if not self._put(("page", stream, self.client.pipelines())):
                         return
                 else:
@@ -199,7 +204,16 @@ def _run(settings: Any, lake: Any, anonymizer: Any, progress: Progress | None, c
     anon = _TimedAnonymizer(anonymizer)
     doc = state.load(SYNC_STATE, {}) or {}
     marks: dict[str, int] = dict(doc.get("watermarks") or {})
-    until = int(now if now is not None else time.time())
+    req0, retry0, ref0 = client.stats.requests, client.stats.retries, client.tokens.refreshes
+    wait0, api0 = client.limiter.waited, client.stats.api_seconds
+    # Users first, synchronously: their answer carries the server's clock, which cuts the window
+    # (record stamps come from that clock; a client clock running ahead would skip updates).
+    users = STREAMS[0]
+    preloaded = {users.name: list(client.pages(users.path, users.embedded, list(users.params), users.limit))}
+    if now is None:
+        server = client.server_now()
+        now = server if server is not None else time.time()
+    until = int(now)
     report = SyncReport(window_to=until)
     plan = []
     for s in STREAMS:
@@ -208,13 +222,11 @@ def _run(settings: Any, lake: Any, anonymizer: Any, progress: Progress | None, c
             report.full = True
         report.windows_from[s.name] = since
         plan.append((s, _params(s, since, until)))
-    req0, retry0, ref0 = client.stats.requests, client.stats.retries, client.tokens.refreshes
-    wait0, api0 = client.limiter.waited, client.stats.api_seconds
 
     unknown = rows.Unknown()
     q: queue.Queue = queue.Queue(maxsize=max(1, queue_pages))
     stop = threading.Event()
-    fetcher = _Fetcher(client, plan, q, stop)
+    fetcher = _Fetcher(client, plan, q, stop, preloaded)
     buffer: list[dict] = []
     fetched = {s.name: 0 for s in STREAMS}
     written = {t: 0 for s in STREAMS for t in s.tables}

@@ -71,7 +71,7 @@ REFRESH_TTL = 90 * 86400  # refresh tokens live 3 months
 CODE_TTL = 20 * 60  # authorization codes live 20 minutes
 HAL = "application/hal+json"
 _LAZY_BYTES = 256 * 1024  # files above this keep raw lines and index with pyarrow
-_CACHE_SIZE = 64
+_CACHE_SIZE = 32  # filtered results are copies; unfiltered ones are views of the prebuilt orders
 
 
 class AmoEmulatorError(Exception):

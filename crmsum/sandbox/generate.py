@@ -829,7 +829,7 @@ class _Generator:
         closed_at = close_ts if outcome != "open" else None
         lr = self.loss_by_name[loss_reason] if loss_reason else None
         lead = {
-            "id": lid, "name": self._lead_name(rng, co.name, product), "price": price,
+            "id": lid, "name": self._lead_name(rng, co.name, product, plan["tender"], from_site), "price": price,
             "responsible_user_id": final_owner.uid, "group_id": 0, "status_id": final_status,
             "pipeline_id": pipe["id"], "loss_reason_id": lr["id"] if lr else None, "created_by": creator,
             "updated_by": final_owner.uid, "created_at": created, "updated_at": updated, "closed_at": closed_at,
@@ -872,8 +872,13 @@ class _Generator:
         })
         return events
 
-    def _lead_name(self, rng: random.Random, company: str, product: str) -> str:
-        t = rng.choice(C.LEAD_TITLES)
+    def _lead_name(self, rng: random.Random, company: str, product: str, tender: bool, from_site: bool) -> str:
+        if tender:
+            t = rng.choice(["Тендер: {product}", "Тендер {company}", "{company}: тендер на поставку"])
+        elif from_site and rng.random() < 0.4:
+            t = rng.choice(["Заявка с сайта", "Заявка с формы: {product}", "Заявка с сайта — {company}"])
+        else:
+            t = rng.choice([x for x in C.LEAD_TITLES if "Тендер" not in x and "Заявка" not in x])
         return t.format(product=product, product_cap=product[:1].upper() + product[1:], company=company)
 
     def _write_note(self, fn, nid: int, lid: int, by: int, ts: int, resp: int, ntype: str, params: dict) -> None:
@@ -942,6 +947,7 @@ class _Generator:
                     ct.responsible = co.responsible
                 p = ct.person
                 self.reg.names.add(p.crm_name)
+                self.reg.names.add(p.last_forms[0])   # last_name: a surname on its own
                 self.reg.phones.add(ct.phone_repr)
                 self.reg.emails.add(p.email)
                 f.write(_dump({
@@ -980,6 +986,7 @@ class _Generator:
             closed = m.stats["won"] + m.stats["lost"]
             mgrs.append({
                 "user_id": m.uid, "name": m.person.full, "role": "head" if m.is_head else "manager",
+                "email": m.person.email, "telegram_from_id": f"user{m.tg_id}", "telegram_handle": "@" + m.handle,
                 "joined_at": m.joined if m.joined >= self.start_ts else None, "left_at": m.left,
                 "traits": None if m.is_head else {"fast_follow_up": m.fast, "meetings": m.meetings,
                                                   "discounts": m.discounts, "skill": m.skill},

@@ -31,6 +31,7 @@ class JsonHandler(BaseHTTPRequestHandler):
     """Parses the request, calls `route`, writes JSON; subclasses get `self.app` (the server's state)."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # keep-alive answers would otherwise stall ~40 ms on delayed ACKs
     server_version = "crmsum-emulator"
 
     @property

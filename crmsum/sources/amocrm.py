@@ -72,7 +72,9 @@ class RateLimiter:
         self.n = max(1, int(rps))
         self.base = self.n / rps  # seconds that hold n requests at exactly rps (1.0 for whole rps)
         self.margin, self.max_margin = margin, max_margin
-        self.interval = 1.0 / rps  # minimum spacing between two departures
+        # minimum spacing: half the average, so one late departure (GIL, slow parse) can be caught up
+        # by the next while the window rule still bounds every second
+        self.interval = 0.5 / rps
         self._log: deque[float] = deque(maxlen=self.n)
         self._last = float("-inf")
         self._pause_until = 0.0
@@ -238,6 +240,7 @@ class AmoClient:
         self.max_backoff = max_backoff
         self.prefetch = max(1, prefetch)
         self.stats = ClientStats()
+        self._server_clock: tuple[float, float] | None = None  # (server unix time, local monotonic)
         self._stats_lock = threading.Lock()
         self.session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(4, self.prefetch * 2),
@@ -296,6 +299,10 @@ class AmoClient:
                 lat = self.stats.latency
                 self.stats.latency = dt if lat == 0 else 0.8 * lat + 0.2 * dt
         self._count(resp.status_code, None)
+        date = resp.headers.get("Date")
+        if date:
+            with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+                self._server_clock = (parsedate_to_datetime(date).timestamp(), time.monotonic())
         if resp.status_code == 429:
             ra = _retry_after(resp)
             self.limiter.penalize()
@@ -434,6 +441,12 @@ class AmoClient:
                 with contextlib.suppress(Exception):
                     f.result()
             pool.shutdown(wait=True)
+
+    def server_now(self) -> float | None:
+        """The API server's clock (from the last response's Date header), or None before any answer.
+        Record stamps come from that clock, so sync windows are cut with it, not with ours."""
+        sc = self._server_clock
+        return None if sc is None else sc[0] + (time.monotonic() - sc[1])
 
     def pipelines(self) -> list[dict]:
         data = self.get("/api/v4/leads/pipelines") or {}

@@ -26,6 +26,7 @@ from crmsum.schema import TABLES, table
 
 HASH = "_row_hash"
 COMPACT_AFTER = 24  # parts; compaction keeps reads fast and file counts small
+LISTINGS_TTL = 5.0  # seconds an object-store listing may be reused (see Lake._fresh)
 _locks: dict[str, threading.Lock] = {}
 
 
@@ -36,8 +37,10 @@ class Lake:
         self.root = str(root).rstrip("/")
         opts = dict(storage_options or {})
         if fsspec.core.split_protocol(self.root)[0] not in (None, "file", "local"):
-            # object stores: never serve a stale cached listing (other processes add part files)
-            opts.setdefault("use_listings_cache", False)
+            # object stores: listings are cached (DuckDB stats every part through them) but expire
+            # quickly, and every Lake call drops them first (`_fresh`), so parts that another
+            # process wrote are seen; a long-lived DuckDB view is at most this many seconds behind
+            opts.setdefault("listings_expiry_time", LISTINGS_TTL)
         self.fs, self._base = fsspec.core.url_to_fs(self.root, **opts)
         self.local = isinstance(self.fs, LocalFileSystem)
         self.protocol = "" if self.local else f"{self.root.split('://', 1)[0]}://"
@@ -142,6 +145,7 @@ class Lake:
                     QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _ord DESC) = 1
                 ), current AS (
                     SELECT {key}, {HASH} FROM read_parquet('{glob}', filename=true, union_by_name=true)
+                    SEMI JOIN latest USING ({key})
                     QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY filename DESC) = 1
                 )
                 SELECT latest.* FROM latest LEFT JOIN current USING ({key})

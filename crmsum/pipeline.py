@@ -70,15 +70,22 @@ def import_telegram(path: Path, settings: Settings | None = None, lake: Lake | N
 
 
 def import_inbox(settings: Settings | None = None, lake: Lake | None = None) -> list:
-    """Import every export dropped into DATA_DIR/inbox/, moving each to inbox/done/ once it landed."""
+    """Import every export dropped into DATA_DIR/inbox/: landed ones move to done/, broken ones to failed/."""
     s = settings or get_settings()
     inbox = s.inbox_dir
     done = inbox / "done"
     reports = []
-    for path in sorted(p for p in inbox.glob("*") if p.name != "done" and not p.name.startswith(".")):
-        reports.append(import_telegram(path, s, lake))
-        done.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(path), done / path.name)
+    from crmsum.sources.telegram import ExportError
+
+    for path in sorted(p for p in inbox.glob("*") if p.name not in ("done", "failed") and not p.name.startswith(".")):
+        try:
+            reports.append(import_telegram(path, s, lake))
+            target = done
+        except ExportError as exc:  # one bad export must not stop the night; it waits in failed/
+            log.warning("inbox: %s not imported: %s", path.name, exc)
+            target = inbox / "failed"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), target / path.name)
     return reports
 
 

@@ -263,7 +263,7 @@ def test_limiter_thread_safe():
     stamps.sort()
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
     assert len(stamps) == 40
-    assert min(gaps) >= 0.5 / 20 * 0.8
+    assert min(gaps) >= 0.75 / 20 * 0.8
     assert all(b - a >= 0.99 for a, b in zip(stamps, stamps[20:]))  # never 21 in one second
 
 

@@ -1026,7 +1026,6 @@ class AmoHandler(JsonHandler):
     """amoCRM API v4 routes over `AmoEmulator` state."""
 
     server_version = "nginx"
-    disable_nagle_algorithm = True  # headers and body go out in two writes: avoid 40 ms delayed-ACK stalls
     _status = DROPPED
 
     def send_response(self, code: int, message: str | None = None) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 from crmsum.sandbox import sample_corpus as C
 from crmsum.sandbox.sample_people import (
-    PHONE_STYLES, Person, card, fmt_phone, inn_personal, landline, new_person, new_phone, passport, snils,
+    PHONE_STYLES, Person, card, fmt_phone, inn_personal, landline, new_person, passport, snils,
     translit,
 )
 

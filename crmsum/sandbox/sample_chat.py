@@ -161,7 +161,7 @@ class _Chat:
 
 def write_chat(g: "_Generator", dest: Path) -> int:
     """Write result.json day by day; return the number of messages."""
-    from crmsum.sandbox.generate import Ctx, _money, _work_time
+    from crmsum.sandbox.generate import Ctx, _money
 
     ch = _Chat(g)
     rng = ch.rng

@@ -65,16 +65,16 @@ class RateLimiter:
     a one-second window see up to 2×rps requests. Every 429 widens the margin a little (`penalize`).
     """
 
-    def __init__(self, rps: float, margin: float = 0.04, max_margin: float = 0.25) -> None:
+    def __init__(self, rps: float, margin: float = 0.05, max_margin: float = 0.25) -> None:
         if rps <= 0:
             raise ValueError("rps must be positive")
         self.rps = rps
         self.n = max(1, int(rps))
         self.base = self.n / rps  # seconds that hold n requests at exactly rps (1.0 for whole rps)
         self.margin, self.max_margin = margin, max_margin
-        # minimum spacing: half the average, so one late departure (GIL, slow parse) can be caught up
-        # by the next while the window rule still bounds every second
-        self.interval = 0.5 / rps
+        # minimum spacing below the average, so a late departure (GIL, slow parse) can be partly
+        # caught up by the next while the window rule still bounds every second
+        self.interval = 0.75 / rps
         self._log: deque[float] = deque(maxlen=self.n)
         self._last = float("-inf")
         self._pause_until = 0.0

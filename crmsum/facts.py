@@ -98,6 +98,39 @@ def period_of(kind: str, day: dt.date) -> tuple[str, dt.date, dt.date]:
 
 
 # -- SQL --------------------------------------------------------------------------------------
+LEGAL_FORMS = ("ооо", "зао", "пао", "оао", "ао", "ип", "нко", "llc", "ltd", "inc", "gmbh",
+               "группа", "компания", "холдинг", "завод", "фирма")
+
+
+def mention_ctes() -> str:
+    """CTEs `company_keys` and `mentions(chat_id, message_id, company_id)` over a CTE `chat`.
+
+    A message mentions a company when one of its words starts with the stem of the company's key
+    word (its longest word of 4+ letters, legal forms skipped; the stem drops the last letter of
+    words of 6+ letters so «по Теххренмашу» matches «Теххренмаш»). An equi-join on the first four
+    letters keeps this a hash join instead of messages x companies substring scans.
+    """
+    forms = ", ".join(f"'{f}'" for f in LEGAL_FORMS)
+    return rf"""company_keys AS (
+        SELECT company_id, CASE WHEN length(w) >= 6 THEN left(w, length(w) - 1) ELSE w END AS stem
+        FROM (
+            SELECT company_id, w, row_number() OVER (PARTITION BY company_id ORDER BY length(w) DESC, w) AS rn
+            FROM (SELECT company_id, unnest(regexp_split_to_array(lower(coalesce(name, '')), '[^\p{{L}}\p{{N}}]+')) AS w
+                  FROM crm_companies)
+            WHERE length(w) >= 4 AND w NOT IN ({forms})
+        ) WHERE rn = 1
+    ),
+    chat_words AS (
+        SELECT DISTINCT chat_id, message_id, w FROM (
+            SELECT chat_id, message_id, unnest(regexp_split_to_array(lower(coalesce(text, '')), '[^\p{{L}}\p{{N}}]+')) AS w
+            FROM chat) WHERE length(w) >= 4
+    ),
+    mentions AS (
+        SELECT DISTINCT cw.chat_id, cw.message_id, ck.company_id
+        FROM chat_words cw JOIN company_keys ck ON left(cw.w, 4) = left(ck.stem, 4) AND starts_with(cw.w, ck.stem)
+    )"""
+
+
 def _facts_sql(kind: str | None, filtered: bool, manager: bool, company: bool) -> tuple[str, str, str]:
     """Return (base CTEs, main aggregate, side aggregates) SQL for a period kind or a range.
 
@@ -154,10 +187,7 @@ def _facts_sql(kind: str | None, filtered: bool, manager: bool, company: bool) -
         LEFT JOIN users un ON un.m_key = m.author AND m.author_user_id IS NULL
         WHERE coalesce(m.kind, 'message') = 'message' AND {R('m.date')}
     ),
-    companies AS (
-        SELECT company_id, any_value(name) AS name, lower(any_value(name)) AS lname
-        FROM crm_companies WHERE length(coalesce(name, '')) >= 3 GROUP BY company_id
-    ),
+    {mention_ctes()},
     base AS (
         SELECT {B('created_at')} AS p, m_key, company_id AS c_key, lead_id AS created_lead, price AS created_amount
         FROM leads WHERE {R('created_at')}
@@ -197,8 +227,8 @@ def _facts_sql(kind: str | None, filtered: bool, manager: bool, company: bool) -
         UNION ALL BY NAME
         SELECT {B('ts')} AS p, m_key, CAST(NULL AS BIGINT) AS c_key, 1 AS chat_msg FROM chat
         UNION ALL BY NAME
-        SELECT {B('ch.ts')} AS p, ch.m_key, co.company_id AS c_key, 1 AS chat_company
-        FROM chat ch JOIN companies co ON contains(lower(ch.text), co.lname)
+        SELECT {B('ch.ts')} AS p, ch.m_key, mn.company_id AS c_key, 1 AS chat_company
+        FROM chat ch JOIN mentions mn USING (chat_id, message_id)
     )"""
     where = []
     if manager:
@@ -348,6 +378,9 @@ def _finish(df: pd.DataFrame, kind: str, companies: dict[str, str]) -> pd.DataFr
 def all_period_facts(con: duckdb.DuckDBPyConnection, period_kind: str, as_of: dt.datetime | None = None) -> pd.DataFrame:
     """Facts for every (scope, key, period) of one kind that has any activity, in one pass.
 
+    Companies appear for periods with CRM activity (chat mentions alone are not enough);
+    managers and the team also for chat-only periods.
+
     Columns: scope, key, label, period_kind, period, start, end, the metrics of `INT_METRICS`,
     `AMOUNT_METRICS`, call_seconds, win_rate (NaN without closes), median_days_in_stage,
     loss_reasons / open_deals / stalled_deals (lists of dicts or None).
@@ -355,7 +388,10 @@ def all_period_facts(con: duckdb.DuckDBPyConnection, period_kind: str, as_of: dt
     if period_kind not in PERIOD_KINDS:
         raise FactsError(f"period kind must be week or month, got {period_kind!r}")
     df = _run(con, period_kind, {"now": as_of or _now()}, filtered=False, manager=False, company=False)
-    return _finish(df, period_kind, _labels(con))
+    df = _finish(df, period_kind, _labels(con))
+    # A company's period needs CRM activity; chat mentions alone don't make a summary worth keeping.
+    chat_only = (df["scope"] == "company") & (df["deals_touched"] == 0) & (df["tasks_overdue"] == 0)
+    return df[~chat_only].reset_index(drop=True)
 
 
 def resolve_company(con: duckdb.DuckDBPyConnection, company: str | int) -> tuple[int, str]:

@@ -412,17 +412,22 @@ def claim_covered(rc: RefClaim, sup: Support, ids: Iterable[str] = ()) -> bool:
     return bool(rc.values) and all(_value_found(v, sup) for v in rc.values)
 
 
-def context_recall(reference: Sequence[RefClaim], contexts: Sequence[Context]) -> float | None:
-    """Share of reference claims attributable to the retrieved context (ids or values)."""
-    if not reference:
-        return None
+def uncovered_claims(reference: Sequence[RefClaim], contexts: Sequence[Context]) -> list[RefClaim]:
+    """The reference claims the retrieved context does not cover (diagnostics for context recall)."""
     sup = Support()
     for c in contexts:
         sup.add(c.data if c.data is not None else c.text)
         if c.data is not None and c.text:
             sup.add_text(c.text)
     ids = [c.id for c in contexts]
-    return round(sum(claim_covered(rc, sup, ids) for rc in reference) / len(reference), 4)
+    return [rc for rc in reference if not claim_covered(rc, sup, ids)]
+
+
+def context_recall(reference: Sequence[RefClaim], contexts: Sequence[Context]) -> float | None:
+    """Share of reference claims attributable to the retrieved context (ids or values)."""
+    if not reference:
+        return None
+    return round(1 - len(uncovered_claims(reference, contexts)) / len(reference), 4)
 
 
 def id_context_recall(retrieved_ids: Iterable[str], reference_ids: Iterable[str]) -> float | None:
@@ -575,6 +580,7 @@ def score_offline(s: Sample, sim: Similarity | None = None) -> dict[str, float |
         "answer_correctness": (sim_v if f1 is None else
                                round(CORRECTNESS_WEIGHTS[0] * f1 + CORRECTNESS_WEIGHTS[1] * sim_v, 4)),
         "_id_context_recall": id_context_recall([c.id for c in s.contexts], s.reference_ids),
+        "_uncovered": [rc.kind for rc in uncovered_claims(s.reference_claims, s.contexts)],
         "_fact_f1": f1, "_tp": tp, "_fp": fp, "_fn": fn,
     }
     return out

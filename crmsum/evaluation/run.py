@@ -398,6 +398,7 @@ def run_eval(settings=None, lake=None, truth_dir: str | Path | None = None, back
                     # diagnostics (not stored)
                     "source": a.source, "answer_backend": a.backend, "latency_ms": round(latency, 1),
                     "id_context_recall": offline.get("_id_context_recall"), "fact_f1": offline.get("_fact_f1"),
+                    "uncovered": ",".join(offline.get("_uncovered") or []),
                     "parsed_ok": (a.start == q.start and a.end == q.end
                                   and (a.manager in q.managers if q.managers else a.manager is None)
                                   and (a.company == q.company)),

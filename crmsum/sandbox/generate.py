@@ -13,6 +13,8 @@ import datetime as dt
 import heapq
 import json
 import math
+import operator
+import os
 import random
 import shutil
 import tempfile
@@ -214,21 +216,26 @@ class Contact:
 
 # ----------------------------------------------------------------------------- validation
 
+def _int_arg(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise GenerateError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise GenerateError(f"{name} must be an integer, got {value!r}") from None
+
+
 def _validate(out: Path, leads: Any, chat_days: Any, seed: Any, end_date: Any) -> tuple[Path, dt.date]:
-    if not isinstance(leads, int) or isinstance(leads, bool):
-        raise GenerateError(f"leads must be an integer, got {leads!r}")
+    leads, chat_days = _int_arg("leads", leads), _int_arg("chat_days", chat_days)
+    _int_arg("seed", seed)
     if leads < 1:
         raise GenerateError(f"leads must be at least 1, got {leads}")
     if leads > MAX_LEADS:
         raise GenerateError(f"leads must be at most {MAX_LEADS}, got {leads}")
-    if not isinstance(chat_days, int) or isinstance(chat_days, bool):
-        raise GenerateError(f"chat_days must be an integer, got {chat_days!r}")
     if chat_days < 1:
         raise GenerateError(f"chat_days must be at least 1, got {chat_days}")
     if chat_days > MAX_CHAT_DAYS:
         raise GenerateError(f"chat_days must be at most {MAX_CHAT_DAYS} (20 years), got {chat_days}")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise GenerateError(f"seed must be an integer, got {seed!r}")
     today = dt.date.today()
     if end_date is None:
         end_date = today - dt.timedelta(days=1)
@@ -238,6 +245,8 @@ def _validate(out: Path, leads: Any, chat_days: Any, seed: Any, end_date: Any) -
         raise GenerateError(f"end_date {end_date.isoformat()} is in the future (today is {today.isoformat()})")
     if end_date - dt.timedelta(days=chat_days) < dt.date(2000, 1, 1):
         raise GenerateError(f"history would start before 2000-01-01: end_date {end_date} minus {chat_days} days")
+    if not isinstance(out, (str, os.PathLike)) or not str(out):
+        raise GenerateError(f"out must be a folder path, got {out!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise GenerateError(f"--out {out} exists and is not a directory")
@@ -248,6 +257,7 @@ def generate(out: Path, leads: int = 1000, chat_days: int = 1095, seed: int = 7,
              end_date: dt.date | None = None) -> dict[str, int]:
     """Write the sample account into `out` and return counts of what was written."""
     out, end = _validate(out, leads, chat_days, seed, end_date)
+    leads, chat_days, seed = operator.index(leads), operator.index(chat_days), operator.index(seed)
     try:
         out.mkdir(parents=True, exist_ok=True)
         for sub in ("amocrm", "telegram", "truth"):

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from crmsum.facts import LOST, WON, resolve_company, resolve_manager
+from crmsum.facts import LOST, WON, mention_ctes, resolve_company, resolve_manager
 
 MAX_TEXT = 800  # characters per record; longer notes are cut (key points are sentences anyway)
 COLUMNS = ["id", "kind", "ts", "author", "lead_id", "text"]
@@ -29,10 +29,6 @@ def _records_sql(B, R) -> str:  # noqa: N803 - bucket and range SQL builders
         SELECT l.lead_id, l.name, l.company_id, l.status_id, l.loss_reason, u.m_key
         FROM crm_leads l LEFT JOIN users u ON u.user_id = l.responsible_user_id
         WHERE NOT coalesce(l.is_deleted, false)
-    ),
-    companies AS (
-        SELECT company_id, lower(any_value(name)) AS lname FROM crm_companies
-        WHERE length(coalesce(name, '')) >= 3 GROUP BY company_id
     ),
     chat AS (
         SELECT m.chat_id, m.message_id, m.date AS ts, m.text, coalesce(ua.m_key, un.m_key, m.author) AS author,
@@ -68,10 +64,11 @@ def _records_sql(B, R) -> str:  # noqa: N803 - bucket and range SQL builders
         SELECT {B('ts')}, 'msg:' || chat_id || ':' || message_id, 'msg', ts, author, m_key, CAST(NULL AS BIGINT), NULL, text
         FROM chat
     ),
+    {mention_ctes()},
     chat_companies AS (
         SELECT {B('ch.ts')} AS p, 'msg:' || ch.chat_id || ':' || ch.message_id AS id, 'msg' AS kind, ch.ts,
-               ch.author, ch.m_key, co.company_id AS c_key, CAST(NULL AS BIGINT) AS lead_id, ch.text
-        FROM chat ch JOIN companies co ON contains(lower(ch.text), co.lname)
+               ch.author, ch.m_key, mn.company_id AS c_key, CAST(NULL AS BIGINT) AS lead_id, ch.text
+        FROM chat ch JOIN mentions mn USING (chat_id, message_id)
     )"""
 
 

@@ -118,7 +118,8 @@ class AnswerContext:
         self._sig: tuple = ()
         self._checked = 0.0
         self._anonymizer = None
-        self._writer = None  # one background thread: recording never delays an answer
+        self._writer: _BatchWriter | None = None  # recording never delays an answer
+        self.summary_ids: set[str] = set()
         self.managers: list[tuple[str, str]] = []  # (pseudonym, real name)
         self.companies: dict[str, int] = {}  # name -> id
         self.refresh(force=True)
@@ -143,6 +144,8 @@ class AnswerContext:
             cur.execute("""CREATE OR REPLACE TABLE answer_summaries AS
                            SELECT summary_id, scope, key, label, period_kind, period, start, "end", text, backend
                            FROM summaries""")
+            cur.execute("CREATE INDEX answer_summaries_id ON answer_summaries (summary_id)")
+            self.summary_ids = {r[0] for r in cur.execute("SELECT summary_id FROM answer_summaries").fetchall()}
             in_lake = {r[0] for r in cur.execute("SELECT DISTINCT name FROM crm_users WHERE name IS NOT NULL").fetchall()}
             people = self.vault.people("manager")
             self.managers = [(p, n) for p, n in people if p in in_lake] or list(people)
@@ -163,28 +166,27 @@ class AnswerContext:
         return next((p for p, n in self.managers if n == real), None)
 
     def summary(self, summary_id: str) -> dict | None:
+        """One precomputed row (from the in-memory snapshot), or None."""
+        if summary_id not in self.summary_ids:
+            return None
         cur = self.cursor()
-        df = cur.execute("SELECT * FROM answer_summaries WHERE summary_id = ?", [summary_id]).df()
-        return df.to_dict("records")[0] if len(df) else None
+        cur.execute("SELECT * FROM answer_summaries WHERE summary_id = ?", [summary_id])
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row))
 
-    def submit(self, fn, *args) -> None:
-        """Run a lake write in the background, in order."""
-        from concurrent.futures import ThreadPoolExecutor
-
+    def record(self, table: str, row: dict, prepare=None) -> None:
+        """Queue a row for the lake (written in the background, batched)."""
         with self._lock:
             if self._writer is None:
-                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmsum-answers")
-            self._writer.submit(fn, *args)
+                self._writer = _BatchWriter(self.lake)
+        self._writer.put(table, row, prepare)
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait until every submitted write is in the lake."""
-        with self._lock:
-            writer = self._writer
-        if writer is not None:
-            try:
-                writer.submit(lambda: None).result(timeout)
-            except RuntimeError:  # interpreter exit: the executor drains its queue by itself
-                pass
+        """Wait until every queued row is in the lake."""
+        if self._writer is not None:
+            self._writer.flush(timeout)
 
     def anonymize(self, text: str) -> str:
         """The question as it may be stored: known people, phones, e-mails become pseudonyms."""
@@ -194,6 +196,51 @@ class AnswerContext:
 
                 self._anonymizer = Anonymizer(self.vault, use_ner=False)
             return self._anonymizer.text(text) or ""
+
+
+class _BatchWriter:
+    """A daemon thread that writes queued rows to the lake, a batch per table at a time."""
+
+    def __init__(self, lake, linger: float = 0.2) -> None:
+        import queue
+
+        self.lake, self.linger = lake, linger
+        self.q: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="crmsum-answers", daemon=True)
+        self._thread.start()
+
+    def put(self, table: str, row: dict, prepare=None) -> None:
+        self.q.put((table, row, prepare))
+
+    def flush(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.q.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def _run(self) -> None:
+        import queue
+
+        import pandas as pd
+
+        while True:
+            items = [self.q.get()]
+            end = time.monotonic() + self.linger
+            while (left := end - time.monotonic()) > 0:
+                try:
+                    items.append(self.q.get(timeout=left))
+                except queue.Empty:
+                    break
+            try:
+                tables: dict[str, list[dict]] = {}
+                for table, row, prepare in items:
+                    tables.setdefault(table, []).append(prepare(row) if prepare else row)
+                for table, rows in tables.items():
+                    self.lake.write(table, pd.DataFrame(rows))
+            except Exception:  # noqa: BLE001 - a lost log row must not stop the bot
+                log.exception("could not record %d rows", len(items))
+            finally:
+                for _ in items:
+                    self.q.task_done()
 
 
 _contexts: dict[tuple[str, str], AnswerContext] = {}
@@ -332,7 +379,7 @@ def prepare(question: str, settings: Settings | None = None, lake=None, today: d
     if cov and not (manager and company):
         scope, key = ("manager", manager) if manager else ("company", str(prep.company_id)) if company else ("team", "team")
         sid = f"{scope}:{key}:{cov[1]}"
-        if ctx.summary(sid) is not None:
+        if sid in ctx.summary_ids:
             prep.summary_id = sid
     return prep
 
@@ -391,21 +438,14 @@ def answer_question(question: str, settings: Settings | None = None, lake=None, 
 # -- recording ----------------------------------------------------------------------------------
 def record_answer(a: Answer, ctx: AnswerContext) -> None:
     """Store the answer (question anonymized, pseudonyms only) in `answers`, in the background."""
-    import pandas as pd
+    def prepare(row: dict) -> dict:
+        return dict(row, question=ctx.anonymize(row["question"]))
 
-    row = pd.DataFrame([{
-        "answer_id": a.answer_id, "chat_id": int(a.chat_id or 0), "question": ctx.anonymize(a.question),
+    ctx.record("answers", {
+        "answer_id": a.answer_id, "chat_id": int(a.chat_id or 0), "question": a.question,
         "manager": a.manager, "company": a.company, "start": a.start, "end": a.end, "source": a.source,
         "backend": a.backend, "text": a.text, "latency_ms": float(a.latency_ms),
-        "created_at": dt.datetime.now().replace(microsecond=0)}])
-
-    def write() -> None:
-        try:
-            ctx.lake.write("answers", row)
-        except Exception:  # noqa: BLE001 - a lost log row must not lose the answer
-            log.exception("could not record answer %s", a.answer_id)
-
-    ctx.submit(write)
+        "created_at": dt.datetime.now().replace(microsecond=0)}, prepare)
 
 
 def user_pseudonym(vault, user_id: int) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -65,8 +66,8 @@ def question_of(message) -> str:
     text = (message.text or "").strip()
     if text.startswith("/"):
         head, _, rest = text.partition(" ")
-        return rest.strip()
-    return text
+        text = rest.strip()
+    return re.sub(r"^(?:@\w+[\s,:]*)+", "", text).strip()  # «@crmsum_bot Что Ева делала?»
 
 
 class BotApp:
@@ -215,7 +216,7 @@ def build_bot(settings: Settings | None = None, lake=None, today: Callable[[], d
     @bot.message_handler(func=lambda m: bool(m.text) and not m.text.startswith("/"), content_types=["text"])
     @_guard
     def text(message):
-        app.on_question(message, message.text.strip())
+        app.on_question(message)
 
     @bot.callback_query_handler(func=lambda c: (c.data or "").startswith("rate:"))
     @_guard

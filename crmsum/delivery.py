@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from crmsum.config import Settings, get_settings
+from crmsum.failpoints import failpoint
 from crmsum.digest import DigestData, RenderedDigest, build_digest, check_week, identity, latest_complete_week, render_digest
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,7 @@ def send_rendered(bot, chat_id: int, rendered: RenderedDigest, done: list | None
     for idx, (kind, body) in enumerate(parts):
         if idx < len(ids):
             continue
+        failpoint("delivery.part")
         if kind == "photo":
             msg = call_api(bot.send_photo, chat_id, rendered.chart, caption=body, parse_mode="HTML", sleep=sleep)
         else:
@@ -272,6 +274,7 @@ def deliver_digests(week: str | None = None, force: bool = False, settings: Sett
         for t in targets:
             per_chat[t.chat_id] = per_chat.get(t.chat_id, 0) + 1
         for t in targets:
+            failpoint("delivery.chat")
             prev = existing.get((t.chat_id, t.kind))
             status = prev["status"] if prev else None
             if not force and (status == "sent" or (outbox and status == "outbox")):
@@ -307,8 +310,12 @@ def deliver_digests(week: str | None = None, force: bool = False, settings: Sett
                     done = []
             sent_ids: list = list(done)
 
+            n_parts = int(bool(rendered.chart)) + len(rendered.messages)
+
             def keep(ids: list) -> None:
                 sent_ids[:] = ids
+                if len(ids) < n_parts:  # persist each part as it goes: a killed run resumes, never resends
+                    _record(lake, t, week, "failed", ids, "interrupted: digest partly sent", attempts)
 
             try:
                 ids = send_rendered(bot, t.chat_id, rendered, done=done, sleep=sleep, on_part=keep)

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from crmsum.failpoints import failpoint
 from crmsum.schema import TABLES, table
 
 HASH = "_row_hash"
@@ -51,19 +52,26 @@ class Lake:
     def _dir(self, name: str) -> str:
         return f"{self._base}/{name}"
 
-    def _fresh(self) -> None:
-        """Forget cached object-store listings: parts written by another process must be seen.
+    def _fresh(self, *names: str) -> None:
+        """Drop cached object-store listings, then list the given tables once.
 
-        fsspec object stores (s3fs, gcsfs, ...) cache directory listings per filesystem instance, and
-        instances are shared process-wide; a long-running reader (the bot) would otherwise never see
-        the nightly's new part files, and DuckDB globs through the same cached instance.
+        fsspec object stores (s3fs, gcsfs, ...) cache listings per filesystem instance, and instances
+        are shared process-wide: without the drop a long-running reader (the bot) would miss parts
+        another process wrote. Listing a table's folder right away lets DuckDB's glob and its
+        per-file stat calls be served from that one listing instead of one HEAD request per part.
         """
-        if not self.local:
-            self.fs.invalidate_cache()
+        if self.local:
+            return
+        self.fs.invalidate_cache()
+        for name in names:
+            try:
+                self.fs.ls(self._dir(name), detail=True)
+            except FileNotFoundError:
+                pass
 
     def parts(self, name: str) -> list[str]:
         """Visible part files of a table, oldest first."""
-        self._fresh()
+        self._fresh(name)
         found = self.fs.glob(f"{self._dir(name)}/part-*.parquet")
         return sorted(p if self.local else p.split("://", 1)[-1] for p in found)
 
@@ -80,7 +88,9 @@ class Lake:
         if self.local:
             tmp = f"{self._dir(name)}/.tmp-{uuid.uuid4().hex}"
             pq.write_table(data, tmp, compression="zstd")
+            failpoint("lake.put.before_rename")
             Path(tmp).replace(final)
+            failpoint("lake.put.after_rename")
         else:
             with self.fs.open(final, "wb") as fh:
                 pq.write_table(data, fh, compression="zstd")
@@ -95,7 +105,7 @@ class Lake:
         """A DuckDB connection with one view per table (or in-memory copies with snapshot=True)."""
         con = duckdb.connect()
         if not self.local:
-            self._fresh()
+            self._fresh(*TABLES)
             con.register_filesystem(self.fs)
         for name in TABLES:
             kind = "TABLE" if snapshot else "VIEW"
@@ -113,7 +123,7 @@ class Lake:
     def read(self, name: str, where: str = "", params: Iterable | None = None) -> pd.DataFrame:
         con = duckdb.connect()
         if not self.local:
-            self._fresh()
+            self._fresh(name)
             con.register_filesystem(self.fs)
         sql = f"SELECT * FROM ({self._select(name)}) {('WHERE ' + where) if where else ''}"
         return con.execute(sql, list(params or [])).df()
@@ -128,7 +138,7 @@ class Lake:
         with _locks.setdefault(f"{self.root}/{name}", threading.Lock()):
             con = duckdb.connect()
             if not self.local:
-                self._fresh()
+                self._fresh(name)
                 con.register_filesystem(self.fs)
             con.register("incoming", incoming)
             key = ", ".join(f'"{k}"' for k in spec.key)

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from crmsum.failpoints import failpoint
 from crmsum.facts import PERIOD_KINDS, all_period_facts, row_facts
 from crmsum.summarize import backend_of, input_hash, summarize
 from crmsum.summarize.records import all_period_records
@@ -181,6 +182,7 @@ def precompute(settings=None, lake=None, progress: Callable[[int, int], None] | 
         nonlocal done
         rows = []
         for row in run(work, chunk):
+            failpoint("precompute.item")
             done += 1
             if row is None or "_error" in row:
                 report.failed += 1

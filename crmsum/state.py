@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from crmsum.failpoints import failpoint
+
 LOCK_NAME = "nightly"
 
 
@@ -67,12 +69,14 @@ class StateStore:
                     json.dump(doc, fh, ensure_ascii=False, indent=1, sort_keys=True)
                     fh.flush()
                     os.fsync(fh.fileno())
+                failpoint("state.save.before_rename")
                 os.replace(tmp, self.path(name))
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
             _fsync_dir(self.dir)
+            failpoint("state.save.after_rename")
 
     def update(self, name: str, **changes: Any) -> dict:
         """Read-modify-write of a dict document (keys set to None are removed)."""

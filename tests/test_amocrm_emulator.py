@@ -394,6 +394,9 @@ def test_fail_rate_gives_5xx_and_drops_but_a_retrying_client_reads_identical_dat
                     requests.get(e2.url + "/api/v4/account", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
                 except requests.ConnectionError:
                     pass
+            deadline = time.monotonic() + 10  # the server logs a request just after answering it
+            while len(e2.request_log) < 20 and time.monotonic() < deadline:
+                time.sleep(0.01)
             logs.append([st for _, _, st in e2.request_log])
     assert logs[0] == logs[1]
 

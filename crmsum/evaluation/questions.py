@@ -60,6 +60,7 @@ class Question:
     company_id: int | None = None
     aspects: list[list[str]] = field(default_factory=list)
     today: dt.date | None = None
+    reference_leads: list[int] = field(default_factory=list)  # deals the reference is about
 
     @property
     def scope(self) -> str:
@@ -409,7 +410,8 @@ def build_questions(lake, truth_dir: str | Path, n: int = 40, today: dt.date | N
                   if c.kind in ("lost", "reason")]
         qs.append(Question(
             id="", kind="loss_reasons", text=text, stored=text, reference="", reference_claims=claims,
-            reference_ids=[], start=s, end=e, aspects=[["причин"], _period_aspect(s, e)], today=today))
+            reference_ids=[], start=s, end=e, aspects=[["причин"], _period_aspect(s, e)], today=today,
+            reference_leads=[x.id for x in lost]))
 
     qs = qs[:n] if n and len(qs) > n else qs
     for i, q in enumerate(qs, 1):

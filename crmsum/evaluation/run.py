@@ -71,6 +71,11 @@ class EvalReport:
             return pd.DataFrame()
         return self.rows.groupby(["backend", "kind"])[list(METRICS)].mean(numeric_only=True).round(3)
 
+    @property
+    def questions(self) -> int:
+        """Distinct questions (a question answered by two backends counts once)."""
+        return int(self.rows["question_id"].str.split("@").str[0].nunique()) if len(self.rows) else 0
+
     def metric(self, name: str, backend: str = "offline") -> float | None:
         agg = self.aggregates
         if name not in agg.index or backend not in agg.columns:
@@ -90,7 +95,7 @@ class EvalReport:
         return {"run_id": self.run_id, "judge": self.judge, "backends": self.backends,
                 "aggregates": {b: {m: (None if pd.isna(v) else float(v)) for m, v in self.aggregates[b].items()}
                                for b in self.aggregates.columns},
-                "questions": int(self.rows["question_id"].nunique()) if len(self.rows) else 0,
+                "questions": self.questions,
                 "notes": self.notes, "seconds": self.seconds, "written": self.written}
 
     def render(self, console=None) -> None:
@@ -100,8 +105,7 @@ class EvalReport:
 
         console = console or Console()
         agg = self.aggregates
-        t = Table(title=f"crmsum eval {self.run_id} — judge: {self.judge}, "
-                        f"{self.rows['question_id'].nunique() if len(self.rows) else 0} questions")
+        t = Table(title=f"crmsum eval {self.run_id} — judge: {self.judge}, {self.questions} questions")
         t.add_column("metric")
         for b in agg.columns:
             t.add_column(b, justify="right")
@@ -185,7 +189,17 @@ def record_contexts(con, ids: Sequence[str]) -> dict[str, dict]:
     return out
 
 
+LOSS_WORDS = re.compile(r"отказ|проигр|потер|конкурент|дорог|бюджет|не устро|пропал|лпр|сорвал", re.I)
+
+
 def _relevant_record(meta: dict, q: Question, users_by_pseudonym: dict[str, int]) -> bool:
+    """In the question's scope and period; for loss-reason questions also about a loss."""
+    if q.kind == "loss_reasons":
+        lead = meta.get("lead_id")
+        about_loss = (lead is not None and not pd.isna(lead) and int(lead) in set(q.reference_leads)) or \
+            bool(LOSS_WORDS.search(meta.get("text") or ""))
+        if not about_loss:
+            return False
     ts = meta.get("ts")
     if ts is None or pd.isna(ts):
         return False

@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from crmsum.failpoints import failpoint
 from crmsum.schema import table as table_spec
 from crmsum.sources import amocrm_rows as rows
 from crmsum.sources.amocrm import EVENTS_LIMIT, PAGE_LIMIT, AmoClient
@@ -263,9 +264,11 @@ def _run(settings: Any, lake: Any, anonymizer: Any, progress: Progress | None, c
                     flush(stream)
                 if progress:
                     progress(stream.name, len(items))
+                failpoint("amocrm.page")
             elif kind == "end":
                 flush(stream)
                 _flush_vault(anonymizer)  # pseudonyms in the lake must be resolvable before we move on
+                failpoint("amocrm.list_end")
                 if stream.watermark:  # the data of [since, until] is in the lake: commit after data
                     marks[stream.name] = until
                     doc["watermarks"] = marks

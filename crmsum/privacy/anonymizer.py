@@ -20,6 +20,8 @@ import re
 from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
+from crmsum.failpoints import failpoint
+
 from . import detectors as D
 from .people import CAP_RE, Gazetteer, display_form, morph, ner_tagger, normalize_name, tok_info
 from .vault import PSEUDONYM_RE, Vault
@@ -213,6 +215,7 @@ class Anonymizer:
     def texts(self, items: Sequence[str | None]) -> list[str | None]:
         """Batch scrub; same output as ``[text(x) for x in items]``; both cores for big batches."""
         items = list(items)
+        failpoint("anonymize.batch")
         if len(items) >= self.pool_threshold and self.workers > 1:
             try:
                 return self._texts_pool(items)

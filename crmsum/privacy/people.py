@@ -101,6 +101,11 @@ class TokInfo:
     stop: bool              # common word that must never be a person
 
 
+def _prefix_guess(parse) -> bool:
+    """A reading pymorphy guessed by splitting off a prefix (unknown word = prefix + known word)."""
+    return any("PrefixAnalyzer" in type(step[0]).__name__ for step in parse.methods_stack)
+
+
 @lru_cache(maxsize=200_000)
 def tok_info(word: str) -> TokInfo:
     m = morph()
@@ -112,6 +117,8 @@ def tok_info(word: str) -> TokInfo:
     best = 0.0
     for p in parses:
         t = p.tag
+        if _prefix_guess(p):  # «Кофе»+«машина»: a compound guess, never a person's name
+            continue
         if "Name" in t and name is None and p.score >= 0.02:
             name = p.normal_form
             if p.score > best:
@@ -123,7 +130,7 @@ def tok_info(word: str) -> TokInfo:
         elif "Patr" in t and p.score >= 0.02:
             patr = True
     top = parses[0].tag if parses else None
-    strong = bool(top is not None and any(g in top for g in ANY_NAME))
+    strong = bool(top is not None and not _prefix_guess(parses[0]) and any(g in top for g in ANY_NAME))
     place = bool(top is not None and ("Geox" in top or "Orgn" in top))
     lemma = parses[0].normal_form if parses else low
     stop = low in STOP or lemma in STOP

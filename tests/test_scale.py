@@ -1,0 +1,101 @@
+"""Past one machine: precompute and anonymization fanned out over Prefect's Dask task runner.
+
+One local Dask cluster (2 worker processes) serves the whole module. Results must equal the
+in-process ones exactly: same summaries (ids, hashes, texts), same scrubbed texts.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from crmsum import scale
+from crmsum.config import Settings
+from crmsum.precompute import precompute
+from lake_fixture import AS_OF, build_lake
+
+pytest.importorskip("prefect_dask")
+pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def dask_address():
+    """A LocalCluster of 2 single-threaded worker processes (what CRMSUM_DASK_ADDRESS=local builds)."""
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                           resources={scale.VAULT_RESOURCE: 1})
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+def test_runner_selection(tmp_path):
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    assert isinstance(scale.task_runner(Settings(data_dir=tmp_path)), ThreadPoolTaskRunner)
+    local = scale.task_runner(Settings(data_dir=tmp_path, dask_address="local"))
+    assert isinstance(local, DaskTaskRunner) and local.cluster_kwargs["n_workers"] == 2
+    remote = scale.task_runner(Settings(data_dir=tmp_path, dask_address="tcp://10.0.0.5:8786"))
+    assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://10.0.0.5:8786"
+    assert scale.chunks(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
+
+
+def _summaries(lake) -> pd.DataFrame:
+    cols = ["summary_id", "scope", "key", "period", "input_hash", "text", "facts"]
+    return lake.read("summaries")[cols].sort_values("summary_id").reset_index(drop=True)
+
+
+def test_precompute_over_dask_equals_default(tmp_path, dask_address):
+    from prefect import flow
+    from prefect_dask import DaskTaskRunner
+
+    s = Settings(llm="offline", data_dir=tmp_path, dask_address=dask_address)
+    plain = build_lake(tmp_path / "plain", leads=10)
+    fanned = build_lake(tmp_path / "dask", leads=10)
+    r0 = precompute(s, plain, as_of=AS_OF)
+
+    @flow(task_runner=DaskTaskRunner(address=dask_address))
+    def run(force: bool = False):
+        return scale.precompute_fanout(s, fanned, as_of=AS_OF, chunk_size=7, force=force)
+
+    r1 = run()
+    assert r1.failed == 0 and r1.computed == r0.computed == r1.total > 7  # several chunks
+    pd.testing.assert_frame_equal(_summaries(fanned), _summaries(plain))
+    again = run()
+    assert again.computed == 0 and again.skipped == r0.computed
+
+
+def test_anonymization_over_dask_equals_in_process(tmp_path, dask_address):
+    from prefect import flow
+    from prefect_dask import DaskTaskRunner
+
+    from crmsum.privacy import Anonymizer, Vault
+
+    people = [("Ева Соколова", "manager"), ("Олег Петров", "contact"), ("Анна Кузнецова", "contact")]
+    texts = ["Созвонился с Евой Соколовой, тел. +7 916 123-45-67, почта eva@mail.ru",
+             "Олег Петров просит КП для Теххренмаш до пятницы", None, "",
+             "Анне Кузнецовой отправил договор, @annak в телеграме", "ок",
+             "Встреча у Петрова в четверг, ИНН 7701234567"] * 3
+    vault_dir = tmp_path / "vault"
+    anon = Anonymizer(Vault(vault_dir), use_ner=False, workers=1)
+    anon.learn_people(people)
+    anon.learn_companies(["Теххренмаш"])
+    expected = anon.texts(texts)
+
+    @flow(task_runner=DaskTaskRunner(address=dask_address))
+    def run():
+        return scale.anonymize_fanout(anon, texts, chunk_size=4)
+
+    got = run()
+    assert got == expected
+    assert "Соколов" not in " ".join(t for t in got if t) and "Теххренмаш" in got[1]
+    # a second process (fresh vault handle) resolves every pseudonym the workers produced
+    from crmsum.privacy import PSEUDONYM_RE
+
+    fresh = Vault(vault_dir)
+    for p in {m for t in got if t for m in PSEUDONYM_RE.findall(t)}:
+        assert fresh.real(p) is not None
+    anon.close()

@@ -230,33 +230,38 @@ def run_scale(scale: int, context_tokens: int) -> dict:
     from crmsum.precompute import estimate, iter_items, precompute
 
     out: dict = {"scale": scale}
+
+    def phase(name: str, value) -> None:  # partial results as they come (long runs at scale 10)
+        out[name] = value
+        print(f"[scale {scale}] {name}: {json.dumps(value, ensure_ascii=False)}", file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        out["rows"] = synth(Path(tmp) / "lake", scale)
-        out["synth_s"] = round(time.perf_counter() - t, 1)
+        phase("rows", synth(Path(tmp) / "lake", scale))
+        phase("synth_s", round(time.perf_counter() - t, 1))
         lake = Lake(Path(tmp) / "lake")
         offline = Settings(llm="offline", data_dir=tmp)
         llm = Settings(llm="llm", data_dir=tmp, llm_model="gpt-4o-mini", llm_context_tokens=context_tokens)
         as_of = dt.datetime.combine(END + dt.timedelta(days=1), dt.time(9))
         rss0 = peak_rss_mb()
         r = precompute(offline, lake, as_of=as_of)
-        out["full_offline"] = {"seconds": r.seconds, "summaries": r.computed, "failed": r.failed,
-                               "peak_rss_mb": round(peak_rss_mb(), 0), "rss_before_mb": round(rss0, 0)}
+        phase("full_offline", {"seconds": r.seconds, "summaries": r.computed, "failed": r.failed,
+                               "peak_rss_mb": round(peak_rss_mb(), 0), "rss_before_mb": round(rss0, 0)})
         r2 = precompute(offline, lake, as_of=as_of)
-        out["rerun_no_new_data"] = {"seconds": r2.seconds, "recomputed": r2.computed, "llm_calls": r2.llm_calls}
+        phase("rerun_no_new_data", {"seconds": r2.seconds, "recomputed": r2.computed, "llm_calls": r2.llm_calls})
         t = time.perf_counter()
         est_full = estimate(list(iter_items(lake, llm, as_of)), context_tokens)
-        out["llm_full_dry_run"] = {**est_full, "seconds": round(time.perf_counter() - t, 1)}
+        phase("llm_full_dry_run", {**est_full, "seconds": round(time.perf_counter() - t, 1)})
         # a typical day, then which summaries change (hash compare, as the nightly run does)
         day = END + dt.timedelta(days=1)
-        out["new_day"] = add_day(lake, scale, day)
+        phase("new_day", add_day(lake, scale, day))
         as_of2 = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(9))
         have = dict(zip(*lake.read("summaries")[["summary_id", "input_hash"]].T.values))
         changed_ids = {it.summary_id for it in iter_items(lake, offline, as_of2) if have.get(it.summary_id) != it.input_hash}
         changed = [it for it in iter_items(lake, llm, as_of2) if it.summary_id in changed_ids]
-        out["llm_nightly_dry_run"] = estimate(changed, context_tokens)
+        phase("llm_nightly_dry_run", estimate(changed, context_tokens))
         r3 = precompute(offline, lake, as_of=as_of2)
-        out["nightly_offline"] = {"seconds": r3.seconds, "recomputed": r3.computed}
+        phase("nightly_offline", {"seconds": r3.seconds, "recomputed": r3.computed})
     return out
 
 
@@ -272,9 +277,8 @@ def main() -> None:
     results = []
     for scale in [int(s) for s in args.scales.split(",") if s.strip()]:
         proc = subprocess.run([sys.executable, __file__, "--one", str(scale), "--context-tokens", str(args.context_tokens)],
-                              capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
         if proc.returncode:
-            print(proc.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"scale {scale} failed")
         res = json.loads(proc.stdout.strip().splitlines()[-1])
         results.append(res)

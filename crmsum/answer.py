@@ -125,7 +125,9 @@ class AnswerContext:
         self.refresh(force=True)
 
     def cursor(self):
-        return self.con.cursor()
+        """A connection of this context's database for the calling thread (DuckDB connections are not shared)."""
+        with self._lock:
+            return self.con.cursor()
 
     def _signature(self) -> tuple:
         return tuple(tuple(self.lake.parts(t)) for t in ("summaries", "crm_users", "crm_companies"))
@@ -217,19 +219,33 @@ class _BatchWriter:
         while self.q.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
 
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued and stop the thread (at exit)."""
+        self.q.put(None)
+        self._thread.join(timeout)
+
     def _run(self) -> None:
         import queue
 
         import pandas as pd
 
         while True:
-            items = [self.q.get()]
+            first = self.q.get()
+            if first is None:
+                self.q.task_done()
+                return
+            items = [first]
             end = time.monotonic() + self.linger
             while (left := end - time.monotonic()) > 0:
                 try:
-                    items.append(self.q.get(timeout=left))
+                    nxt = self.q.get(timeout=left)
                 except queue.Empty:
                     break
+                if nxt is None:
+                    self.q.put(None)  # stop after this batch
+                    self.q.task_done()
+                    break
+                items.append(nxt)
             try:
                 tables: dict[str, list[dict]] = {}
                 for table, row, prepare in items:
@@ -278,7 +294,19 @@ def flush(timeout: float = 30.0) -> None:
         ctx.flush(timeout)
 
 
-atexit.register(flush)
+def _shutdown() -> None:
+    """At exit: write what is queued, then close the DuckDB connections."""
+    with _contexts_lock:
+        for ctx in _contexts.values():
+            try:
+                if ctx._writer is not None:
+                    ctx._writer.close()
+                ctx.con.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+atexit.register(_shutdown)
 
 
 # -- periods ------------------------------------------------------------------------------------

@@ -112,11 +112,16 @@ class BotApp:
     def on_digest(self, message) -> None:
         if not self.allowed(message.chat.id):
             return
+        from crmsum.digest import DigestError
+
         try:
             week, rendered = chat_digest(message.chat.id, self.settings, self.lake, today=self.today())
-        except Exception as exc:  # noqa: BLE001
-            log.warning("digest for chat failed: %s", exc)
+        except DigestError as exc:  # an expected, user-readable reason (no data yet, ...)
             self.send(message.chat.id, th.escape(f"Не получилось собрать дайджест: {exc}"))
+            return
+        except Exception as exc:  # noqa: BLE001 - never echo an exception's text (URLs hold the token)
+            log.warning("digest for a chat failed: %s", type(exc).__name__)
+            self.send(message.chat.id, th.escape("Не получилось собрать дайджест, попробуйте позже."))
             return
         for r in rendered:
             send_rendered(self.bot, message.chat.id, r, sleep=self.sleep)
@@ -228,7 +233,10 @@ def build_bot(settings: Settings | None = None, lake=None, today: Callable[[], d
 
 def run_bot(settings: Settings | None = None, lake=None, long_polling_timeout: int = 25) -> None:
     """Run the bot until interrupted (long polling)."""
+    from crmsum.logs import RedactFilter, secrets_of
+
     s = settings or get_settings()
+    logging.getLogger("TeleBot").addFilter(RedactFilter(secrets_of(s)))  # its errors quote request URLs
     bot, _ = build_bot(s, lake)
     if not s.allowed_chats:
         log.warning("CRMSUM_TELEGRAM_ALLOWED_CHATS is empty: the bot will refuse every chat")

@@ -213,6 +213,54 @@ def demo(
         fail(str(exc))
 
 
+@app.command("eval")
+def evaluate(
+    truth: Optional[Path] = typer.Option(None, help="truth/ of the sample account (default DATA_DIR/sample/truth)."),
+    backend: list[str] = typer.Option(["offline"], help="Answer backend(s) to evaluate: offline, llm."),
+    judge: str = typer.Option("offline", help="Judge: offline or llm."),
+    questions: int = typer.Option(40, help="Questions to build from the truth."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate only the first N questions."),
+    as_json: bool = typer.Option(False, "--json", help="Print the aggregates as JSON."),
+) -> None:
+    """Score the answer path against the sample account's truth (RAG metrics), written to eval_results."""
+    from crmsum.config import get_settings
+    from crmsum.evaluation.run import EvalError, run_eval
+
+    settings = get_settings()
+    truth = truth or Path(settings.data_dir) / "sample" / "truth"
+    try:
+        report = run_eval(settings, None, truth, tuple(backend), judge, limit,
+                          console=None if as_json else Console(), n=questions)
+    except EvalError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, default=str))
+
+
+@app.command()
+def feedback(
+    since: Optional[str] = typer.Option(None, help="Only ratings since YYYY-MM-DD."),
+    limit: int = typer.Option(10, help="How many lowest-rated answers to list."),
+    month: Optional[str] = typer.Option(None, help="Print the monthly summary for the team lead, YYYY-MM."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Ratings analytics: distribution by backend, scope and week; the lowest-rated answers."""
+    from crmsum.feedback import FeedbackError, feedback_report, monthly_feedback_summary
+    from crmsum.lake import open_lake
+
+    try:
+        if month:
+            print(monthly_feedback_summary(open_lake(), month))
+            return
+        report = feedback_report(open_lake(), since, limit)
+    except FeedbackError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, default=str))
+    else:
+        report.render(Console())
+
+
 @app.command()
 def sql(query: str = typer.Argument(..., help="SQL over the lake's views."),
         fmt: str = typer.Option("table", "--format", help="table, csv or json")) -> None:

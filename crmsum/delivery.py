@@ -5,8 +5,9 @@
   is listed there instead (a personal digest is matched by the manager's real name in the vault, a
   unique first name or surname, or the pseudonym). A chat that is not allowed gets nothing.
 - A chat's row is written right after its messages went out (status `sent` with message ids), so
-  a crash later in the run never resends to it; a failed chat is stored as `failed` (with the ids
-  of parts that did go out, so the retry resumes instead of repeating them) and retried next run.
+  a crash later in the run never resends to it. Progress is also stored after every part (status
+  `failed`, "interrupted: digest partly sent", with the ids sent so far), so a crash or an error in
+  the middle of a chat resumes with the next part on the next run instead of repeating any.
   `force=True` resends. A run lock keeps two runs from sending at once.
 - Without a bot token the same digests go to DATA_DIR/outbox/<week>/<chat>.md + .png with
   pseudonyms only (status `outbox`).
@@ -312,7 +313,7 @@ def deliver_digests(week: str | None = None, force: bool = False, settings: Sett
 
             n_parts = int(bool(rendered.chart)) + len(rendered.messages)
 
-            def keep(ids: list) -> None:
+            def keep(ids: list, t=t, attempts=attempts, n_parts=n_parts) -> None:
                 sent_ids[:] = ids
                 if len(ids) < n_parts:  # persist each part as it goes: a killed run resumes, never resends
                     _record(lake, t, week, "failed", ids, "interrupted: digest partly sent", attempts)
@@ -321,8 +322,9 @@ def deliver_digests(week: str | None = None, force: bool = False, settings: Sett
                 ids = send_rendered(bot, t.chat_id, rendered, done=done, sleep=sleep, on_part=keep)
             except Exception as exc:  # noqa: BLE001 - recorded and retried on the next run
                 code = getattr(exc, "error_code", None)
+                # a network error's text holds the request URL: the bot token and the digest (real names)
                 err = (f"Telegram {code}: {getattr(exc, 'description', '')}" if code is not None
-                       else f"{type(exc).__name__}: {exc}")
+                       else f"{type(exc).__name__}: Telegram unreachable or the request failed")
                 _record(lake, t, week, "failed", sent_ids, err[:500], attempts)
                 report.failed += 1
                 report.errors.append(f"{t.chat_id} {t.kind}: {err}")

@@ -92,8 +92,7 @@ def _vault_annotation(settings=None):
 
 
 # -- precompute ---------------------------------------------------------------------------------
-@task(name="precompute-chunk", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE, persist_result=False)
-def precompute_chunk(items: list, settings) -> dict[str, list]:
+def _precompute_chunk(items: list, settings) -> dict[str, list]:
     """Summarize a chunk of work items (on whichever worker); returns summary rows and LLM call rows."""
     from crmsum.precompute import run_item
     from crmsum.summarize import backend_of
@@ -111,6 +110,11 @@ def precompute_chunk(items: list, settings) -> dict[str, list]:
             log.exception("summary %s failed", item.summary_id)
             rows.append({"_error": f"{item.summary_id}: {type(exc).__name__}: {exc}"})
     return {"rows": rows, "llm": list(llm.rows) if llm is not None else []}
+
+
+# the plain functions keep their own module names, so workers unpickle them by reference (import crmsum)
+precompute_chunk = task(_precompute_chunk, name="precompute-chunk", retries=1, retry_delay_seconds=10,
+                        cache_policy=NO_CACHE, persist_result=False)
 
 
 class PrecomputeMapper:
@@ -190,13 +194,16 @@ def _worker_anonymizer(vault_dir: str, use_ner: bool, version: tuple):
         return anon
 
 
-@task(name="anonymize-chunk", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
-def anonymize_chunk(texts: list, vault_dir: str, use_ner: bool = True, version: tuple = ()) -> list:
+def _anonymize_chunk(texts: list, vault_dir: str, use_ner: bool = True, version: tuple = ()) -> list:
     """Scrub a chunk of texts with the vault at `vault_dir`; mappings are flushed before returning."""
     anon = _worker_anonymizer(vault_dir, use_ner, version)
     out = anon.texts(texts)
     anon.vault.flush()  # every pseudonym handed back is resolvable before the driver writes the lake
     return out
+
+
+anonymize_chunk = task(_anonymize_chunk, name="anonymize-chunk", retries=1, retry_delay_seconds=5,
+                       cache_policy=NO_CACHE, persist_result=False)
 
 
 def anonymizer_version(anon) -> tuple:
@@ -262,10 +269,22 @@ def nightly_slot(settings=None, timeout_seconds: float | None = None) -> Iterato
     once with `prefect gcl create crmsum-nightly --limit 1`. Without that limit (or outside a
     flow run) this is a no-op, so single-machine installs need nothing.
     """
-    if not _in_flow():
+    if not _in_flow() or not _limit_exists(NIGHTLY_LIMIT):
         yield
         return
     from prefect.concurrency.sync import concurrency
 
-    with concurrency(NIGHTLY_LIMIT, occupy=1, timeout_seconds=timeout_seconds, strict=False):
+    with concurrency(NIGHTLY_LIMIT, occupy=1, timeout_seconds=timeout_seconds, strict=True):
         yield
+
+
+def _limit_exists(name: str) -> bool:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            return False
+    return True

@@ -2,13 +2,18 @@
 
 Thin orchestration over `crmsum.pipeline`; run with `python flows/nightly.py`, through
 `crmsum demo`, or as the `nightly` deployment in prefect.yaml.
+
+With `CRMSUM_DASK_ADDRESS` set, precompute runs as the `crmsum-precompute-fanout` subflow whose work
+items are mapped over Prefect's DaskTaskRunner (flows/fanout.py). One nightly at a time: the file
+lock in DATA_DIR/state on one machine, plus the Prefect global concurrency limit `crmsum-nightly`
+when it exists (several workers on several machines; see docs/DEPLOY.md).
 """
 
 from __future__ import annotations
 
 from prefect import flow, task
 
-from crmsum import pipeline
+from crmsum import pipeline, scale
 from crmsum.config import get_settings
 from crmsum.state import run_lock
 
@@ -31,10 +36,15 @@ def precompute() -> dict:
 @flow(name="crmsum-nightly", log_prints=True)
 def nightly(amocrm: bool = True) -> dict:
     settings = get_settings()
-    with run_lock(settings.state_dir, "nightly"):
+    with scale.nightly_slot(settings), run_lock(settings.state_dir, "nightly"):
         report = {"amocrm": sync_amocrm() if amocrm and settings.amocrm_base_url else None}
         report["telegram"] = import_inbox()
-        report["precompute"] = precompute()
+        if scale.uses_dask(settings):
+            from flows.fanout import run_precompute
+
+            report["precompute"] = run_precompute(settings)
+        else:
+            report["precompute"] = precompute()
     return report
 
 

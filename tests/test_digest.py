@@ -220,6 +220,29 @@ def test_crash_mid_run_never_resends_to_a_chat_that_got_it(env, tg):
     assert len(tg.sent(ALLOWED[0])) == first and tg.sent(ALLOWED[1])
 
 
+def test_crash_inside_a_chat_resumes_with_the_next_part(env, tg):
+    data_dir, lake = env
+    s = tg_settings(data_dir, tg, telegram_allowed_chats=str(CHAT_ID))
+    bot = telebot.TeleBot(TOKEN, threaded=False)
+
+    def dies(*a, **kw):
+        raise KeyboardInterrupt("killed after the chart went out")
+
+    bot.send_message = dies
+    with pytest.raises(KeyboardInterrupt):
+        deliver_digests(WEEK, settings=s, lake=lake, bot=bot)
+    assert [m["method"] for m in tg.sent(CHAT_ID)] == ["sendPhoto"]
+    row = deliveries(lake)[(CHAT_ID, "team")]
+    assert row["status"] == "failed" and row["error"].startswith("interrupted")
+    r = deliver_digests(WEEK, settings=s, lake=lake)
+    assert r.sent == 1
+    methods = [m["method"] for m in tg.sent(CHAT_ID)]
+    assert methods.count("sendPhoto") == 1 and methods[1:] and set(methods[1:]) == {"sendMessage"}
+    row = deliveries(lake)[(CHAT_ID, "team")]
+    assert row["status"] == "sent" and row["error"] is None
+    assert json.loads(row["message_ids"]) == [m["message_id"] for m in tg.sent(CHAT_ID)]
+
+
 def test_429_retry_after_is_honoured(env, tg):
     data_dir, lake = env
     s = tg_settings(data_dir, tg, telegram_allowed_chats=str(CHAT_ID))

@@ -19,7 +19,16 @@ pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
-def dask_address():
+def prefect_api():
+    """A throwaway Prefect API (own database); generous start-up timeout for a loaded 2-core machine."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture(scope="module")
+def dask_address(prefect_api):
     """A LocalCluster of 2 single-threaded worker processes (what CRMSUM_DASK_ADDRESS=local builds)."""
     from distributed import LocalCluster
 
@@ -69,7 +78,6 @@ def test_precompute_over_dask_equals_default(tmp_path, dask_address):
 
 
 def test_anonymization_over_dask_equals_in_process(tmp_path, dask_address):
-    from prefect import flow
     from prefect_dask import DaskTaskRunner
 
     from crmsum.privacy import Anonymizer, Vault
@@ -85,11 +93,12 @@ def test_anonymization_over_dask_equals_in_process(tmp_path, dask_address):
     anon.learn_companies(["Теххренмаш"])
     expected = anon.texts(texts)
 
-    @flow(task_runner=DaskTaskRunner(address=dask_address))
-    def run():
-        return scale.anonymize_fanout(anon, texts, chunk_size=4)
+    anon.close()
+    # the production flow (flows/fanout.py): it opens the vault itself (an Anonymizer never pickles)
+    from flows.fanout import anonymize_fanout
 
-    got = run()
+    got = anonymize_fanout.with_options(task_runner=DaskTaskRunner(address=dask_address))(
+        texts, str(vault_dir), use_ner=False, chunk_size=4)
     assert got == expected
     assert "Соколов" not in " ".join(t for t in got if t) and "Теххренмаш" in got[1]
     # a second process (fresh vault handle) resolves every pseudonym the workers produced
@@ -98,4 +107,25 @@ def test_anonymization_over_dask_equals_in_process(tmp_path, dask_address):
     fresh = Vault(vault_dir)
     for p in {m for t in got if t for m in PSEUDONYM_RE.findall(t)}:
         assert fresh.real(p) is not None
-    anon.close()
+
+
+def test_nightly_slot_is_a_cross_machine_lock(prefect_api):
+    """With the global concurrency limit `crmsum-nightly` (limit 1), a second nightly cannot start."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    @flow
+    def two_nightlies() -> str:
+        with scale.nightly_slot():  # no limit yet: a no-op
+            pass
+        with get_client(sync_client=True) as c:
+            c.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=scale.NIGHTLY_LIMIT, limit=1))
+        with scale.nightly_slot():
+            try:
+                with scale.nightly_slot(timeout_seconds=2):
+                    return "second run got in"
+            except TimeoutError:
+                return "second run waited"
+
+    assert two_nightlies() == "second run waited"

@@ -177,7 +177,9 @@ class _TokenManager:
                 "refresh_token": self.refresh,
                 "redirect_uri": self.oauth.redirect_uri,
             }
-            resp = client._send("POST", "/oauth2/access_token", json=body, auth=False)
+            # transient failures (5xx, drops, 429) are retried like any call: a server error means the
+            # refresh token was not consumed, and an escaping _Retryable would abort the whole sync
+            resp = client._with_retries("POST", "/oauth2/access_token", None, {}, json=body)
             if resp.status_code != 200:
                 raise AmoAuthError(
                     f"amoCRM refused the OAuth refresh (HTTP {resp.status_code}); re-authorize the "
@@ -363,7 +365,7 @@ class AmoClient:
                 raise AmoError(f"amoCRM {method} {path} failed: HTTP {resp.status_code} {_problem(resp)}")
             return resp
 
-    def _with_retries(self, method: str, path: str, params: Any, auth: dict) -> requests.Response:
+    def _with_retries(self, method: str, path: str, params: Any, auth: dict, json: Any = None) -> requests.Response:
         try:
             for attempt in Retrying(
                 retry=retry_if_exception_type(_Retryable),
@@ -373,7 +375,7 @@ class AmoClient:
                 reraise=True,
             ):
                 with attempt:
-                    return self._send(method, path, params=params, headers=auth)
+                    return self._send(method, path, params=params, json=json, headers=auth)
         except _Retryable as exc:
             raise AmoError(f"amoCRM kept failing after {self.max_attempts} attempts: {exc}") from None
         raise AssertionError("unreachable")

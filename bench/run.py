@@ -211,7 +211,9 @@ def _pct(xs: list[float], q: float) -> float | None:
 
 
 def step_answer(work: Path, scale: float, args: dict) -> dict:
-    from crmsum.answer import answer_question
+    """Latency of the answer path on crmsum.evaluation's questions (periods a summary covers), and of
+    the live path: the same questions over a span no precomputed week/month covers (day 2 .. end-2)."""
+    from crmsum.answer import answer_question, finish, prepare
     from crmsum.evaluation.questions import build_questions
     from crmsum.lake import Lake
 
@@ -224,6 +226,13 @@ def step_answer(work: Path, scale: float, args: dict) -> dict:
         t = time.perf_counter()
         a = answer_question(q.text, s, lake, today=q.today, record=False)
         by.setdefault(a.source, []).append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        prep = prepare(q.text, s, lake, today=q.today)
+        if prep.clarification is None and prep.start and prep.end and (prep.end - prep.start).days >= 5:
+            prep.start, prep.end = prep.start + dt.timedelta(days=1), prep.end - dt.timedelta(days=2)
+            prep.summary_id, prep.period = None, f"{prep.start.isoformat()}..{prep.end.isoformat()}"
+            a = finish(prep, s, lake, record=False)
+            by.setdefault(a.source, []).append((time.perf_counter() - t) * 1000)
     out: dict[str, Any] = {"questions": len(qs)}
     for src, xs in by.items():
         out[src] = {"n": len(xs), "p50_ms": _pct(xs, 0.5), "p95_ms": _pct(xs, 0.95),
@@ -339,7 +348,7 @@ def _fmt(v, kind: str) -> str:
         return f"{int(v):,}"
     if kind == "s":
         return f"{v:,.1f}"
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.1f}" if abs(v) >= 10 else f"{v:,.2f}"
 
 
 def _ratio(a, b, kind: str) -> str:

@@ -23,12 +23,17 @@ class RedactFilter(logging.Filter):
         super().__init__()
         self.secrets = [s for s in secrets if s and len(s) >= 6]
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+    def redact(self, text: str) -> str:
         for secret in self.secrets:
-            message = message.replace(secret, "***")
-        message = _PHONE.sub("[phone]", _EMAIL.sub("[email]", message))
-        record.msg, record.args = message, None
+            text = text.replace(secret, "***")
+        return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.redact(record.getMessage()), None
+        if record.exc_info and not record.exc_text:  # tracebacks carry URLs with tokens in them
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
         return True
 
 

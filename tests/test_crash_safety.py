@@ -39,17 +39,15 @@ CHAINS = {
     "sync-and-import": [
         ("sync", "amocrm.page=kill@3"),                 # mid-paging, first lists only partly landed
         ("sync", "state.save.before_rename=kill@2"),    # a watermark fsynced but not renamed into place
-        ("sync", "anonymize.batch=kill@5"),             # anonymizing lead notes
         ("sync", "lake.put.before_rename=kill@2"),      # a Parquet part written, not yet visible
         ("import", "anonymize.batch=kill@1"),           # anonymizing the Telegram export (staging)
-        ("import", "lake.put.after_rename=kill@1"),     # chat_messages landed, export not moved to done/
         ("precompute", "precompute.item=kill@60"),      # half the summaries computed, none written
         ("digest", "delivery.part=kill@2"),             # chart sent to the first chat, text not yet
     ],
     "late-steps": [
         ("sync", "amocrm.list_end=kill@6"),             # leads..notes in the lake, watermark not saved
         ("sync", "state.save.after_rename=kill@4"),     # a watermark saved, the run dies right after
-        ("import", "lake.put.before_rename=kill@1"),    # the chat_messages part not yet visible
+        ("import", "lake.put.after_rename=kill@1"),     # chat_messages landed, export not moved to done/
         ("precompute", "lake.put.before_rename=kill@1"),  # summaries written to a temp file only
         ("digest", "delivery.chat=kill@2"),             # first chat fully served, second not started
         ("digest", "delivery.part=kill@1"),             # the second chat: nothing sent yet

@@ -118,7 +118,8 @@ def test_injection_notes_reveal_nothing(night):
     assert any(a.backend == "llm" for a in night["answers"])
     # the injected notes reached the LLM only as quoted, anonymized data
     injected = [p for p in night["prompts"] if "Игнорируй инструкции" in p]
-    assert injected and all("<<<ЗАПИСИ" in p and "TEL-" in p for p in injected)
+    assert injected and all(p.find("<<<ЗАПИСИ") < p.find("Игнорируй инструкции") < p.find("ЗАПИСИ>>>")
+                            for p in injected)
 
 
 def test_secrets_never_in_logs_state_or_errors(night, tmp_path, caplog):

@@ -68,10 +68,10 @@ def test_precompute_over_dask_equals_default(tmp_path, dask_address):
 
     @flow(task_runner=DaskTaskRunner(address=dask_address))
     def run(force: bool = False):
-        return scale.precompute_fanout(s, fanned, as_of=AS_OF, chunk_size=7, force=force)
+        return scale.precompute_fanout(s, fanned, as_of=AS_OF, chunk_size=25, force=force)
 
     r1 = run()
-    assert r1.failed == 0 and r1.computed == r0.computed == r1.total > 7  # several chunks
+    assert r1.failed == 0 and r1.computed == r0.computed == r1.total > 25  # several chunks
     pd.testing.assert_frame_equal(_summaries(fanned), _summaries(plain))
     again = run()
     assert again.computed == 0 and again.skipped == r0.computed

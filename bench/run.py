@@ -309,7 +309,7 @@ def _get(d: dict, path: str):
 
 ROWS: list[tuple[str, str, str]] = [
     # label, path in a scale's result, format
-    ("account: leads / generate s", "generate.seconds", "s"),
+    ("generate sample account: s", "generate.seconds", "s"),
     ("amoCRM sync @7 rps: records/s", "sync.records_per_s", "n"),
     ("  … fraction of rate-limit bound", "sync.fraction_of_bound", "%"),
     ("  … records synced (account scale)", "sync.records", "i"),
@@ -379,7 +379,7 @@ def render(results: list[dict], opts: dict) -> None:
         if len(results) >= 2:
             row.append(_ratio(vals[0], vals[-1], kind))
         tbl.add_row(*row)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 150)
     console.print(tbl)
     notes = []
     for r in results:

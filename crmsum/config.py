@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     telegram_allowed_chats: str = ""
     telegram_digest_chats: str = ""  # "chat_id:manager" pairs for personal digests
     telegram_user_rate: int = 20  # questions per user per hour
+    telegram_lead_chat: int | None = None  # the team lead's chat: monthly ratings summary
 
     llm: str | None = None  # "offline" | "llm"
     llm_model: str = "gpt-4o-mini"

@@ -245,6 +245,43 @@ def test_periods(text, start, end):
     assert (r.start, r.end) == (start, end), r.period_label
 
 
+@pytest.mark.parametrize("text,start,end,label", [
+    ("Итоги команды за неделю 2024-W10", date(2024, 3, 4), date(2024, 3, 10), "2024-W10"),
+    ("2024-w10", date(2024, 3, 4), date(2024, 3, 10), "2024-W10"),
+    ("2024W10", date(2024, 3, 4), date(2024, 3, 10), "2024-W10"),
+    ("W10 2024", date(2024, 3, 4), date(2024, 3, 10), "2024-W10"),
+    ("Что Ева делала на неделе 10 2024?", date(2024, 3, 4), date(2024, 3, 10), "2024-W10"),
+    ("неделя 10 2024 года", date(2024, 3, 4), date(2024, 3, 10), "2024-W10"),
+    ("неделя №3", date(2024, 1, 15), date(2024, 1, 21), "2024-W03"),
+    ("Что было на 10-й неделе?", date(2024, 3, 4), date(2024, 3, 10), "2024-W10"),
+    ("10-я неделя", date(2024, 3, 4), date(2024, 3, 10), "2024-W10"),
+    ("10 неделя 2023", date(2023, 3, 6), date(2023, 3, 12), "2023-W10"),
+    ("на 30-й неделе", date(2023, 7, 24), date(2023, 7, 30), "2023-W30"),  # W30 of 2024 is still ahead
+    ("week 10 of 2024", date(2024, 3, 4), date(2024, 3, 10), "2024-W10"),
+    ("2020-W53", date(2020, 12, 28), date(2021, 1, 3), "2020-W53"),
+    ("2025-W01", date(2024, 12, 30), date(2025, 1, 5), "2025-W01"),
+])
+def test_explicit_iso_weeks(text, start, end, label):
+    r = P(text)
+    assert (r.start, r.end, r.period_label) == (start, end, label)
+
+
+@pytest.mark.parametrize("text,start,end", [
+    ("Что было за неделю 10 марта?", date(2024, 3, 10), date(2024, 3, 10)),  # a date, not week 10
+    ("за 2 недели", date(2024, 6, 6), T),
+    ("2 недели назад", date(2024, 6, 5), date(2024, 6, 5)),
+    ("в 2024 году", date(2024, 1, 1), date(2024, 12, 31)),
+])
+def test_week_numbers_do_not_steal_other_periods(text, start, end):
+    r = P(text)
+    assert (r.start, r.end) == (start, end), r.period_label
+
+
+def test_week_that_does_not_exist_is_not_a_week():
+    r = P("2021-W53")  # 2021 has 52 ISO weeks
+    assert r.period_label != "2021-W53"
+
+
 @pytest.mark.parametrize("text", [
     "Сделки больше 100 000",
     "сделки на 2 000 000 рублей",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Callable
 
-__all__ = ["Period", "parse_period", "normalize_text"]
+__all__ = ["Period", "parse_period", "normalize_text", "iso_week_bounds"]
 
 
 @dataclass(frozen=True)
@@ -555,6 +555,55 @@ def _r_day(mt: re.Match, today: date):
     else:
         d = today
     return d, d, d.isoformat()
+
+
+# 16. explicit ISO weeks: "2024-W10", "2024W10", "W10 2024", "неделя 10 2024", "10-я неделя [2024]",
+# "на 10-й неделе 2024 года", "week 10 of 2024". Checked before every other rule: the digits of a
+# week would otherwise read as a year, a day or "last N weeks". Without a year: the latest such
+# week that has started by ``today``.
+_WK_YEAR = r"(?P<{0}>(?:19|20)\d{{2}})(?![\d.,]\d)" + _YEAR_WORD + "?"
+_WK_NUM = r"(?P<{0}>0?[1-9]|[1-4]\d|5[0-3])"
+_WK_NOT_DATE = r"(?![\d.,/-]*\d|\s*-?\s*(?:го|е|ое|ого)\b|\s*" + _MON + r"|\s*(?:недел|week|дн|день|месяц))"
+_ISO_WEEK_RX = re.compile(
+    rf"{_B}(?:{_WK_YEAR.format('y1')}\s*-?\s*[wн]\s*{_WK_NUM.format('w1')}(?![\w])"
+    rf"|[wн]\s*{_WK_NUM.format('w2')}(?:\s*[-/]?\s*{_WK_YEAR.format('y2')})?(?![\w])"
+    rf"|(?:недел[яеюи]|week)\s*(?:№|no\.?|#|номер)?\s*{_WK_NUM.format('w3')}{_WK_NOT_DATE}"
+    rf"(?:\s*(?:of\s+|-|/)?\s*{_WK_YEAR.format('y3')})?"
+    rf"|{_WK_NUM.format('w4')}\s*-?\s*(?:я|й|ю|ой|ая|ую|th|st|nd|rd)\s+(?:недел[яеюи]|week)(?![\w])"
+    rf"(?:\s*(?:of\s+)?{_WK_YEAR.format('y4')})?"
+    rf"|{_WK_NUM.format('w5')}\s+неделя(?![\w])(?:\s*{_WK_YEAR.format('y5')})?)"
+)
+
+
+def iso_week_bounds(year: int, week: int) -> tuple[date, date] | None:
+    """Monday and Sunday of ISO week ``week`` of ``year``; None when that week does not exist."""
+    try:
+        mon = date.fromisocalendar(year, week, 1)
+    except ValueError:
+        return None
+    return mon, mon + timedelta(days=6)
+
+
+def _r_iso_week(mt: re.Match, today: date):
+    i = next(k for k in "12345" if mt[f"w{k}"])
+    week = int(mt[f"w{i}"])
+    y = mt.groupdict().get(f"y{i}")
+    if y:
+        b = iso_week_bounds(int(re.match(r"\d{4}", y).group(0)), week)
+    else:  # the latest week with that number that has started by today
+        b = None
+        for year in range(today.isocalendar()[0], today.isocalendar()[0] - 3, -1):
+            cand = iso_week_bounds(year, week)
+            if cand is not None and cand[0] <= today:
+                b = cand
+                break
+    if b is None:
+        return None
+    iy, iw, _ = b[0].isocalendar()
+    return b[0], b[1], f"{iy}-W{iw:02d}"
+
+
+_RULES.insert(0, (_ISO_WEEK_RX, _r_iso_week))
 
 
 def parse_period(text: str, today: date) -> Period | None:

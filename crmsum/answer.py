@@ -7,7 +7,12 @@
 2. If a precomputed summary covers it (one manager, one company or the team, and the period is
    exactly an ISO week or a calendar month) the answer is read from `summaries` at once.
 3. Otherwise a live summary is computed (`crmsum.summarize.summarize_scope`).
-4. Unclear questions (nothing recognized, or an ambiguous name) get a short clarification that
+4. Comparisons («Кто выиграл больше в мае: Галина или Николай?», «Теххренмаш или Ромашка — где
+   больше сделок?»): two or more managers (or companies) mentioned get their facts side by side and
+   who leads on what was asked (won deals by default; won amounts for «сумма/выручка»; win rate,
+   losses or activity when asked). Facts come from the precomputed summaries when every part is
+   covered, else from SQL (`crmsum.facts.facts_query`); `manager`/`company` hold the first one.
+5. Unclear questions (nothing recognized, or an ambiguous name) get a short clarification that
    lists the names the bot knows.
 
 `Answer.text` holds pseudonyms only (that is what goes to the `answers` table); `Answer.display()`
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import json
 import logging
 import re
 import threading
@@ -37,8 +43,8 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 5.0
 MONTHS = ["январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь", "октябрь",
           "ноябрь", "декабрь"]
-_ISO_WEEK = re.compile(r"\b(\d{4})-?[WwНн](\d{1,2})\b")
 _NAME_LIST_MAX = 12
+COMPARE_MAX = 6  # parts of one comparison (a longer list is cut: the answer must stay readable)
 
 
 @dataclass
@@ -59,6 +65,8 @@ class Answer:
     chat_id: int | None = None
     manager_name: str | None = None  # real name: display only, never stored
     candidates: list[str] = field(default_factory=list)  # clarifications: names to choose from
+    compared: list[str] = field(default_factory=list)  # comparisons: the parts (pseudonyms / company names)
+    leader: list[str] = field(default_factory=list)  # comparisons: who leads (several on a tie, none if all zero)
 
     @property
     def clarify(self) -> bool:
@@ -82,6 +90,18 @@ class Answer:
 
 
 @dataclass
+class ComparePart:
+    """One side of a comparison: a manager (optionally within a company) or a company (optionally of a manager)."""
+
+    scope: str  # manager | company
+    label: str  # manager pseudonym or company name
+    manager: str | None = None  # pseudonym
+    company: str | None = None
+    company_id: int | None = None
+    summary_id: str | None = None  # set when a precomputed summary covers this part
+
+
+@dataclass
 class Prepared:
     """A parsed question and how it will be answered (the bot shows a placeholder before `finish`)."""
 
@@ -97,10 +117,16 @@ class Prepared:
     period: str | None
     clarification: Answer | None = None
     t0: float = 0.0
+    compare: list[ComparePart] = field(default_factory=list)  # two or more parts: a comparison
+    metric: str = "won"  # what the comparison ranks by (see COMPARE_METRICS)
 
     @property
     def live(self) -> bool:
-        return self.clarification is None and self.summary_id is None
+        if self.clarification is not None:
+            return False
+        if self.compare:
+            return not all(p.summary_id for p in self.compare)
+        return self.summary_id is None
 
 
 # -- per-process context ------------------------------------------------------------------------
@@ -144,7 +170,8 @@ class AnswerContext:
                 return
             cur = self.cursor()
             cur.execute("""CREATE OR REPLACE TABLE answer_summaries AS
-                           SELECT summary_id, scope, key, label, period_kind, period, start, "end", text, backend
+                           SELECT summary_id, scope, key, label, period_kind, period, start, "end", text, backend,
+                                  facts
                            FROM summaries""")
             cur.execute("CREATE INDEX answer_summaries_id ON answer_summaries (summary_id)")
             self.summary_ids = {r[0] for r in cur.execute("SELECT summary_id FROM answer_summaries").fetchall()}
@@ -338,16 +365,6 @@ def period_text(start: dt.date, end: dt.date) -> str:
     return span
 
 
-def _explicit_week(text: str) -> tuple[dt.date, dt.date] | None:
-    m = _ISO_WEEK.search(text or "")
-    if not m:
-        return None
-    try:
-        return period_bounds("week", f"{int(m.group(1))}-W{int(m.group(2)):02d}")
-    except Exception:  # noqa: BLE001 - not a real week: leave it to the parser
-        return None
-
-
 # -- the path -----------------------------------------------------------------------------------
 def _clarify(ctx: AnswerContext, question: str, chat_id: int | None, ambiguous: list[str]) -> Answer:
     if ambiguous:
@@ -380,9 +397,6 @@ def prepare(question: str, settings: Settings | None = None, lake=None, today: d
     today = today or today_in(s)
     question = (question or "").strip()
     parsed = parse_question(question, ctx.manager_names, list(ctx.companies), today)
-    week = _explicit_week(question)
-    if week:
-        parsed.start, parsed.end = week
     manager = ctx.pseudonym_of(parsed.manager)
     company = parsed.company
     prep = Prepared(question=question, chat_id=chat_id, manager=manager, manager_name=parsed.manager,
@@ -404,12 +418,208 @@ def prepare(question: str, settings: Settings | None = None, lake=None, today: d
             prep.start = today - dt.timedelta(days=today.weekday())
     cov = covering_period(prep.start, prep.end)
     prep.period = cov[1] if cov else f"{prep.start.isoformat()}..{prep.end.isoformat()}"
+    parts = _compare_parts(ctx, parsed)
+    if parts:
+        prep.compare, prep.metric = parts, compare_metric(question)
+        prep.manager = next((p.manager for p in parts if p.manager), None)
+        prep.manager_name = next((n for p_, n in ctx.managers if p_ == prep.manager), None)
+        prep.company = next((p.company for p in parts if p.company), None)
+        prep.company_id = ctx.companies.get(prep.company) if prep.company else None
+        if cov:
+            for p in parts:
+                if p.scope == "manager" and p.company is None:
+                    sid = f"manager:{p.manager}:{cov[1]}"
+                elif p.scope == "company" and p.manager is None:
+                    sid = f"company:{p.company_id}:{cov[1]}"
+                else:
+                    continue  # manager within a company: never precomputed
+                if sid in ctx.summary_ids:
+                    p.summary_id = sid
+        return prep
     if cov and not (manager and company):
         scope, key = ("manager", manager) if manager else ("company", str(prep.company_id)) if company else ("team", "team")
         sid = f"{scope}:{key}:{cov[1]}"
         if sid in ctx.summary_ids:
             prep.summary_id = sid
     return prep
+
+
+# -- comparisons --------------------------------------------------------------------------------
+# metric -> (facts key, what it is called in the verdict, is it money, does more mean better)
+COMPARE_METRICS: dict[str, tuple[str, str, bool]] = {
+    "won": ("deals_won", "выигранным сделкам", False),
+    "won_amount": ("won_amount", "сумме выигранных сделок", True),
+    "win_rate": ("win_rate", "доле выигранных сделок", False),
+    "lost": ("deals_lost", "проигранным сделкам", False),
+    "lost_amount": ("lost_amount", "сумме проигранных сделок", True),
+    "activity": ("activity", "активности (смены этапов, заметки, звонки, задачи, сообщения)", False),
+    "touched": ("deals_touched", "сделкам в работе", False),
+}
+_METRIC_WORDS = [  # first match wins
+    ("win_rate", re.compile(r"конверси|процент|дол[яеию]\s+(?:побед|выигр)|win\s*-?rate|winrate|эффективн")),
+    ("won_amount", re.compile(r"сумм|выручк|денег|деньг|оборот|заработ|принес|рубл|₽|revenue|amount|money")),
+    ("lost", re.compile(r"проигр|потерял|слил|упустил|\blost\b|\blose\b")),
+    ("activity", re.compile(r"активн|актив\w*|занят|работал\w* больше|звонк|заметк|\bactive\b|activity")),
+]
+
+
+def compare_metric(question: str) -> str:
+    """What a comparison ranks by: won deals unless the question asks about money, win rate, losses or activity."""
+    q = (question or "").lower().replace("ё", "е")
+    hits = [m for m, rx in _METRIC_WORDS if rx.search(q)]
+    if "won_amount" in hits and "lost" in hits:
+        return "lost_amount"
+    for metric, rx in _METRIC_WORDS:
+        if rx.search(q):
+            return metric
+    return "won"
+
+
+def _compare_parts(ctx: AnswerContext, parsed) -> list[ComparePart]:
+    """Two or more managers (or companies) mentioned: the sides of a comparison; else []."""
+    mgrs = list(dict.fromkeys(p for p in (ctx.pseudonym_of(n) for n in parsed.managers_mentioned or []) if p))
+    comps = list(dict.fromkeys(c for c in (parsed.companies_mentioned or []) if c in ctx.companies))
+    if len(mgrs) >= 2:
+        company = comps[0] if len(comps) == 1 else None  # «Ева или Анна — кто больше по Теххренмашу?»
+        return [ComparePart("manager", m, manager=m, company=company,
+                            company_id=ctx.companies.get(company) if company else None) for m in mgrs[:COMPARE_MAX]]
+    if len(comps) >= 2:
+        manager = mgrs[0] if len(mgrs) == 1 else None  # «Теххренмаш или Ромашка — где у Евы больше?»
+        return [ComparePart("company", c, manager=manager, company=c, company_id=ctx.companies[c])
+                for c in comps[:COMPARE_MAX]]
+    return []
+
+
+def _num(v: Any) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return 0.0
+    return 0.0 if x != x else x  # NaN
+
+
+def _plural(n: float, one: str, few: str, many: str) -> str:
+    n = abs(int(n))
+    if n % 10 == 1 and n % 100 != 11:
+        return one
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return few
+    return many
+
+
+def _money(n: float) -> str:
+    return f"{int(round(n)):,}".replace(",", " ") + " ₽"
+
+
+def _activity(f: dict) -> int:
+    return int(sum(_num(f.get(k)) for k in ("stage_moves", "notes", "calls", "tasks_done", "chat_messages")))
+
+
+def _metric_value(f: dict, metric: str) -> float | None:
+    if metric == "activity":
+        return float(_activity(f))
+    if metric == "win_rate":
+        closed = _num(f.get("deals_won")) + _num(f.get("deals_lost"))
+        return _num(f.get("deals_won")) / closed if closed else None
+    return _num(f.get(COMPARE_METRICS[metric][0]))
+
+
+def _metric_text(v: float | None, metric: str) -> str:
+    if v is None:
+        return "нет закрытых сделок"
+    if metric in ("won_amount", "lost_amount"):
+        return _money(v)
+    if metric == "win_rate":
+        return f"{v:.0%}"
+    n = int(v)
+    if metric == "activity":
+        return f"{n} {_plural(n, 'действие', 'действия', 'действий')}"
+    return f"{n} {_plural(n, 'сделка', 'сделки', 'сделок')}"
+
+
+def compare_line(label: str, f: dict) -> str:
+    """One side of a comparison: won / lost with amounts, win rate, activity."""
+    won, lost = int(_num(f.get("deals_won"))), int(_num(f.get("deals_lost")))
+    rate = _metric_value(f, "win_rate")
+    act = [f"сделок в работе {int(_num(f.get('deals_touched')))}", f"смен этапов {int(_num(f.get('stage_moves')))}",
+           f"заметок {int(_num(f.get('notes')))}", f"звонков {int(_num(f.get('calls')))}",
+           f"задач выполнено {int(_num(f.get('tasks_done')))}", f"сообщений в чате {int(_num(f.get('chat_messages')))}"]
+    return (f"• {label}: выиграно {won} {_plural(won, 'сделка', 'сделки', 'сделок')} на "
+            f"{_money(_num(f.get('won_amount')))}, проиграно {lost} на {_money(_num(f.get('lost_amount')))}, "
+            f"доля побед {'—' if rate is None else f'{rate:.0%}'}\n  активность: " + ", ".join(act))
+
+
+def compare_verdict(labels: list[str], facts: list[dict], metric: str) -> tuple[str, list[str]]:
+    """(the sentence saying who leads on `metric`, the leaders)."""
+    _, what, _ = COMPARE_METRICS[metric]
+    vals = [_metric_value(f, metric) for f in facts]
+    known = [(lab, v) for lab, v in zip(labels, vals) if v is not None]
+    if not known or all(v == 0 for _, v in known):
+        return f"По {what} лидера нет: за период у всех ноль.", []
+    best = max(v for _, v in known)
+    leaders = [lab for lab, v in known if v == best]
+    others = [(lab, v) for lab, v in zip(labels, vals) if lab not in leaders]
+    if len(leaders) == len(labels):
+        return f"По {what} поровну: у всех {_metric_text(best, metric)}.", leaders
+    vs = ", ".join(f"{lab} — {_metric_text(v, metric)}" for lab, v in others)
+    if len(leaders) > 1:
+        return f"По {what} впереди {' и '.join(leaders)}: по {_metric_text(best, metric)} (против: {vs}).", leaders
+    return f"По {what} впереди {leaders[0]}: {_metric_text(best, metric)} (против: {vs}).", leaders
+
+
+def _compare_facts(ctx: AnswerContext, prep: Prepared) -> tuple[str, list[dict]]:
+    """('precomputed' | 'live', facts per part): precomputed only when every part is."""
+    if all(p.summary_id for p in prep.compare):
+        out = []
+        for p in prep.compare:
+            row = ctx.summary(p.summary_id)
+            try:
+                facts = json.loads(row["facts"]) if row and row.get("facts") else None
+            except (TypeError, ValueError):
+                facts = None
+            if not isinstance(facts, dict):
+                break
+            out.append(facts)
+        else:
+            return "precomputed", out
+    from crmsum.facts import FactsError, facts_query
+
+    cur = ctx.cursor()
+    out = []
+    for p in prep.compare:
+        try:
+            out.append(facts_query(cur, prep.start, prep.end, manager=p.manager, company=p.company_id))
+        except FactsError:  # a manager without a CRM user row: nothing to count
+            out.append({})
+    return "live", out
+
+
+def _compare_text(prep: Prepared, source: str, facts: list[dict]) -> tuple[str, list[str]]:
+    labels = [p.label for p in prep.compare]
+    head = [f"Сравнение: {' / '.join(labels)}"]
+    first = prep.compare[0]
+    if first.scope == "manager" and first.company:
+        head.append(f"Компания: {first.company}")
+    if first.scope == "company" and first.manager:
+        head.append(f"Менеджер: {first.manager}")
+    head.append(f"Период: {period_text(prep.start, prep.end)}")
+    src = "готовые сводки (precomputed)" if source == "precomputed" else "собрано по запросу (live)"
+    verdict, leaders = compare_verdict(labels, facts, prep.metric)
+    body = [verdict, ""] + [compare_line(lab, f) for lab, f in zip(labels, facts)]
+    return " · ".join(head) + f"\nИсточник: {src}\n\n" + "\n".join(body), leaders
+
+
+def _finish_compare(prep: Prepared, ctx: AnswerContext, record: bool) -> Answer:
+    source, facts = _compare_facts(ctx, prep)
+    text, leaders = _compare_text(prep, source, facts)
+    a = Answer(text=text, source=source, manager=prep.manager, company=prep.company, start=prep.start,
+               end=prep.end, backend="offline", answer_id=uuid.uuid4().hex[:16], period=prep.period,
+               question=prep.question, chat_id=prep.chat_id, manager_name=prep.manager_name,
+               compared=[p.label for p in prep.compare], leader=leaders)
+    a.latency_ms = round((time.perf_counter() - prep.t0) * 1000, 2)
+    if record:
+        record_answer(a, ctx)
+    return a
 
 
 def _header(p: Prepared, source: str, backend: str | None) -> str:
@@ -436,6 +646,8 @@ def finish(prep: Prepared, settings: Settings | None = None, lake=None, record: 
         a = prep.clarification
         a.latency_ms = round((time.perf_counter() - prep.t0) * 1000, 2)
         return a
+    if prep.compare:
+        return _finish_compare(prep, ctx, record)
     if prep.summary_id is not None and (row := ctx.summary(prep.summary_id)) is not None:
         source, backend, body = "precomputed", row.get("backend"), _body(row.get("text") or "")
     else:

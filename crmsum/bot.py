@@ -44,7 +44,7 @@ def answer_html(text: str) -> list[str]:
     lines = text.split("\n")
     out = []
     for n, line in enumerate(lines):
-        if n == 0 and line.startswith("Менеджер:"):
+        if n == 0 and line.startswith(("Менеджер:", "Сравнение:")):
             out.append(th.b(line))
         elif n == 1 and line.startswith("Источник:"):
             out.append(th.i(line))

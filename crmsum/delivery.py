@@ -12,6 +12,9 @@
 - Without a bot token the same digests go to DATA_DIR/outbox/<week>/<chat>.md + .png with
   pseudonyms only (status `outbox`).
 - Telegram 429 answers are honoured: wait `retry_after` seconds and retry, a bounded number of times.
+- Once a month the team lead's chat (CRMSUM_TELEGRAM_LEAD_CHAT, which must also be allowed) gets the
+  ratings summary of the month before (`deliver_feedback_summary`), with the same exactly-once rows
+  (week = "YYYY-MM", kind = "feedback-month") and outbox (DATA_DIR/outbox/<YYYY-MM>/feedback_<chat>.html).
 """
 
 from __future__ import annotations
@@ -356,3 +359,141 @@ def chat_digest(chat_id: int, settings: Settings | None = None, lake=None, today
     vault = Vault(s.vault_dir)
     return week, [render_digest(build_digest(con, week, manager=Target(chat_id, k).manager), vault.resolve)
                   for k in kinds]
+
+
+# -- monthly ratings summary for the team lead --------------------------------------------------------
+FEEDBACK_KIND = "feedback-month"
+LOCK_WAIT = 300.0  # seconds to wait for a weekly digest run holding the delivery lock
+
+
+def previous_month(today: dt.date) -> str:
+    """'YYYY-MM' of the calendar month before `today`'s (what the run on the 1st reports on)."""
+    last = today.replace(day=1) - dt.timedelta(days=1)
+    return f"{last.year}-{last.month:02d}"
+
+
+def _month_label(month: Any) -> str:
+    from crmsum.feedback import _month
+
+    start, _ = _month(month)
+    return f"{start.year}-{start.month:02d}"
+
+
+def _resolve_html(html: str, vault) -> str:
+    """Pseudonyms -> real values, escaped for Telegram HTML (a name may hold '&' or '<')."""
+    from crmsum.privacy import PSEUDONYM_RE
+    from crmsum.telegram_html import escape
+
+    real = {p: vault.real(p) for p in set(PSEUDONYM_RE.findall(html))}
+    return PSEUDONYM_RE.sub(lambda m: escape(real.get(m.group(0)) or m.group(0)), html)
+
+
+def _today(s: Settings) -> dt.date:
+    try:
+        from zoneinfo import ZoneInfo
+
+        return dt.datetime.now(ZoneInfo(s.timezone)).date()
+    except Exception:  # noqa: BLE001
+        return dt.date.today()
+
+
+def deliver_feedback_summary(month: Any = None, force: bool = False, settings: Settings | None = None, lake=None,
+                             bot=None, today: dt.date | None = None,
+                             sleep: Callable[[float], None] = time.sleep) -> DeliveryReport:
+    """Send the month's ratings summary (`crmsum.feedback.monthly_feedback_summary`) to the lead's chat once.
+
+    `month`: 'YYYY-MM' or a date; default the month before today (the deployment runs on the 1st).
+    The chat is Settings.telegram_lead_chat and must be in the allowed chats (else a warning and
+    nothing is sent). Without a bot token the summary goes to DATA_DIR/outbox/<month>/ (pseudonyms
+    only). A `deliveries` row (week=month, kind='feedback-month') makes reruns skip; `force` resends;
+    a run interrupted between parts resumes with the next part.
+    """
+    from crmsum import telegram_html as th
+    from crmsum.feedback import monthly_feedback_summary
+    from crmsum.lake import open_lake
+    from crmsum.privacy import Vault
+    from crmsum.privacy.display import is_allowed
+    from crmsum.state import LockedError, run_lock
+
+    s = settings or get_settings()
+    lake = lake or open_lake(s)
+    t0 = time.perf_counter()
+    label = _month_label(month) if month is not None else previous_month(today or _today(s))
+    outbox = s.telegram_token is None and bot is None
+    report = DeliveryReport(week=label, mode="outbox" if outbox else "telegram")
+
+    def done() -> DeliveryReport:
+        report.seconds = round(time.perf_counter() - t0, 3)
+        log.info("feedback summary: %s", report)
+        return report
+
+    chat = s.telegram_lead_chat
+    if chat is not None and not is_allowed(chat, s.allowed_chats):
+        msg = (f"chat {chat} is CRMSUM_TELEGRAM_LEAD_CHAT but not in CRMSUM_TELEGRAM_ALLOWED_CHATS: "
+               "monthly ratings summary skipped")
+        report.warnings.append(msg)
+        log.warning("%s", msg)
+        return done()
+    if chat is None:
+        if not outbox:
+            report.warnings.append("no chat for the monthly ratings summary: set CRMSUM_TELEGRAM_LEAD_CHAT")
+            log.warning("%s", report.warnings[-1])
+            return done()
+        chat = OUTBOX_CHAT
+    target = Target(int(chat), FEEDBACK_KIND)
+    try:
+        lock = run_lock(s.state_dir, "digest", wait=LOCK_WAIT)  # one delivery run at a time
+        lock.__enter__()
+    except LockedError as exc:
+        raise DeliveryError(str(exc)) from None
+    try:
+        prev = _existing(lake, label).get((target.chat_id, target.kind))
+        status = prev["status"] if prev else None
+        if not force and (status == "sent" or (outbox and status == "outbox")):
+            report.skipped += 1
+            return done()
+        attempts = int(prev["attempts"] or 0) + 1 if prev is not None else 1
+        html = monthly_feedback_summary(lake, label)  # pseudonyms only
+        if outbox:
+            path = s.outbox_dir / label / f"feedback_{target.chat_id}.html"
+            _outbox_write(path, html.encode("utf-8"))
+            _record(lake, target, label, "outbox", [], None, attempts)
+            report.outbox += 1
+            report.files.append(str(path))
+            return done()
+        shown = _resolve_html(html, Vault(s.vault_dir)) if is_allowed(target.chat_id, s.allowed_chats) else html
+        parts = th.split_html(shown, th.MAX_MESSAGE)
+        if bot is None:
+            bot = make_bot(s)
+        ids: list = []
+        if not force and status == "failed" and prev is not None:
+            try:
+                ids = list(json.loads(prev["message_ids"] or "[]"))
+            except ValueError:
+                ids = []
+        already = len(ids)
+        try:
+            for idx, part in enumerate(parts):
+                if idx < len(ids):
+                    continue
+                failpoint("delivery.part")
+                msg = call_api(bot.send_message, target.chat_id, part, parse_mode="HTML",
+                               disable_web_page_preview=True, sleep=sleep)
+                ids.append(msg.message_id)
+                if len(ids) < len(parts):  # persist progress: a killed run resumes, never resends
+                    _record(lake, target, label, "failed", ids, "interrupted: summary partly sent", attempts)
+        except Exception as exc:  # noqa: BLE001 - recorded and retried on the next run
+            code = getattr(exc, "error_code", None)
+            err = (f"Telegram {code}: {getattr(exc, 'description', '')}" if code is not None
+                   else f"{type(exc).__name__}: Telegram unreachable or the request failed")
+            _record(lake, target, label, "failed", ids, err[:500], attempts)
+            report.failed += 1
+            report.errors.append(f"{target.chat_id} {target.kind}: {err}")
+            log.warning("ratings summary to chat %s failed: %s", target.chat_id, err)
+            return done()
+        _record(lake, target, label, "sent", ids, None, attempts)
+        report.sent += 1
+        report.messages += len(ids) - already
+        return done()
+    finally:
+        lock.__exit__(None, None, None)

@@ -77,6 +77,10 @@ def _env(data_dir: Path, amo_url: str, token: str, rps: float, chat_id: int, llm
         "CRMSUM_TELEGRAM_ALLOWED_CHATS": os.environ.get("CRMSUM_TELEGRAM_ALLOWED_CHATS") or str(chat_id),
         "CRMSUM_LLM": "llm" if llm_url else "offline",
         "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # offline: no telemetry attempts
+        # the temporary Prefect API server can take longer than its 20 s default on a busy 2-core box
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS":
+            os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180"),
     }
     if llm_url:
         env.update(OPENAI_BASE_URL=llm_url, OPENAI_API_KEY="demo-key", CRMSUM_LLM_MODEL="emulated-gpt")
@@ -102,10 +106,13 @@ def demo_question(settings: Settings) -> str:
     ).fetchone()
     if row is None:
         return "Что было на прошлой неделе?"
-    real = Vault(settings.vault_dir).real(row[0]) or row[0]
+    vault = Vault(settings.vault_dir)
+    real = vault.real(row[0]) or row[0]
     first = real.split()[0]
+    namesakes = [n for _, n in vault.people("manager") if n.split()[0] == first]
+    who = first if len(namesakes) == 1 else real  # a shared first name would need a clarification
     verb = "делала" if "femn" in pymorphy3.MorphAnalyzer().parse(first)[0].tag else "делал"
-    return f"Что {first} {verb} в {MONTHS_IN[row[2].month - 1]} по {row[1]}?"
+    return f"Что {who} {verb} в {MONTHS_IN[row[2].month - 1]} по {row[1]}?"
 
 
 def run_demo(data_dir: Path, leads: int = 200, chat_days: int = 365, seed: int = 7, rps: float = 7.0,
@@ -129,7 +136,7 @@ def run_demo(data_dir: Path, leads: int = 200, chat_days: int = 365, seed: int =
             console.print(f"[green]LLM emulator[/] on {llm_url}")
         inbox = data_dir / "inbox"
         inbox.mkdir(parents=True, exist_ok=True)
-        if not (inbox / "done" / "result.json").exists():
+        if not (inbox / "done" / "result.json.imported.json").exists():
             shutil.copy(sample / "telegram" / "result.json", inbox / "result.json")
         env = _env(data_dir, amo.url, token, rps, _team_chat_id(sample), llm_url)
         saved = {k: os.environ.get(k) for k in env}
@@ -155,25 +162,32 @@ def _run_flows(console: Console) -> None:
     setup_logging(get_settings())
     console.print("[bold]running the nightly and weekly flows[/] (Prefect)…")
     report = demo_flows()
-    nightly = report["nightly"]
-    console.print(f"[green]nightly:[/] amoCRM {nightly.get('amocrm')}, telegram {nightly.get('telegram')}")
-    console.print(f"[green]precompute:[/] {nightly.get('precompute')}")
-    console.print(f"[green]weekly digest:[/] {report['weekly']}")
+    nightly, weekly = report["nightly"], report["weekly"]
+    amo = nightly.get("amocrm") or {}
+    console.print(f"[green]amoCRM sync:[/] {sum(amo.get('fetched', {}).values())} records in "
+                  f"{amo.get('requests')} requests, {amo.get('seconds', 0):.1f}s")
+    for chat in nightly.get("telegram") or []:
+        console.print(f"[green]chat import:[/] {chat['messages_written']} messages")
+    pre = nightly.get("precompute") or {}
+    console.print(f"[green]precompute:[/] {pre.get('computed')} summaries ({pre.get('backend')}), "
+                  f"{pre.get('seconds', 0):.1f}s")
+    console.print(f"[green]weekly digest {weekly['week']}:[/] {weekly['outbox']} to the outbox, "
+                  f"{weekly['sent']} sent")
 
 
 def _show_results(settings: Settings, console: Console) -> None:
     from crmsum.answer import answer_question, flush
     from crmsum.privacy import Vault
 
+    vault = Vault(settings.vault_dir)  # the operator's own terminal: real names are shown
     digests = sorted(settings.outbox_dir.glob("*/*.md"))
     if digests:
         latest = digests[-1]
-        console.print(Panel(Markdown(latest.read_text(encoding="utf-8")),
-                            title=f"digest {latest.parent.name} (outbox, pseudonymized)"))
-        console.print(f"chart: {latest.with_suffix('.png')}")
+        console.print(Panel(Markdown(vault.resolve(latest.read_text(encoding="utf-8"))),
+                            title=f"weekly digest {latest.parent.name}"))
+        console.print(f"outbox (pseudonyms only): {latest} + chart {latest.with_suffix('.png').name}")
     question = demo_question(settings)
     answer = answer_question(question, settings)
     flush()
-    vault = Vault(settings.vault_dir)
     console.print(Panel(answer.display(vault), title=f"❓ {question}  [{answer.source}]"))
-    console.print(json.dumps(answer.to_json(vault), ensure_ascii=False))
+    print(json.dumps(answer.to_json(vault), ensure_ascii=False))

@@ -484,6 +484,11 @@ def row_facts(row: dict | pd.Series) -> dict[str, Any]:
 
 def to_jsonable(value: Any) -> Any:
     """Plain JSON types (dates as ISO strings, NaN as None, numpy scalars as Python)."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:  # fast path: most values are plain
+        return value
+    if t is float:
+        return None if math.isnan(value) else value
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

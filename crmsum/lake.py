@@ -10,7 +10,9 @@ Writes are idempotent and crash-safe:
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -47,6 +49,8 @@ class Lake:
         self.protocol = "" if self.local else f"{self.root.split('://', 1)[0]}://"
         for name in TABLES:
             self._ensure(name)
+        if self.local:
+            self._sweep_temp()
 
     # -- layout ---------------------------------------------------------------------------
     def _dir(self, name: str) -> str:
@@ -82,6 +86,14 @@ class Lake:
         if not self.parts(name):
             self.fs.makedirs(self._dir(name), exist_ok=True)
             self._put(name, _empty(name), seq=0)
+
+    def _sweep_temp(self, older_than: float = 3600.0) -> None:
+        """Remove temp files a killed writer left behind (never visible to readers, but they pile up)."""
+        cutoff = time.time() - older_than
+        for tmp in Path(self._base).glob("*/.tmp-*"):
+            with contextlib.suppress(OSError):
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
 
     def _put(self, name: str, data: pa.Table, seq: int) -> str:
         final = f"{self._dir(name)}/part-{seq:08d}-{uuid.uuid4().hex[:8]}.parquet"

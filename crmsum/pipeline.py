@@ -6,6 +6,7 @@ whichever shell runs it. Each step opens what it needs (lake, vault, anonymizer)
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Callable
@@ -70,7 +71,11 @@ def import_telegram(path: Path, settings: Settings | None = None, lake: Lake | N
 
 
 def import_inbox(settings: Settings | None = None, lake: Lake | None = None) -> list:
-    """Import every export dropped into DATA_DIR/inbox/: landed ones move to done/, broken ones to failed/."""
+    """Import every export dropped into DATA_DIR/inbox/.
+
+    An imported export is deleted (its raw personal data must not outlive the import) and a receipt
+    is left in inbox/done/; a broken one moves to inbox/failed/ for a person to look at.
+    """
     s = settings or get_settings()
     inbox = s.inbox_dir
     done = inbox / "done"
@@ -79,13 +84,18 @@ def import_inbox(settings: Settings | None = None, lake: Lake | None = None) -> 
 
     for path in sorted(p for p in inbox.glob("*") if p.name not in ("done", "failed") and not p.name.startswith(".")):
         try:
-            reports.append(import_telegram(path, s, lake))
-            target = done
+            report = import_telegram(path, s, lake)
         except ExportError as exc:  # one bad export must not stop the night; it waits in failed/
             log.warning("inbox: %s not imported: %s", path.name, exc)
-            target = inbox / "failed"
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(path), target / path.name)
+            (inbox / "failed").mkdir(parents=True, exist_ok=True)
+            shutil.move(str(path), inbox / "failed" / path.name)
+            continue
+        reports.append(report)
+        # the raw export is personal data: once anonymized into the lake, only a receipt stays
+        done.mkdir(parents=True, exist_ok=True)
+        receipt = {"file": path.name, "digest": report.source_file, "messages": report.messages_read}
+        (done / f"{path.name}.imported.json").write_text(json.dumps(receipt), encoding="utf-8")
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     return reports
 
 

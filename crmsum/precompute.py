@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing as mp
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,12 +28,13 @@ import pandas as pd
 
 from crmsum.failpoints import failpoint
 from crmsum.facts import PERIOD_KINDS, all_period_facts, row_facts
-from crmsum.summarize import backend_of, input_hash, summarize
+from crmsum.summarize import _offline_summary, backend_of, input_hash, summarize
 from crmsum.summarize.records import all_period_records
 
 log = logging.getLogger(__name__)
 WRITE_BATCH = 1000
 LLM_WORKERS = 4
+PARALLEL_MIN_ITEMS = 200  # offline: a process pool only for chunks at least this big
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,68 @@ def plan(lake, settings=None, as_of: dt.datetime | None = None, force: bool = Fa
 
 def run_item(item: WorkItem, settings=None, llm=None) -> dict[str, Any]:
     """Summarize one item; returns its `summaries` row (never raises for LLM trouble)."""
-    s = summarize(item.facts, item.records, settings=settings, llm=llm)
+    if settings is None:
+        from crmsum.config import get_settings
+
+        settings = get_settings()
+    if item.backend == "offline" and backend_of(settings)[0] == "offline":
+        # facts are JSON-ready and the input hash is known: skip re-normalizing and re-hashing
+        s = _offline_summary(item.facts, item.records, ihash=item.input_hash)
+    else:
+        s = summarize(item.facts, item.records, settings=settings, llm=llm)
     row = s.to_row()
     row["summary_id"] = item.summary_id
     return row
+
+
+_WORKER_SETTINGS: Any = None
+
+
+def _init_worker(settings) -> None:
+    global _WORKER_SETTINGS
+    _WORKER_SETTINGS = settings
+
+
+def _offline_work(item: WorkItem) -> dict | None:
+    """Process-pool worker for the offline backend (module level: it must pickle)."""
+    try:
+        return run_item(item, _WORKER_SETTINGS, None)
+    except Exception as exc:  # noqa: BLE001 - one bad item must not crash the night
+        log.exception("summary %s failed", item.summary_id)
+        return {"_error": f"{item.summary_id}: {type(exc).__name__}: {exc}"}
+
+
+def _workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class _OfflinePool:
+    """Offline summaries on all cores: a process pool, started lazily and only for big chunks.
+
+    Summaries are pure functions of their items and `map` keeps the order, so the result is the
+    same as the serial path (tests compare them). Small runs (tests, nightly increments) stay
+    in-process: starting workers costs more than it saves.
+    """
+
+    def __init__(self, settings, workers: int) -> None:
+        self.settings, self.workers, self.pool = settings, workers, None
+
+    def __call__(self, fn: Callable, items: list) -> Iterable:
+        if self.workers < 2 or len(items) < PARALLEL_MIN_ITEMS:
+            return map(fn, items)
+        if self.pool is None:
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                            initargs=(self.settings,))
+        return self.pool.map(_offline_work, items, chunksize=max(1, len(items) // (self.workers * 8)))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
 
 
 def _default_mapper(backend: str) -> Callable[[Callable, list], Iterable]:
@@ -175,7 +236,8 @@ def precompute(settings=None, lake=None, progress: Callable[[int, int], None] | 
             log.exception("summary %s failed", item.summary_id)
             return {"_error": f"{item.summary_id}: {type(exc).__name__}: {exc}"}
 
-    run = mapper or _default_mapper(backend)
+    pool = _OfflinePool(settings, _workers()) if mapper is None and backend == "offline" else None
+    run = mapper or pool or _default_mapper(backend)
     done = 0
 
     def flush(chunk: list[WorkItem]) -> None:
@@ -202,18 +264,22 @@ def precompute(settings=None, lake=None, progress: Callable[[int, int], None] | 
     # and written in chunks, so memory stays bounded and a crash loses at most one chunk (the
     # rerun redoes only those). `progress(done, planned so far)`.
     chunk: list[WorkItem] = []
-    for item in iter_items(lake, settings, as_of):
-        report.total += 1
-        if not force and have.get(item.summary_id) == item.input_hash:
-            report.skipped += 1
-            continue
-        report.planned += 1
-        chunk.append(item)
-        if len(chunk) >= WRITE_BATCH:
+    try:
+        for item in iter_items(lake, settings, as_of):
+            report.total += 1
+            if not force and have.get(item.summary_id) == item.input_hash:
+                report.skipped += 1
+                continue
+            report.planned += 1
+            chunk.append(item)
+            if len(chunk) >= WRITE_BATCH:
+                flush(chunk)
+                chunk = []
+        if chunk:
             flush(chunk)
-            chunk = []
-    if chunk:
-        flush(chunk)
+    finally:
+        if pool is not None:
+            pool.close()
     if llm is not None:
         rows = list(llm.rows)
         report.llm_calls = sum(1 for r in rows if not r["cache_hit"])

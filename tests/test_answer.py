@@ -155,3 +155,94 @@ def test_cli_ask_json(env, monkeypatch):
         assert res.exit_code == 0 and res.stdout.startswith("Менеджер: Олег Петров")
     finally:
         reset_settings()
+
+
+# -- comparisons ----------------------------------------------------------------------------------
+def test_compare_managers_precomputed_month(env):
+    a = ask(env, "Кто выиграл больше в марте: Ева или Анна?")
+    assert (a.source, a.manager, a.company) == ("precomputed", EVA, None)
+    assert (a.start, a.end, a.period) == (dt.date(2024, 3, 1), dt.date(2024, 3, 31), "2024-03")
+    assert a.compared == [EVA, ANNA] and a.leader == [EVA]
+    lines = a.text.splitlines()
+    assert lines[0].startswith(f"Сравнение: {EVA} / {ANNA}") and "precomputed" in lines[1]
+    assert f"По выигранным сделкам впереди {EVA}: 6 сделок (против: {ANNA} — 0 сделок)." in a.text
+    for who in (EVA, ANNA):  # both sides: won / lost with amounts, win rate, activity
+        line = next(ln for ln in lines if ln.startswith(f"• {who}:"))
+        assert "выиграно" in line and "проиграно" in line and "доля побед" in line
+    assert "3 600 000 ₽" in a.text and a.text.count("активность:") == 2
+    for name in REAL.values():
+        assert name not in a.text  # pseudonyms only; display resolves them
+    shown = a.display(A.get_context(*env).vault)
+    assert shown.startswith("Сравнение: Ева Смирнова / Анна Кузнецова") and "впереди Ева Смирнова" in shown
+
+
+def test_compare_precomputed_facts_equal_live_facts(env):
+    """Precomputed parts give the same won/lost/activity numbers as SQL over the same days."""
+    s, lake = env
+    prep = A.prepare("Сравни Еву и Олега Петрова за март", s, lake, TODAY)
+    assert [p.summary_id for p in prep.compare] == [f"manager:{EVA}:2024-03", f"manager:{OLEG}:2024-03"]
+    assert not prep.live
+    ctx = A.get_context(s, lake)
+    src, pre = A._compare_facts(ctx, prep)
+    for p in prep.compare:
+        p.summary_id = None
+    assert prep.live
+    src2, live = A._compare_facts(ctx, prep)
+    assert (src, src2) == ("precomputed", "live")
+    keys = ("deals_won", "deals_lost", "won_amount", "lost_amount", "deals_touched", "notes", "calls")
+    assert [{k: f[k] for k in keys} for f in pre] == [{k: f[k] for k in keys} for f in live]
+    c = ask(env, "Сравни Еву и Олега Петрова с 1 по 30 марта")  # not a week or a month
+    assert c.source == "live" and c.compared == [EVA, OLEG] and "live" in c.text.splitlines()[1]
+
+
+def test_compare_by_amount_and_by_win_rate(env):
+    a = ask(env, "У кого выручка больше в марте: Ева или Олег Петров?")
+    assert a.leader == [EVA] and f"По сумме выигранных сделок впереди {EVA}: 3 600 000 ₽" in a.text
+    b = ask(env, "Ева или Олег Петров — у кого больше сумма проигранных сделок в марте?")
+    assert b.leader == [OLEG] and "По сумме проигранных сделок впереди" in b.text
+    assert A.compare_metric("Кто выиграл больше: Галина или Николай?") == "won"
+    assert A.compare_metric("Сравни Еву и Ивана по выручке") == "won_amount"
+    assert A.compare_metric("У кого выше конверсия?") == "win_rate"
+    assert A.compare_metric("Кто активнее?") == "activity"
+
+
+def test_compare_within_a_company_is_live(env):
+    a = ask(env, "Ева или Анна — кто больше выиграл по Теххренмашу в марте?")
+    assert (a.source, a.manager, a.company) == ("live", EVA, "Теххренмаш")
+    assert a.compared == [EVA, ANNA] and a.leader == [EVA]
+    assert "Компания: Теххренмаш" in a.text.splitlines()[0]
+
+
+def test_compare_companies(env):
+    a = ask(env, "Теххренмаш или СтройИнвест — где больше сделок в марте?")
+    assert (a.source, a.manager, a.company) == ("precomputed", None, "Теххренмаш")
+    assert a.compared == ["Теххренмаш", "СтройИнвест"]
+    assert a.text.startswith("Сравнение: Теххренмаш / СтройИнвест")
+    assert "• Теххренмаш:" in a.text and "• СтройИнвест:" in a.text
+
+
+def test_compare_tie_and_nothing_to_compare():
+    f0 = {"deals_won": 0, "deals_lost": 0}
+    text, leaders = A.compare_verdict(["A", "B"], [f0, f0], "won")
+    assert leaders == [] and "лидера нет" in text
+    text, leaders = A.compare_verdict(["A", "B", "C"], [{"deals_won": 2}, {"deals_won": 2}, {"deals_won": 1}], "won")
+    assert leaders == ["A", "B"] and "впереди A и B" in text and "C — 1 сделка" in text
+    text, leaders = A.compare_verdict(["A", "B"], [{"deals_won": 1, "deals_lost": 1}, {"deals_won": 0}], "win_rate")
+    assert leaders == ["A"] and "50%" in text and "нет закрытых сделок" in text
+
+
+def test_compare_json_keeps_six_keys(env):
+    vault = A.get_context(*env).vault
+    out = ask(env, "Сравни Еву и Анну за прошлый месяц").to_json(vault)
+    assert list(out) == ["answer", "source", "manager", "company", "start", "end"]
+    assert out["manager"] == "Ева Смирнова" and out["company"] is None
+    assert (out["start"], out["end"]) == ("2024-04-01", "2024-04-30")
+    assert "Анна Кузнецова" in out["answer"] and out["source"] in ("precomputed", "live")
+
+
+def test_explicit_week_comes_from_the_parser(env):
+    assert not hasattr(A, "_explicit_week")
+    a = ask(env, "Что Ева делала на 10-й неделе?")
+    assert (a.source, a.manager, a.period) == ("precomputed", EVA, "2024-W10")
+    b = ask(env, "Итоги команды, неделя 10 2024")
+    assert (b.start, b.end, b.source) == (dt.date(2024, 3, 4), dt.date(2024, 3, 10), "precomputed")

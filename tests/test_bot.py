@@ -153,3 +153,19 @@ def test_user_rate_limit_and_429_on_answer(tg, env, running):
     # another user is not limited
     tg.push_message(CHAT_ID, "Итоги команды за неделю 2024-W10", chat_type="supergroup", user_id=901)
     answer_to(tg, CHAT_ID, since=len(tg.sent()))
+
+
+def test_comparison_answer_in_the_chat(tg, env, running):
+    running()
+    tg.push_message(CHAT_ID, "Кто выиграл больше в марте: Ева или Анна?", chat_type="supergroup", user_id=502)
+    msg = answer_to(tg, CHAT_ID)
+    assert msg["method"] == "sendMessage"  # precomputed parts: no placeholder
+    assert msg["text"].startswith("Сравнение: Ева Смирнова / Анна Кузнецова · Период: март 2024")
+    assert msg["entities"][0]["type"] == "bold" and "впереди Ева Смирнова" in msg["text"]
+    assert not set(PSEUDONYM_RE.findall(msg["text"])) & set(MANAGERS.values())
+    since = len(tg.sent())
+    tg.push_message(CHAT_ID, "Ева или Анна — кто больше выиграл по Теххренмашу в марте?", chat_type="supergroup",
+                    user_id=502)
+    edit = answer_to(tg, CHAT_ID, since=since)
+    assert edit["method"] == "editMessageText" and "live" in edit["text"]  # manager within a company: live
+    assert edit["text"].startswith("Сравнение: Ева Смирнова / Анна Кузнецова · Компания: Теххренмаш")

@@ -114,3 +114,141 @@ def test_summary_escapes_html(tmp_path):
     lake.write("feedback", pd.DataFrame([_rating("x", "TG-00000009", 1, dt.datetime(2024, 5, 2))]))
     html = monthly_feedback_summary(lake, "2024-05")
     assert "<script>" not in html and "&lt;script&gt;Что &amp; как?" in html
+
+
+# -- monthly delivery to the team lead's chat -------------------------------------------------------
+LEAD = -100555
+TOKEN = "123456789:TEST-crmsum-feedback"
+
+
+@pytest.fixture()
+def fenv(tmp_path, lake):
+    """DATA_DIR with the ratings lake above and a vault that knows PER-a1b2c3d4 («Ева & <Смирнова>»)."""
+    from crmsum.privacy import Vault
+
+    data_dir = tmp_path
+    vault = Vault(data_dir / "vault")
+    vault.upsert_person("PER-a1b2c3d4", "Ева & <Смирнова>", "manager")
+    vault.close()
+    lake.write("answers", pd.DataFrame([_answer("a7", "Почему PER-a1b2c3d4 проиграла СтройИнвест?",
+                                                 manager="PER-a1b2c3d4", source="live")]))
+    lake.write("feedback", pd.DataFrame([_rating("a7", "TG-00000004", 1, dt.datetime(2024, 5, 20, 9))]))
+    return data_dir, lake
+
+
+@pytest.fixture()
+def tg():
+    from crmsum.sandbox.telegram_emulator import TelegramEmulator
+
+    with TelegramEmulator(token=TOKEN) as emu, emu.telebot_configured():
+        yield emu
+
+
+def _settings(data_dir, tg=None, **kw):
+    from crmsum.config import Settings
+
+    values = dict(llm="offline", data_dir=data_dir, telegram_allowed_chats=f"{LEAD},-100123",
+                  telegram_lead_chat=LEAD)
+    if tg is not None:
+        values.update(telegram_token=TOKEN, telegram_api_url=tg.url)
+    values.update(kw)
+    return Settings(**values)
+
+
+def _rows(lake):
+    return {(int(r["chat_id"]), r["week"], r["kind"]): r for r in lake.read("deliveries").to_dict("records")}
+
+
+def test_monthly_summary_sent_once_to_the_lead_chat_with_real_names(fenv, tg):
+    import json
+
+    from crmsum.delivery import deliver_feedback_summary
+    data_dir, lake = fenv
+    s = _settings(data_dir, tg)
+    r1 = deliver_feedback_summary("2024-05", settings=s, lake=lake)
+    assert (r1.week, r1.mode, r1.sent, r1.failed) == ("2024-05", "telegram", 1, 0)
+    sent = tg.sent()
+    assert sent and {r["chat_id"] for r in sent} == {LEAD} and all(r["parse_mode"] == "HTML" for r in sent)
+    text = "\n".join(r["text"] for r in sent)
+    assert "Оценки ответов бота — май 2024" in text and "Теххренмаш" in text
+    assert "Ева & <Смирнова>" in text and "PER-a1b2c3d4" not in text  # resolved, and escaped in the HTML
+    row = _rows(lake)[(LEAD, "2024-05", "feedback-month")]
+    assert row["status"] == "sent" and json.loads(row["message_ids"]) == [r["message_id"] for r in sent]
+
+    r2 = deliver_feedback_summary("2024-05", settings=s, lake=lake)
+    assert r2.sent == 0 and r2.skipped == 1 and len(tg.sent()) == len(sent)
+    r3 = deliver_feedback_summary("2024-05", settings=s, lake=lake, force=True)
+    assert r3.sent == 1 and len(tg.sent()) == 2 * len(sent)
+    assert _rows(lake)[(LEAD, "2024-05", "feedback-month")]["attempts"] == 2
+
+
+def test_monthly_summary_defaults_to_the_month_before(fenv, tg):
+    import datetime as dt
+
+    from crmsum.delivery import deliver_feedback_summary, previous_month
+
+    assert previous_month(dt.date(2024, 6, 1)) == "2024-05" and previous_month(dt.date(2024, 1, 1)) == "2023-12"
+    data_dir, lake = fenv
+    r = deliver_feedback_summary(settings=_settings(data_dir, tg), lake=lake, today=dt.date(2024, 6, 1))
+    assert r.week == "2024-05" and r.sent == 1
+    assert "май 2024" in tg.sent(LEAD)[0]["text"]
+
+
+def test_monthly_summary_failure_is_retried_next_run(fenv, tg):
+    from crmsum.delivery import deliver_feedback_summary
+
+    data_dir, lake = fenv
+    s = _settings(data_dir, tg)
+    tg.fail_next("sendMessage", error_code=403)
+    r1 = deliver_feedback_summary("2024-05", settings=s, lake=lake)
+    assert r1.failed == 1 and r1.sent == 0 and "403" in r1.errors[0] and TOKEN not in r1.errors[0]
+    row = _rows(lake)[(LEAD, "2024-05", "feedback-month")]
+    assert row["status"] == "failed" and row["attempts"] == 1
+    r2 = deliver_feedback_summary("2024-05", settings=s, lake=lake)
+    assert r2.sent == 1 and len(tg.sent(LEAD)) >= 1
+    assert _rows(lake)[(LEAD, "2024-05", "feedback-month")]["status"] == "sent"
+
+
+def test_lead_chat_must_be_allowed(fenv, tg):
+    from crmsum.delivery import deliver_feedback_summary
+
+    data_dir, lake = fenv
+    s = _settings(data_dir, tg, telegram_allowed_chats="-100123")
+    r = deliver_feedback_summary("2024-05", settings=s, lake=lake)
+    assert r.sent == 0 and tg.sent() == [] and "not in CRMSUM_TELEGRAM_ALLOWED_CHATS" in r.warnings[0]
+    assert lake.read("deliveries").empty
+    r = deliver_feedback_summary("2024-05", settings=_settings(data_dir, tg, telegram_lead_chat=None), lake=lake)
+    assert r.sent == 0 and "CRMSUM_TELEGRAM_LEAD_CHAT" in r.warnings[0] and tg.sent() == []
+
+
+def test_monthly_summary_without_token_goes_to_the_outbox_once(fenv):
+    from crmsum.delivery import deliver_feedback_summary
+
+    data_dir, lake = fenv
+    s = _settings(data_dir)
+    r = deliver_feedback_summary("2024-05", settings=s, lake=lake)
+    assert (r.mode, r.outbox) == ("outbox", 1)
+    html = (data_dir / "outbox" / "2024-05" / f"feedback_{LEAD}.html").read_text(encoding="utf-8")
+    assert html == monthly_feedback_summary(lake, "2024-05") and "Смирнова" not in html  # pseudonyms only
+    assert _rows(lake)[(LEAD, "2024-05", "feedback-month")]["status"] == "outbox"
+    again = deliver_feedback_summary("2024-05", settings=s, lake=lake)
+    assert again.outbox == 0 and again.skipped == 1
+
+
+def test_monthly_feedback_flow(fenv, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    import crmsum.delivery as D
+
+    data_dir, lake = fenv
+    calls = []
+    spec = importlib.util.spec_from_file_location(
+        "monthly_feedback_flow", Path(__file__).resolve().parents[1] / "flows" / "monthly_feedback.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "deliver_feedback_summary",
+                        lambda month, force=False: calls.append((month, force)) or
+                        D.deliver_feedback_summary(month, force=force, settings=_settings(data_dir), lake=lake))
+    report = mod.deliver.fn("2024-05", False)
+    assert calls == [("2024-05", False)] and report["outbox"] == 1 and report["week"] == "2024-05"

@@ -148,7 +148,8 @@ def test_nightly_inbox_survives_bad_exports(tmp_path, anon):
     assert len(reports) == 1 and reports[0].messages_written == 1
     assert sorted(p.name for p in (inbox / "failed").iterdir()) == ["a_truncated.json", "b_not_export.json",
                                                                     "c_binary.json"]
-    assert [p.name for p in (inbox / "done").iterdir()] == ["d_good.json"]
+    assert [p.name for p in (inbox / "done").iterdir()] == ["d_good.json.imported.json"]  # a receipt only
+    assert not (inbox / "d_good.json").exists()
     assert Lake(s.lake_dir).row_count("chat_messages") == 1
 
 

@@ -62,8 +62,13 @@ def test_precompute_over_dask_equals_default(tmp_path, dask_address):
     from prefect_dask import DaskTaskRunner
 
     s = Settings(llm="offline", data_dir=tmp_path, dask_address=dask_address)
+    import shutil
+
+    from crmsum.lake import Lake
+
     plain = build_lake(tmp_path / "plain", leads=10)
-    fanned = build_lake(tmp_path / "dask", leads=10)
+    shutil.copytree(tmp_path / "plain", tmp_path / "dask")
+    fanned = Lake(tmp_path / "dask")
     r0 = precompute(s, plain, as_of=AS_OF)
 
     @flow(task_runner=DaskTaskRunner(address=dask_address))

@@ -98,10 +98,15 @@ def _base(facts: dict) -> dict:
 
 def summarize_offline_summary(facts: dict, records: list[dict], note: str | None = None) -> Summary:
     """The deterministic offline summary, grounding-checked."""
+    return _offline_summary(facts, records, note)
+
+
+def _offline_summary(facts: dict, records: list[dict], note: str | None = None, ihash: str | None = None) -> Summary:
+    """`summarize_offline_summary` with an already known input hash (precompute hashed the item)."""
     text, sections, citations, _ = summarize_offline(facts, records)
     g = _grounding.check(text, facts, records)
     return Summary(**_base(facts), text=g.text, sections=sections, facts=facts, citations=citations,
-                   backend="offline", model=None, input_hash=input_hash(facts, records, "offline", None),
+                   backend="offline", model=None, input_hash=ihash or input_hash(facts, records, "offline", None),
                    grounding=g.score, note=note, removed=g.removed)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from razdel import sentenize
@@ -72,6 +73,12 @@ class Support:
         self._sorted: list[float] | None = None
 
     def add_text(self, text: str) -> None:
+        names, dates, values = _text_support(text)
+        self.names |= names
+        self.dates |= dates
+        self.values |= values
+
+    def _add_text(self, text: str) -> None:
         self.names.update(PSEUDONYM_RE.findall(text))
         dates, rest = _dates(text)
         self.dates |= dates
@@ -124,6 +131,27 @@ class Support:
         return self._any_within(x - 0.051, x + 0.051)
 
 
+@lru_cache(maxsize=1 << 17)
+def _text_support(text: str) -> tuple[frozenset, frozenset, frozenset]:
+    """(names, dates, values) a text supports; cached (record texts recur across summaries)."""
+    s = Support()
+    s._add_text(text)
+    return frozenset(s.names), frozenset(s.dates), frozenset(s.values)
+
+
+@lru_cache(maxsize=1 << 16)
+def _claims(body: str) -> tuple[tuple[str, tuple, tuple, frozenset, frozenset], ...]:
+    """(sentence, cited ids, numbers, dates, names) per sentence of a line body (cached)."""
+    out = []
+    for s in sentenize(body):
+        sent = s.text
+        ids = tuple(cited_ids(sent))
+        bare = _strip_citations(sent)
+        dates, rest = _dates(bare)
+        out.append((sent, ids, tuple(_numbers(rest)), frozenset(dates), frozenset(PSEUDONYM_RE.findall(bare))))
+    return tuple(out)
+
+
 def _supported(base: Support, sup: Support, nums, dates, names) -> bool:
     return (all(base.supports_number(v, u) or sup.supports_number(v, u) for v, u in nums)
             and all(d in base.dates or d in sup.dates for d in dates)
@@ -160,13 +188,7 @@ def check(text: str, facts: dict, records: list[dict], remove: bool = True) -> G
         if body[:1] in "•-–*":
             bullet, body = body[:1] + " ", body[1:].strip()
         kept: list[str] = []
-        for s in sentenize(body):
-            sent = s.text
-            ids = cited_ids(sent)
-            bare = _strip_citations(sent)
-            dates, rest = _dates(bare)
-            nums = _numbers(rest)
-            names = set(PSEUDONYM_RE.findall(bare))
+        for sent, ids, nums, dates, names in _claims(body):
             if not (nums or dates or names or ids):
                 kept.append(sent)
                 continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 from rapidfuzz import fuzz
 from razdel import sentenize
@@ -86,31 +87,45 @@ def is_injection(text: str) -> bool:
     return bool(INJECTION.search(text))
 
 
+@lru_cache(maxsize=1 << 17)
+def _split(text: str) -> tuple[tuple[str, int], ...]:
+    """(sentence, position) of one record text; cached: a record recurs in the manager, company
+    and team summaries of its week and month, and chat templates repeat."""
+    text = " ".join(text.split())
+    if not text:
+        return ()
+    prefix = ""
+    for label in ("Входящий звонок: ", "Исходящий звонок: "):
+        if text.startswith(label):
+            prefix, text = label, text[len(label):]
+    out = []
+    for i, s in enumerate(sentenize(text)):
+        sent = s.text.strip()
+        if len(sent) >= 12 and not is_injection(sent):
+            out.append(((prefix if i == 0 else "") + sent, i))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1 << 17)
+def _scored(text: str, kind: str) -> tuple[tuple[float, int, str], ...]:
+    """(salience, position, sentence) of a record's salient sentences (cached like `_split`)."""
+    out = []
+    for sent, pos in _split(text):
+        sal = salience(sent, kind)
+        if sal > 0:
+            out.append((sal, pos, sent))
+    return tuple(out)
+
+
 def sentences(records: list[dict]) -> list[tuple[str, dict, int]]:
     """(sentence, record, position) for every sentence of every record."""
-    out = []
-    for rec in records:
-        text = " ".join((rec.get("text") or "").split())
-        if not text:
-            continue
-        prefix = ""
-        for label in ("Входящий звонок: ", "Исходящий звонок: "):
-            if text.startswith(label):
-                prefix, text = label, text[len(label):]
-        for i, s in enumerate(sentenize(text)):
-            sent = s.text.strip()
-            if len(sent) >= 12 and not is_injection(sent):
-                out.append(((prefix if i == 0 else "") + sent, rec, i))
-    return out
+    return [(sent, rec, pos) for rec in records for sent, pos in _split(rec.get("text") or "")]
 
 
 def key_points(records: list[dict], limit: int = 8, per_section: int = 3) -> list[KeyPoint]:
     """Pick up to `limit` salient, mutually novel sentences, at most `per_section` per section."""
-    cands = []
-    for sent, rec, pos in sentences(records):
-        sal = salience(sent, rec.get("kind", "note"))
-        if sal > 0:
-            cands.append((sal, rec["id"], pos, sent, rec))
+    cands = [(sal, rec["id"], pos, sent, rec) for rec in records
+             for sal, pos, sent in _scored(rec.get("text") or "", rec.get("kind", "note"))]
     if not cands:
         return []
     cands.sort(key=lambda c: (-c[0], c[1], c[2]))
@@ -119,14 +134,15 @@ def key_points(records: list[dict], limit: int = 8, per_section: int = 3) -> lis
     chosen: list[tuple[float, str, int, str, dict]] = []
     counts: dict[str, int] = {}
     pool = list(cands)
+    sims = [0.0] * len(pool)  # max similarity to the chosen ones, updated as points are chosen
     while pool and len(chosen) < limit:
-        best, best_val = None, None
-        for c in pool:
-            sim = max((fuzz.token_set_ratio(c[3], s[3]) / 100 for s in chosen), default=0.0)
-            val = MMR_LAMBDA * c[0] / top - (1 - MMR_LAMBDA) * sim
+        bi, best_val = -1, None
+        for i, c in enumerate(pool):
+            val = MMR_LAMBDA * c[0] / top - (1 - MMR_LAMBDA) * sims[i]
             if best_val is None or val > best_val + 1e-12:
-                best, best_val = c, val
-        pool.remove(best)
+                bi, best_val = i, val
+        best = pool.pop(bi)
+        sims.pop(bi)
         if any(fuzz.token_sort_ratio(best[3], s[3]) >= DUP_THRESHOLD for s in chosen):
             continue
         sec = section_of(best[3])
@@ -134,5 +150,9 @@ def key_points(records: list[dict], limit: int = 8, per_section: int = 3) -> lis
             continue
         counts[sec] = counts.get(sec, 0) + 1
         chosen.append(best)
+        for i, c in enumerate(pool):
+            sim = fuzz.token_set_ratio(c[3], best[3]) / 100
+            if sim > sims[i]:
+                sims[i] = sim
     return [KeyPoint(text=c[3], cite=c[1], section=section_of(c[3]), score=round(c[0], 3), ts=c[4].get("ts"))
             for c in chosen]

@@ -112,7 +112,7 @@ def main() -> None:
             rss = PeakRss()
             rss.start()
             cpu0 = time.process_time()
-            last = [time.monotonic()]
+
 
             def progress(step: str, advance: float = 1, total: float | None = None) -> None:
                 if total is not None:

@@ -37,6 +37,7 @@ from typing import Any
 
 from crmsum.config import Settings, get_settings
 from crmsum.facts import period_bounds, period_label
+from crmsum.russian import money, plural
 
 log = logging.getLogger(__name__)
 
@@ -498,19 +499,6 @@ def _num(v: Any) -> float:
     return 0.0 if x != x else x  # NaN
 
 
-def _plural(n: float, one: str, few: str, many: str) -> str:
-    n = abs(int(n))
-    if n % 10 == 1 and n % 100 != 11:
-        return one
-    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-        return few
-    return many
-
-
-def _money(n: float) -> str:
-    return f"{int(round(n)):,}".replace(",", " ") + " ₽"
-
-
 def _activity(f: dict) -> int:
     return int(sum(_num(f.get(k)) for k in ("stage_moves", "notes", "calls", "tasks_done", "chat_messages")))
 
@@ -528,13 +516,13 @@ def _metric_text(v: float | None, metric: str) -> str:
     if v is None:
         return "нет закрытых сделок"
     if metric in ("won_amount", "lost_amount"):
-        return _money(v)
+        return money(v)
     if metric == "win_rate":
         return f"{v:.0%}"
     n = int(v)
     if metric == "activity":
-        return f"{n} {_plural(n, 'действие', 'действия', 'действий')}"
-    return f"{n} {_plural(n, 'сделка', 'сделки', 'сделок')}"
+        return f"{n} {plural(n, 'действие', 'действия', 'действий')}"
+    return f"{n} {plural(n, 'сделка', 'сделки', 'сделок')}"
 
 
 def compare_line(label: str, f: dict) -> str:
@@ -544,8 +532,8 @@ def compare_line(label: str, f: dict) -> str:
     act = [f"сделок в работе {int(_num(f.get('deals_touched')))}", f"смен этапов {int(_num(f.get('stage_moves')))}",
            f"заметок {int(_num(f.get('notes')))}", f"звонков {int(_num(f.get('calls')))}",
            f"задач выполнено {int(_num(f.get('tasks_done')))}", f"сообщений в чате {int(_num(f.get('chat_messages')))}"]
-    return (f"• {label}: выиграно {won} {_plural(won, 'сделка', 'сделки', 'сделок')} на "
-            f"{_money(_num(f.get('won_amount')))}, проиграно {lost} на {_money(_num(f.get('lost_amount')))}, "
+    return (f"• {label}: выиграно {won} {plural(won, 'сделка', 'сделки', 'сделок')} на "
+            f"{money(_num(f.get('won_amount')))}, проиграно {lost} на {money(_num(f.get('lost_amount')))}, "
             f"доля побед {'—' if rate is None else f'{rate:.0%}'}\n  активность: " + ", ".join(act))
 
 

@@ -26,8 +26,13 @@ Attribution (documented choices):
   for a company it counts the chat messages that mention the company's name;
 - time in stage = days between a lead's consecutive `lead_status_changed` events (the first one
   measured from the lead's creation), reported as a median over the moves made in the period;
-- open deals = not won/lost at the period's end (created before it, closed after it or never);
-  stalled = open with no activity in the last `STALL_DAYS` days before the period's end.
+- open deals = not won/lost at the period's end (created before it, closed after it or never),
+  shown with their stage *as of the period's end* (the last `lead_status_changed` before the end;
+  else the stage the first later change left; else, without status events, the current stage);
+  stalled = open with no activity in the last `STALL_DAYS` days before the period's end;
+- won / lost deals: the `DEALS_N` largest closes of the period, each with the id of its
+  `lead_status_changed` event to 142 / 143 (for citations) and, for lost deals, the reason;
+  loss reasons are listed in full (there are few).
 
 Managers are keyed by pseudonym (crm_users.name), companies by company_id (as a string; label =
 company name), the whole team by "team".
@@ -46,6 +51,7 @@ import pandas as pd
 WON, LOST = 142, 143
 STALL_DAYS = 14
 TOP_N = 3
+DEALS_N = 5  # won / lost deals listed per summary (largest first)
 TEAM_KEY = "team"
 TEAM_LABEL = "Команда"
 SCOPES = ("manager", "company", "team")
@@ -281,8 +287,25 @@ def _facts_sql(kind: str | None, filtered: bool, manager: bool, company: bool) -
             WHERE {lost_where}
             GROUP BY {rsets}
             {'' if filtered else having}
-            QUALIFY row_number() OVER (PARTITION BY p, scope, key ORDER BY n DESC, reason) <= {TOP_N}
         ) GROUP BY p, scope, key
+    ),
+    closes AS (
+        SELECT p, {scope_cols},
+            (list({{'lead_id': lead_id, 'name': name, 'price': price, 'company': company, 'event_id': event_id}}
+                  ORDER BY price DESC, lead_id) FILTER (WHERE status_id = {WON}))[1:{DEALS_N}] AS won_deals,
+            (list({{'lead_id': lead_id, 'name': name, 'price': price, 'company': company, 'event_id': event_id,
+                    'reason': reason}}
+                  ORDER BY price DESC, lead_id) FILTER (WHERE status_id = {LOST}))[1:{DEALS_N}] AS lost_deals
+        FROM (
+            SELECT {B('l.close_ts')} AS p, l.m_key, l.company_id AS c_key, l.lead_id, l.name, l.price, l.status_id,
+                   co.name AS company, coalesce(nullif(trim(l.loss_reason), ''), 'не указана') AS reason,
+                   (SELECT CAST(max_by(mv.event_id, (mv.ts, mv.event_id)) AS VARCHAR) FROM moves mv
+                    WHERE mv.lead_id = l.lead_id AND mv.status_after = l.status_id) AS event_id
+            FROM leads l LEFT JOIN (SELECT company_id, any_value(name) AS name FROM crm_companies GROUP BY 1) co
+              ON co.company_id = l.company_id
+            WHERE l.close_ts IS NOT NULL AND {R('l.close_ts')}
+        ) x {wsql}
+        GROUP BY {sets} {'' if filtered else having}
     ),
     open_at AS (
         SELECT pp.p, {pend} AS pend, l.lead_id, l.name, l.price, l.status_id, l.pipeline_id, l.m_key, l.company_id AS c_key
@@ -294,10 +317,22 @@ def _facts_sql(kind: str | None, filtered: bool, manager: bool, company: bool) -
         FROM open_at o ASOF LEFT JOIN (SELECT lead_id, ts FROM activity WHERE ts IS NOT NULL) a
           ON o.lead_id = a.lead_id AND o.pend > a.ts
     ),
+    -- the stage as of the period's end: the last status change before it, else the status the
+    -- first later change left, else (no status events) the current status
+    open_before AS (
+        SELECT o.*, mb.status_after AS st_before
+        FROM open_last o ASOF LEFT JOIN (SELECT lead_id, ts, status_after FROM moves) mb
+          ON o.lead_id = mb.lead_id AND o.pend > mb.ts
+    ),
+    open_stage AS (
+        SELECT o.*, coalesce(o.st_before, ma.status_before, o.status_id) AS stage_id
+        FROM open_before o ASOF LEFT JOIN (SELECT lead_id, ts, status_before FROM moves) ma
+          ON o.lead_id = ma.lead_id AND ma.ts >= o.pend
+    ),
     open_named AS (
         SELECT o.*, s.name AS stage,
                (o.last_ts IS NULL OR o.last_ts < o.pend - INTERVAL {STALL_DAYS} DAY) AS stalled
-        FROM open_last o LEFT JOIN crm_statuses s ON s.pipeline_id = o.pipeline_id AND s.status_id = o.status_id
+        FROM open_stage o LEFT JOIN crm_statuses s ON s.pipeline_id = o.pipeline_id AND s.status_id = o.stage_id
     ),
     opens AS (
         SELECT p, {scope_cols},
@@ -324,9 +359,10 @@ def _run(con: duckdb.DuckDBPyConnection, kind: str | None, params: dict, filtere
     main AS ({main}),
     {periods},
     {side}
-    SELECT m.*, r.loss_reasons, o.open_deals_count, o.open_amount, o.open_deals, o.stalled_count, o.stalled_deals
+    SELECT m.*, r.loss_reasons, w.won_deals, w.lost_deals, o.open_deals_count, o.open_amount, o.open_deals, o.stalled_count, o.stalled_deals
     FROM main m
     LEFT JOIN reasons r USING (p, scope, key)
+    LEFT JOIN closes w USING (p, scope, key)
     LEFT JOIN opens o USING (p, scope, key)
     ORDER BY m.scope, m.key, m.p
     """
@@ -383,7 +419,8 @@ def all_period_facts(con: duckdb.DuckDBPyConnection, period_kind: str, as_of: dt
 
     Columns: scope, key, label, period_kind, period, start, end, the metrics of `INT_METRICS`,
     `AMOUNT_METRICS`, call_seconds, win_rate (NaN without closes), median_days_in_stage,
-    loss_reasons / open_deals / stalled_deals (lists of dicts or None).
+    loss_reasons (all of them) / won_deals / lost_deals (with the citable status-change event id and,
+    for lost ones, the reason) / open_deals / stalled_deals (lists of dicts or None).
     """
     if period_kind not in PERIOD_KINDS:
         raise FactsError(f"period kind must be week or month, got {period_kind!r}")
@@ -449,7 +486,7 @@ def facts_query(con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date, ma
         for c in INT_METRICS + AMOUNT_METRICS + ["call_seconds", "chat_company", "chat_person"]:
             df[c] = 0
         df["median_days_in_stage"] = None
-        for c in ("loss_reasons", "open_deals", "stalled_deals"):
+        for c in ("loss_reasons", "won_deals", "lost_deals", "open_deals", "stalled_deals"):
             df[c] = None
     df = df.copy()
     if company is not None:

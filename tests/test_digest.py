@@ -126,7 +126,7 @@ def test_personal_digest_targets():
     assert match_manager("Ева Смирнова", managers) == MANAGERS[101]
     assert match_manager("смирнова", managers) == MANAGERS[101]
     assert match_manager(MANAGERS[102], managers) == MANAGERS[102]
-    s = settings_for("/tmp/x", telegram_digest_chats=f"4242:Ева Смирнова, 4242:team, 555:Олег Петров, 9:Никто")
+    s = settings_for("/tmp/x", telegram_digest_chats="4242:Ева Смирнова, 4242:team, 555:Олег Петров, 9:Никто")
     targets, warnings = digest_targets(s, managers)
     assert {(t.chat_id, t.kind) for t in targets} == {(CHAT_ID, "team"), (4242, f"manager:{MANAGERS[101]}"),
                                                       (4242, "team")}

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from crmsum.evaluation.metrics import RefClaim
+from crmsum.russian import money, plural
 
 KINDS = ("manager", "company", "period", "comparison", "loss_reasons")
 SHARES = {"manager": 0.3, "company": 0.2, "period": 0.2, "comparison": 0.15, "loss_reasons": 0.15}
@@ -77,21 +78,8 @@ class Question:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def _money(n: float) -> str:
-    return f"{int(round(n)):,}".replace(",", " ") + " ₽"
-
-
-def _plural(n: int, one: str, few: str, many: str) -> str:
-    n = abs(int(n))
-    if n % 10 == 1 and n % 100 != 11:
-        return one
-    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-        return few
-    return many
-
-
 def _deals(n: int) -> str:
-    return f"{n} {_plural(n, 'сделка', 'сделки', 'сделок')}"
+    return f"{n} {plural(n, 'сделка', 'сделки', 'сделок')}"
 
 
 def _female(first: str) -> bool:
@@ -217,10 +205,10 @@ def _outcome_claims(subject: str, won: list[_Lead], lost: list[_Lead], created: 
                     deals: bool = True, with_created: bool = True) -> list[RefClaim]:
     out: list[RefClaim] = []
     if won:
-        out.append(RefClaim(f"{subject}: выиграно {_deals(len(won))} на {_money(sum(x.amount for x in won))}.",
+        out.append(RefClaim(f"{subject}: выиграно {_deals(len(won))} на {money(sum(x.amount for x in won))}.",
                             [len(won), sum(x.amount for x in won)], [x.event for x in won if x.event], "won"))
     if lost:
-        out.append(RefClaim(f"{subject}: проиграно {_deals(len(lost))} на {_money(sum(x.amount for x in lost))}.",
+        out.append(RefClaim(f"{subject}: проиграно {_deals(len(lost))} на {money(sum(x.amount for x in lost))}.",
                             [len(lost), sum(x.amount for x in lost)], [x.event for x in lost if x.event], "lost"))
     if won or lost:
         pct = round(100 * len(won) / (len(won) + len(lost)))
@@ -233,10 +221,10 @@ def _outcome_claims(subject: str, won: list[_Lead], lost: list[_Lead], created: 
                             [x.event for x in xs if x.event], "reason"))
     if deals:
         for x in won:
-            out.append(RefClaim(f"Выиграна сделка «{x.name}» ({x.company}) на {_money(x.amount)}.", [x.name],
+            out.append(RefClaim(f"Выиграна сделка «{x.name}» ({x.company}) на {money(x.amount)}.", [x.name],
                                 [x.event] if x.event else [], "deal"))
     if with_created and created:
-        out.append(RefClaim(f"Новых сделок: {len(created)} на {_money(sum(x.amount for x in created))}.",
+        out.append(RefClaim(f"Новых сделок: {len(created)} на {money(sum(x.amount for x in created))}.",
                             [len(created), sum(x.amount for x in created)], [], "created"))
     if not out:
         out.append(RefClaim(f"{subject}: закрытых и новых сделок за период не было.", [], [], "none"))
@@ -378,7 +366,7 @@ def build_questions(lake, truth_dir: str | Path, n: int = 40, today: dt.date | N
         stored = f"Кто выиграл больше сделок в {mon} {y}: {pa} или {pb}?"
         claims = []
         for p, st in ((pa, a), (pb, b)):
-            claims.append(RefClaim(f"{p}: выиграно {_deals(st[0])} на {_money(st[1])}.", [st[0], st[1]] if st[0] else [st[0]],
+            claims.append(RefClaim(f"{p}: выиграно {_deals(st[0])} на {money(st[1])}.", [st[0], st[1]] if st[0] else [st[0]],
                                    [x.event for x in st[3] if x.event], "won"))
         if a[0] != b[0]:
             w = pa if a[0] > b[0] else pb

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
 
-_MORPH = None
+from crmsum.russian import morph
+
 _NER = None
 _LOCK = threading.Lock()
 
@@ -36,14 +37,6 @@ STOP = {
 ANY_NAME = ("Name", "Surn", "Patr")
 
 
-def morph():
-    global _MORPH
-    if _MORPH is None:
-        with _LOCK:
-            if _MORPH is None:
-                import pymorphy3
-                _MORPH = pymorphy3.MorphAnalyzer()
-    return _MORPH
 
 
 _BLAS_LOCAL = None

@@ -97,7 +97,7 @@ class Vault:
         raw = kp.read_bytes().strip()
         try:
             key = bytes.fromhex(raw.decode())
-        except ValueError as e:
+        except ValueError:
             raise VaultError(f"vault key file {kp} is corrupt; restore it from backup") from None
         if len(key) < 16:
             raise VaultError(f"vault key file {kp} is too short; restore it from backup")

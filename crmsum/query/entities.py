@@ -19,22 +19,12 @@ from functools import lru_cache
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
+from crmsum.russian import morph
+
+_LOCK = threading.Lock()  # guards the matcher cache
+
 __all__ = ["EntityIndex", "get_index", "Token", "tokenize", "translit", "skeleton", "morph"]
 
-_LOCK = threading.Lock()
-_MORPH = None
-
-
-def morph():
-    """The shared pymorphy3 analyser (loading it takes ~0.1 s, so only once)."""
-    global _MORPH
-    if _MORPH is None:
-        with _LOCK:
-            if _MORPH is None:
-                import pymorphy3
-
-                _MORPH = pymorphy3.MorphAnalyzer()
-    return _MORPH
 
 
 def _norm(word: str) -> str:

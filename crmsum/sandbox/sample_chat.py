@@ -8,7 +8,6 @@ replies, forwards, edits, reactions, media placeholders and service messages. Wr
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any

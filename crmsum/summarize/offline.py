@@ -59,6 +59,36 @@ def _deal(d: dict) -> str:
     return f"«{d.get('name') or 'сделка ' + str(d.get('lead_id'))}» ({money(d.get('price') or 0)}{stage}{idle})"
 
 
+def _closed(d: dict, reason: bool = False) -> str:
+    """«Сделка» (1 250 000 ₽, Компания[, причина «…»])."""
+    extra = f", {d['company']}" if d.get("company") else ""
+    if reason and d.get("reason"):
+        extra += f", причина «{d['reason']}»"
+    return f"«{d.get('name') or 'сделка ' + str(d.get('lead_id'))}» ({money(d.get('price') or 0)}{extra})"
+
+
+def _close_cites(facts: dict, key: str, known: set[str] | None) -> list[str]:
+    """`event:<id>` of the listed deals' status changes that are among the records (citable)."""
+    ids = [f"event:{d['event_id']}" for d in facts.get(key) or [] if d.get("event_id") is not None]
+    return [i for i in dict.fromkeys(ids) if known is not None and i in known]
+
+
+def fact_items(facts: dict, known: set[str] | None = None) -> dict[str, list[dict]]:
+    """Fact sentences per section as items {text, cites}; won / lost deal lines cite the status
+    changes of the listed deals when those records are known (`known` record ids)."""
+    out: dict[str, list[dict]] = {}
+    for sec, lines in fact_lines(facts).items():
+        out[sec] = []
+        for t in lines:
+            cites: list[str] = []
+            if t.startswith("Успешно закрыто:"):
+                cites = _close_cites(facts, "won_deals", known)
+            elif t.startswith(("Потерянные сделки:", "Крупнейшие потерянные:")):
+                cites = _close_cites(facts, "lost_deals", known)
+            out[sec].append({"text": t, "cites": cites})
+    return out
+
+
 def fact_lines(facts: dict) -> dict[str, list[str]]:
     """Fact sentences per section."""
     g = lambda k: int(facts.get(k) or 0)  # noqa: E731
@@ -105,14 +135,22 @@ def fact_lines(facts: dict) -> dict[str, list[str]]:
     if not h:
         h.append("Активности за период не было.")
     if g("deals_won"):
-        out["worked"].append(f"Успешно закрыто: {count(g('deals_won'), 'сделка', 'сделки', 'сделок')} "
-                             f"на {money(g('won_amount'))}.")
+        line = (f"Успешно закрыто: {count(g('deals_won'), 'сделка', 'сделки', 'сделок')} "
+                f"на {money(g('won_amount'))}")
+        won = facts.get("won_deals") or []
+        if won:
+            line += (": " if len(won) == g("deals_won") else ", крупнейшие: ") + "; ".join(_closed(d) for d in won)
+        out["worked"].append(line + ".")
     if g("deals_lost"):
         line = f"Потеряно: {count(g('deals_lost'), 'сделка', 'сделки', 'сделок')} на {money(g('lost_amount'))}"
         reasons = facts.get("loss_reasons") or []
         if reasons:
             line += "; причины: " + ", ".join(f"«{r['reason']}» ({r['count']})" for r in reasons)
         out["failed"].append(line + ".")
+        lost = facts.get("lost_deals") or []
+        if lost:
+            out["failed"].append(("Потерянные сделки: " if len(lost) == g("deals_lost") else "Крупнейшие потерянные: ")
+                                 + "; ".join(_closed(d, reason=True) for d in lost) + ".")
     if g("tasks_overdue"):
         out["failed"].append(f"Просрочено задач: {g('tasks_overdue')}.")
         out["next"].append(f"Закрыть просроченные задачи ({g('tasks_overdue')}) и перенести сроки с клиентами.")
@@ -130,12 +168,16 @@ def fact_lines(facts: dict) -> dict[str, list[str]]:
     return out
 
 
-def render(facts: dict, points: list[KeyPoint]) -> tuple[str, dict[str, list[dict]], list[dict]]:
+def render(facts: dict, points: list[KeyPoint], records: list[dict] | None = None) -> tuple[str, dict[str, list[dict]], list[dict]]:
     """(text, sections, citations): sections map to items {text, cites}."""
-    sections: dict[str, list[dict]] = {s: [{"text": t, "cites": []} for t in ls] for s, ls in fact_lines(facts).items()}
+    known = {r["id"] for r in records} if records is not None else None
+    sections = fact_items(facts, known)
+    by_id = {r["id"]: r for r in records or []}
+    fact_cites = [{"id": c, "section": sec, "quote": (by_id[c].get("text") or "")[:300], "ts": by_id[c].get("ts")}
+                  for sec, items in sections.items() for it in items for c in it["cites"]]
     for p in points:
         sections[p.section].append({"text": p.text, "cites": [p.cite]})
-    citations = [{"id": p.cite, "section": p.section, "quote": p.text, "ts": p.ts} for p in points]
+    citations = fact_cites + [{"id": p.cite, "section": p.section, "quote": p.text, "ts": p.ts} for p in points]
     return render_text(facts, sections), sections, citations
 
 
@@ -156,5 +198,5 @@ def render_text(facts: dict, sections: dict[str, list[dict]]) -> str:
 def summarize_offline(facts: dict, records: list[dict], limit: int = 8) -> tuple[str, dict, list[dict], list[KeyPoint]]:
     """Offline summary of one scope and period."""
     points = key_points(records, limit=limit)
-    text, sections, citations = render(facts, points)
+    text, sections, citations = render(facts, points, records)
     return text, sections, citations, points

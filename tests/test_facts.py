@@ -65,6 +65,19 @@ def expected(tables, start: dt.date, end: dt.date, manager: str | None = None, c
     if company is not None:
         msgs = msgs[msgs.text.str.lower().str.contains(COMPANIES[company].lower(), regex=False)]
     reasons = lost.loss_reason.value_counts()
+
+    def closed_list(df, status: int, reason: bool = False) -> list[dict]:
+        chg = ev[(ev.type == "lead_status_changed") & (ev.status_after == status)].sort_values(["created_at", "event_id"])
+        last_ev = chg.groupby("lead_id").event_id.last()
+        df = df.sort_values(["price", "lead_id"], ascending=[False, True]).head(F.DEALS_N)
+        out = []
+        for r in df.itertuples():
+            d = {"lead_id": r.lead_id, "name": r.name, "price": r.price, "company": COMPANIES[r.company_id],
+                 "event_id": last_ev[r.lead_id]}
+            if reason:
+                d["reason"] = r.loss_reason
+            out.append(d)
+        return out
     return {
         "deals_created": len(created), "created_amount": int(created.price.sum()),
         "deals_won": len(won), "won_amount": int(won.price.sum()),
@@ -74,6 +87,7 @@ def expected(tables, start: dt.date, end: dt.date, manager: str | None = None, c
         "calls_in": int((notes.note_type == "call_in").sum()), "calls_out": int((notes.note_type == "call_out").sum()),
         "notes": int((notes.note_type == "common").sum()), "chat_messages": len(msgs),
         "loss_reasons": {r: int(n) for r, n in reasons.items()},
+        "won_deals": closed_list(won, 142), "lost_deals": closed_list(lost, 143, reason=True),
     }
 
 
@@ -81,6 +95,8 @@ def _compare(got: dict, exp: dict) -> None:
     for k, v in exp.items():
         if k == "loss_reasons":
             assert {r["reason"]: r["count"] for r in got["loss_reasons"] or []} == v
+        elif k in ("won_deals", "lost_deals"):
+            assert (got[k] or []) == v, k
         else:
             assert got[k] == v, k
 
@@ -160,3 +176,52 @@ def test_unknown_keys_and_empty_period(con):
         F.facts_for(con, "manager", "PER-00000000", dt.date(2024, 3, 1), dt.date(2024, 3, 31))
     empty = F.facts_for(con, "team", "team", dt.date(2020, 1, 1), dt.date(2020, 1, 31), as_of=AS_OF)
     assert empty["deals_touched"] == 0 and empty["open_deals_count"] == 0 and empty["win_rate"] is None
+
+
+def stage_at(tables, lead_id: int, end: pd.Timestamp) -> str:
+    """A lead's stage as of `end` (exclusive), recomputed from the status events."""
+    ev = tables["crm_events"]
+    ev = ev[(ev.type == "lead_status_changed") & (ev.lead_id == lead_id)].sort_values(["created_at", "event_id"])
+    before, after = ev[ev.created_at < end], ev[ev.created_at >= end]
+    if len(before):
+        sid = before.status_after.iloc[-1]
+    elif len(after):
+        sid = after.status_before.iloc[0]
+    else:
+        leads = tables["crm_leads"]
+        sid = leads[leads.lead_id == lead_id].status_id.iloc[0]
+    st = tables["crm_statuses"]
+    return st[st.status_id == sid].name.iloc[0]
+
+
+@pytest.mark.parametrize("start,end", MONTHS + [(dt.date(2024, 2, 12), dt.date(2024, 2, 18))])
+def test_open_and_stalled_deals_show_the_stage_at_period_end(con, tables, start, end):
+    pend = pd.Timestamp(end + dt.timedelta(days=1))
+    leads = tables["crm_leads"]
+    for scope, key in [("team", "team")] + [("manager", m) for m in MANAGERS.values()]:
+        f = F.facts_for(con, scope, key, start, end, as_of=AS_OF)
+        for d in (f["open_deals"] or []) + (f["stalled_deals"] or []):
+            assert d["stage"] == stage_at(tables, d["lead_id"], pend), d
+            assert d["stage"] not in ("Успешно реализовано", "Закрыто и не реализовано"), d
+    # the case from the evaluation: a deal open at the period's end but closed later
+    later = leads[(leads.created_at < pend) & (leads.closed_at >= pend)]
+    if start == MONTHS[0][0]:
+        assert len(later), "fixture should have deals open at February's end and closed later"
+    month = F.all_period_facts(con, "month", as_of=AS_OF)
+    for row in month[month.scope == "team"].to_dict("records"):
+        row = F.row_facts(row)
+        for d in (row["open_deals"] or []) + (row["stalled_deals"] or []):
+            assert d["stage"] == stage_at(tables, d["lead_id"], pd.Timestamp(row["end"]) + pd.Timedelta(days=1))
+
+
+def test_won_and_lost_deals_cite_their_status_change(con, tables):
+    f = F.facts_for(con, "team", "team", dt.date(2024, 2, 1), dt.date(2024, 4, 30), as_of=AS_OF)
+    ev = tables["crm_events"].set_index("event_id")
+    assert f["won_deals"] and f["lost_deals"]
+    for key, status in (("won_deals", 142), ("lost_deals", 143)):
+        for d in f[key]:
+            assert ev.loc[d["event_id"], "status_after"] == status and ev.loc[d["event_id"], "lead_id"] == d["lead_id"]
+    assert all(d["reason"] for d in f["lost_deals"])
+    # every loss reason is listed, not just the top ones
+    leads = tables["crm_leads"]
+    assert len(f["loss_reasons"]) == leads[leads.status_id == 143].loss_reason.nunique()

@@ -130,3 +130,30 @@ def test_precompute_covers_every_period_with_activity(tmp_path, kind):
     df = lake.read("summaries", "period_kind = ? AND scope = 'team'", [kind])
     starts = sorted(pd.Timestamp(x).date() for x in df.start)
     assert starts[0] <= dt.date(2024, 2, 5) and len(starts) == len(set(starts))
+
+
+def test_parallel_offline_precompute_is_identical_to_serial(tmp_path, monkeypatch):
+    import crmsum.precompute as P
+
+    def rows(lake) -> pd.DataFrame:
+        df = lake.read("summaries").drop(columns=["created_at"])
+        return df.sort_values("summary_id").reset_index(drop=True)
+
+    serial = build_lake(tmp_path / "serial")
+    r1 = precompute(offline(tmp_path / "s"), serial, as_of=AS_OF)
+    monkeypatch.setattr(P, "OFFLINE_PROCESSES", 2)
+    monkeypatch.setattr(P, "PARALLEL_MIN_ITEMS", 2)
+    monkeypatch.setattr(P, "_workers", lambda: 2)
+    started = []
+    orig = P._OfflinePool.__call__
+
+    def spy(self, fn, items):
+        out = orig(self, fn, items)
+        started.append(self.pool is not None)
+        return out
+    monkeypatch.setattr(P._OfflinePool, "__call__", spy)
+    par = build_lake(tmp_path / "parallel")
+    r2 = precompute(offline(tmp_path / "p"), par, as_of=AS_OF)
+    assert any(started), "the process pool was not used"
+    assert r1.computed == r2.computed > 0 and r2.failed == 0
+    pd.testing.assert_frame_equal(rows(serial), rows(par))

@@ -199,3 +199,32 @@ def test_text_mode_fallback_parses_sections(lake, emu, tmp_path):
     parsed = parse_text("Что произошло:\n• 3 сделки выиграны [note:1]\nЧто делать дальше:\n1. Позвонить ЛПР [msg:-100:5]")
     assert parsed.happened[0].text == "3 сделки выиграны" and parsed.happened[0].citations == ["note:1"]
     assert parsed.next[0].citations == ["msg:-100:5"]
+
+
+def test_offline_summary_lists_won_and_lost_deals_with_citations(lake):
+    con = lake.connect()
+    start, end = dt.date(2024, 2, 1), dt.date(2024, 4, 30)
+    s = summarize_scope(con, start=start, end=end, settings=offline(), as_of=AS_OF)
+    facts = facts_for(con, "team", "team", start, end, as_of=AS_OF)
+    assert facts["won_deals"] and facts["lost_deals"]
+    won = next(line for line in s.text.splitlines() if "Успешно закрыто:" in line)
+    for d in facts["won_deals"]:
+        assert f"«{d['name']}»" in won and f"[event:{d['event_id']}]" in won
+    lost = next(line for line in s.text.splitlines() if "потерянн" in line.lower())
+    for d in facts["lost_deals"]:
+        assert f"«{d['name']}»" in lost and d["reason"] in lost and f"[event:{d['event_id']}]" in lost
+    ids = {c["id"] for c in s.citations}
+    assert {f"event:{d['event_id']}" for d in facts["won_deals"] + facts["lost_deals"]} <= ids
+    assert s.grounding == 1.0 and not s.removed
+
+
+def test_cached_key_points_match_uncached():
+    from crmsum.summarize import keypoints as K
+
+    recs = [{"id": f"note:{i}", "kind": "note", "ts": None,
+             "text": f"Клиент просит скидку {i}%. Нужно согласовать договор до пятницы. Счёт на {i * 1000} руб."}
+            for i in range(30)]
+    first = key_points(recs)
+    K._split.cache_clear()
+    K._scored.cache_clear()
+    assert key_points(recs) == first == key_points(list(recs))

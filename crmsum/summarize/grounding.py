@@ -139,7 +139,7 @@ def _text_support(text: str) -> tuple[frozenset, frozenset, frozenset]:
     return frozenset(s.names), frozenset(s.dates), frozenset(s.values)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 14)
 def _claims(body: str) -> tuple[tuple[str, tuple, tuple, frozenset, frozenset], ...]:
     """(sentence, cited ids, numbers, dates, names) per sentence of a line body (cached)."""
     out = []

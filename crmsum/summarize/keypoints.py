@@ -151,8 +151,6 @@ def key_points(records: list[dict], limit: int = 8, per_section: int = 3) -> lis
         counts[sec] = counts.get(sec, 0) + 1
         chosen.append(best)
         for i, c in enumerate(pool):
-            sim = fuzz.token_set_ratio(c[3], best[3]) / 100
-            if sim > sims[i]:
-                sims[i] = sim
+            sims[i] = max(sims[i], fuzz.token_set_ratio(c[3], best[3]) / 100)
     return [KeyPoint(text=c[3], cite=c[1], section=section_of(c[3]), score=round(c[0], 3), ts=c[4].get("ts"))
             for c in chosen]

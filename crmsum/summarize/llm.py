@@ -43,6 +43,7 @@ EST_OUT_TOKENS = 350  # completion size assumed by dry-run estimates
 MAX_ATTEMPTS = 3
 MAX_RECORD_CHARS = 600
 BREAKER_AFTER = 3  # consecutive failed calls (after retries) before a run stops trying the endpoint
+BREAKER_PROBE_EVERY = 10  # while open, every Nth call probes the endpoint: a short outage costs a few summaries
 
 
 class LLMUnavailable(RuntimeError):
@@ -276,6 +277,7 @@ class LLMClient:
         self.rows: list[dict] = []
         self._lock = threading.Lock()
         self.failures_in_a_row = 0  # logical calls that failed after retries; the breaker opens at BREAKER_AFTER
+        self.refused_while_open = 0  # calls turned away by the open breaker since the last probe
         self.last_error = ""
 
     # -- accounting -----------------------------------------------------------------------
@@ -323,8 +325,10 @@ class LLMClient:
             self._record(purpose, h, cached.get("tokens_in", 0), cached.get("tokens_out", 0), 0.0, True, True, None)
             return CallResult(parsed, cached.get("tokens_in", 0), cached.get("tokens_out", 0), True)
         with self._lock:
-            if self.failures_in_a_row >= BREAKER_AFTER:
-                raise LLMUnavailable(f"endpoint failing ({self.last_error}); circuit open for this run")
+            if self.failures_in_a_row >= BREAKER_AFTER:  # open: refuse, but let every Nth call probe
+                self.refused_while_open += 1
+                if self.refused_while_open % BREAKER_PROBE_EVERY:
+                    raise LLMUnavailable(f"endpoint failing ({self.last_error}); circuit open")
         try:
             result = self._call_with_retries(purpose, h, messages)
         except LLMRejected:
@@ -335,7 +339,7 @@ class LLMClient:
                 self.last_error = str(exc)
             raise
         with self._lock:
-            self.failures_in_a_row = 0
+            self.failures_in_a_row = self.refused_while_open = 0
         return result
 
     def _call_with_retries(self, purpose: str, h: str, messages: list[tuple[str, str]]) -> CallResult:

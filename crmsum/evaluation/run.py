@@ -249,6 +249,24 @@ def _facts_relevant(facts: dict | None, answer, q: Question, company_id: int | N
     return answer.manager is None and company_id is None
 
 
+def _compared_facts(con, answer, q: Question, companies: dict[str, int]) -> list[Context]:
+    """A comparison answer retrieved the facts of every side it compares, not only the first."""
+    from crmsum.facts import facts_query
+
+    out = []
+    for part in (getattr(answer, "compared", None) or [])[1:]:
+        is_manager = part.startswith("PER-")
+        try:
+            facts = facts_query(con, answer.start, answer.end, manager=part if is_manager else None,
+                                company=None if is_manager else companies.get(part))
+        except Exception as exc:  # noqa: BLE001 - an unanswerable side has no facts context
+            log.warning("facts of a compared side failed: %s", exc)
+            continue
+        relevant = part in q.managers if is_manager else companies.get(part) == q.company_id
+        out.append(Context(f"facts:{part}", "", data=facts, relevant=relevant))
+    return out
+
+
 def contexts_for(con, lake, answer, q: Question, companies: dict[str, int],
                  users_by_pseudonym: dict[str, int]) -> list[Context]:
     """Ranked retrieved contexts of one answer: facts first, then the cited records."""
@@ -259,6 +277,7 @@ def contexts_for(con, lake, answer, q: Question, companies: dict[str, int],
     facts = _answer_facts(con, lake, answer, company_id)
     if facts is not None:
         ctx.append(Context("facts", "", data=facts, relevant=_facts_relevant(facts, answer, q, company_id)))
+    ctx += _compared_facts(con, answer, q, companies)
     ids = cited_ids(answer.text)
     metas = record_contexts(con, ids)
     for i in ids:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from crmsum.russian import count, money, number, plural  # noqa: F401 - re-exported
 from crmsum.summarize.keypoints import KeyPoint, key_points
 
 SECTION_TITLES = {
@@ -13,33 +14,6 @@ SECTION_TITLES = {
     "next": "Что делать дальше",
 }
 SECTIONS = tuple(SECTION_TITLES)
-
-
-def plural(n: int | float, one: str, few: str, many: str) -> str:
-    """Russian plural form: 1 сделка, 2 сделки, 5 сделок (fractions take the 'few' form)."""
-    if isinstance(n, float) and not n.is_integer():
-        return few
-    n = abs(int(n))
-    if n % 10 == 1 and n % 100 != 11:
-        return one
-    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-        return few
-    return many
-
-
-def count(n: int, one: str, few: str, many: str) -> str:
-    return f"{n} {plural(n, one, few, many)}"
-
-
-def money(n: int | float) -> str:
-    """«1 250 000 ₽» (spaces between thousands)."""
-    return f"{int(round(n)):,}".replace(",", " ") + " ₽"
-
-
-def number(x: float) -> str:
-    """6 -> '6', 4.1 -> '4,1'."""
-    x = round(float(x), 1)
-    return str(int(x)) if x.is_integer() else str(x).replace(".", ",")
 
 
 def period_title(facts: dict) -> str:

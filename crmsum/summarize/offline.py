@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from crmsum.russian import count, money, number, plural  # noqa: F401 - re-exported
+from crmsum.russian import count, money, number, plural
 from crmsum.summarize.keypoints import KeyPoint, key_points
 
 SECTION_TITLES = {

@@ -104,7 +104,7 @@ class ComparePart:
 
 @dataclass
 class Prepared:
-    """A parsed question and how it will be answered (the bot shows a placeholder before `finish`)."""
+    """A parsed question and how it will be answered (the bot shows «Собираю данные…» before `finish`)."""
 
     question: str
     chat_id: int | None

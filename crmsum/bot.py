@@ -6,7 +6,7 @@ Handlers are thin: each one calls a `BotApp` method, and `BotApp` calls the libr
 - /start, /help: what the bot can do and whom it knows;
 - /digest: this chat's latest weekly digest (chart + text);
 - /ask QUESTION and plain text: an answer from the precomputed summaries at once, or a live one
-  (typing + a «Собираю данные…» placeholder that is edited into the answer);
+  (typing + a «Собираю данные…» message that is edited into the answer);
 - every answer carries 1–5 rating buttons; ratings go to `feedback`.
 
 Only chats in CRMSUM_TELEGRAM_ALLOWED_CHATS are served; any other chat gets one polite refusal per
@@ -145,17 +145,17 @@ class BotApp:
         if prep.clarification is not None:
             self.send(chat_id, th.escape(prep.clarification.display(ctx.vault)))
             return
-        placeholder = None
+        pending = None
         if prep.live:
             call_api(self.bot.send_chat_action, chat_id, "typing", sleep=self.sleep)
-            placeholder = self.send(chat_id, th.i(PLACEHOLDER))
+            pending = self.send(chat_id, th.i(PLACEHOLDER))
         try:
             ans = A.finish(prep, self.settings, self.lake)
         except Exception as exc:  # noqa: BLE001 - the user must hear back
             log.exception("answer failed")
             msg = th.escape(f"Не получилось собрать ответ ({type(exc).__name__}). Попробуйте позже или уточните вопрос.")
-            if placeholder is not None:
-                call_api(self.bot.edit_message_text, msg, chat_id, placeholder.message_id, parse_mode="HTML",
+            if pending is not None:
+                call_api(self.bot.edit_message_text, msg, chat_id, pending.message_id, parse_mode="HTML",
                          sleep=self.sleep)
             else:
                 self.send(chat_id, msg)
@@ -164,8 +164,8 @@ class BotApp:
         kb = rating_keyboard(ans.answer_id)
         for n, part in enumerate(parts):
             markup = kb if n == len(parts) - 1 else None
-            if n == 0 and placeholder is not None:
-                call_api(self.bot.edit_message_text, part, chat_id, placeholder.message_id, parse_mode="HTML",
+            if n == 0 and pending is not None:
+                call_api(self.bot.edit_message_text, part, chat_id, pending.message_id, parse_mode="HTML",
                          reply_markup=markup, disable_web_page_preview=True, sleep=self.sleep)
             else:
                 self.send(chat_id, part, reply_markup=markup)

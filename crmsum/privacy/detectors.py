@@ -80,7 +80,7 @@ def _digits(s: str) -> str:
 def normalize_phone(raw: str) -> str | None:
     """E.164 digits (no '+') of a phone number, or None if it does not look like one.
 
-    Russian numbers in any prefix style (``8…``, ``7…``, ``+7…``, bare 10 digits) collapse to ``7XXXXXXXXXX``.
+    Russian numbers in any prefix style (``8…``, ``7…``, ``+7…``, bare 10 digits) collapse to ``7`` + 10 digits.
     """
     d = _digits(raw)
     plus = raw.lstrip().startswith("+")

@@ -2,7 +2,7 @@
 
 Messages follow the CRM story (new leads, discount questions, meetings, wins, losses) plus the usual
 office noise; every format variant the importer must survive appears: plain and mixed-entity text,
-replies, forwards, edits, reactions, media placeholders and service messages. Written day by day.
+replies, forwards, edits, reactions, media stubs ("File not included") and service messages. Written day by day.
 """
 
 from __future__ import annotations

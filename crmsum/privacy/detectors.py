@@ -159,26 +159,38 @@ def find_phones(text: str) -> Iterator[Span]:
                 raw, start = raw[1:], start + 1
             else:
                 continue
-        d = _digits(raw)
-        if len(d) < 10 or len(d) > 15:
-            continue
-        plus = raw.startswith("+")
-        before = text[max(0, start - 30):start]
-        after = text[end:end + 8]
-        if not plus:
-            if BUSINESS_BEFORE_RE.search(before) and not PHONE_BEFORE_RE.search(before):
-                continue
-            if THOUSANDS_RE.match(raw) or MONEY_AFTER_RE.match(after):
-                continue
-            grouped = any(c in raw for c in " \u00a0-()")
-            if len(d) == 10:
-                # bare 10 digits: only a mobile (9xx); with grouping also landlines; else company INN etc.
-                if not (d[0] == "9" or (grouped and d[0] in "3489") or PHONE_BEFORE_RE.search(before)):
-                    continue
-            elif len(d) == 11:
-                if d[0] not in "78" or d[1] not in "3489":
-                    continue
-        norm = normalize_phone(raw)
-        if norm is None:
-            continue
-        yield start, end, "phone", norm, raw
+        # «89001234567 2 раза»: the greedy run ate a following number; retry without trailing groups
+        for _ in range(3):
+            norm = _phone_at(text, raw, start, end)
+            if norm is not None:
+                yield start, start + len(raw), "phone", norm, raw
+                break
+            cut = max(raw.rfind(" "), raw.rfind("\u00a0"), raw.rfind("-"))
+            if cut <= 0:
+                break
+            raw = raw[:cut].rstrip(" \u00a0-(")
+            end = start + len(raw)
+
+
+def _phone_at(text: str, raw: str, start: int, end: int) -> str | None:
+    """The normalized phone if `raw` (at text[start:end]) is one, judging by itself and its neighbours."""
+    d = _digits(raw)
+    if len(d) < 10 or len(d) > 15 or raw.count("(") != raw.count(")"):
+        return None
+    plus = raw.startswith("+")
+    before = text[max(0, start - 30):start]
+    after = text[end:end + 8]
+    if not plus:
+        if BUSINESS_BEFORE_RE.search(before) and not PHONE_BEFORE_RE.search(before):
+            return None
+        if THOUSANDS_RE.match(raw) or MONEY_AFTER_RE.match(after):
+            return None
+        grouped = any(c in raw for c in " \u00a0-()")
+        if len(d) == 10:
+            # bare 10 digits: only a mobile (9xx); with grouping also landlines; else company INN etc.
+            if not (d[0] == "9" or (grouped and d[0] in "3489") or PHONE_BEFORE_RE.search(before)):
+                return None
+        elif len(d) == 11:
+            if d[0] not in "78" or d[1] not in "3489":
+                return None
+    return normalize_phone(raw)

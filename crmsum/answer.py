@@ -37,7 +37,7 @@ from typing import Any
 
 from crmsum.config import Settings, get_settings
 from crmsum.facts import period_bounds, period_label
-from crmsum.russian import money, plural
+from crmsum.ru import money, plural
 
 log = logging.getLogger(__name__)
 

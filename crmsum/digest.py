@@ -22,7 +22,7 @@ import duckdb
 
 from crmsum import telegram_html as th
 from crmsum.facts import LOST, WON, FactsError, facts_for, period_bounds, period_label
-from crmsum.russian import count, money
+from crmsum.ru import count, money
 
 Display = Callable[[str], str]
 MAX_DEALS = 8

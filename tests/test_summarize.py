@@ -16,7 +16,7 @@ from crmsum.summarize import NOTE_LLM_DOWN, summarize, summarize_scope
 from crmsum.summarize.grounding import check
 from crmsum.summarize.keypoints import key_points
 from crmsum.summarize.llm import SYSTEM, LLMClient, parse_text
-from crmsum.russian import count, money, plural
+from crmsum.ru import count, money, plural
 from crmsum.summarize.records import records_for
 from lake_fixture import AS_OF, TRUTH_PII, build_lake
 

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from crmsum.evaluation.metrics import RefClaim
-from crmsum.russian import money, plural
+from crmsum.ru import money, plural
 
 KINDS = ("manager", "company", "period", "comparison", "loss_reasons")
 SHARES = {"manager": 0.3, "company": 0.2, "period": 0.2, "comparison": 0.15, "loss_reasons": 0.15}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
 
-from crmsum.russian import morph
+from crmsum.ru import morph
 
 _NER = None
 _LOCK = threading.Lock()

@@ -19,7 +19,7 @@ from functools import lru_cache
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from crmsum.russian import morph
+from crmsum.ru import morph
 
 _LOCK = threading.Lock()  # guards the matcher cache
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from crmsum.russian import count, money, number, plural
+from crmsum.ru import count, money, number, plural
 from crmsum.summarize.keypoints import KeyPoint, key_points
 
 SECTION_TITLES = {

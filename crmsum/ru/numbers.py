@@ -1,23 +1,6 @@
-"""Russian-language helpers shared by every module that reads or writes Russian text."""
+"""Numbers in Russian text: plural agreement, counts, money."""
 
 from __future__ import annotations
-
-import threading
-
-_MORPH = None
-_LOCK = threading.Lock()
-
-
-def morph():
-    """The shared pymorphy3 analyser (loading it takes ~0.1 s and ~15 MB, so once per process)."""
-    global _MORPH
-    if _MORPH is None:
-        with _LOCK:
-            if _MORPH is None:
-                import pymorphy3
-
-                _MORPH = pymorphy3.MorphAnalyzer()
-    return _MORPH
 
 
 def plural(n: int | float, one: str, few: str, many: str) -> str:

@@ -13,54 +13,29 @@ Pipeline for one text (all offsets on the original string, then one splice):
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import logging
 import multiprocessing as mp
 import os
 import re
-from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
 from crmsum.failpoints import failpoint
 
 from . import detectors as D
-from .people import CAP_RE, Gazetteer, display_form, morph, ner_tagger, normalize_name, tok_info
+from .finder import PersonFinder, _P
+from .lower import lower_case_people
+from .names import SOLE_TRADER_RE, business_spans
+from .people import CAP_RE, Gazetteer, display_form, ner_tagger, normalize_name, tok_info
 from .vault import PSEUDONYM_RE, Vault
 
 log = logging.getLogger(__name__)
 
 LEGAL_FORMS = {"ооо", "оао", "зао", "пао", "ао", "нао", "ип", "гк", "нпо", "нпп", "тд", "ltd", "llc",
                "inc", "gmbh", "группа", "компания", "компаний", "завод", "холдинг", "и", "в", "на", "the"}
-SEP_RE = re.compile(r"^[ \u00a0]{1,2}$")
-INITIALS_AFTER_RE = re.compile(r"[ \u00a0]?[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?")
-INITIALS_BEFORE_RE = re.compile(r"(?:(?<=[\s(«\"])|^)[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?[ \u00a0]?$")
-LATIN_RE = re.compile(r"^[A-Za-z]")
-LOWER_TOKEN_RE = re.compile(r"(?<![\w@.\-])[а-яё]{4,}(?![\w@])")
-LOWER_WORD_BEFORE_RE = re.compile(r"(?<![\w@.\-])([а-яё]+)[ \u00a0]$")
-LOWER_WORD_AFTER_RE = re.compile(r"[ \u00a0]([а-яё]+)(?![\w@])")
-STRONG_SURNAME_RE = re.compile(r"(?:ский|цкий|ская|цкая|ович|евич|енко|швили|дзе|ян)$")
-SURNAME_LIKE_RE = re.compile(r"(?:ов|ев|ёв|ин|ын|ова|ева|ина|ына|ский|цкий|ская|цкая|ук|юк|енко|ян|швили|дзе|ич|ус|ис)$")
-
-# First names that are also everyday words: a known person's name at sentence start is checked by NER.
-AMBIGUOUS_NAMES = {"вера", "надежда", "любовь", "роман", "лев", "слава", "роза", "лилия", "мир", "злата",
-                   "ангелина", "виолетта", "майя", "лада", "заря", "дина", "клим", "марат"}
-
-_K, _P, _W, _Q = "K", "P", "W", "Q"   # known person, person, weak (sentence start), patronymic
 
 _worker: "Anonymizer | None" = None
 
-
-@lru_cache(maxsize=50_000)
-def _is_common_word(low: str) -> bool:
-    """The lower-case word also reads as an ordinary word (not only as a name)."""
-    return any(p.score >= 0.05 and not any(g in p.tag for g in ("Surn", "Name", "Patr"))
-               for p in morph().parse(low))
-
-
-def _is_initial(text: str, start: int) -> bool:
-    i = start - 1
-    while i >= 0 and text[i] in " \t\u00a0«\"'(-—–•*>":
-        i -= 1
-    return i < 0 or text[i] in ".!?…\n\r:;"
 
 
 class _Spans:
@@ -81,7 +56,7 @@ class _Spans:
         self.mask[a:b] = b"\x01" * (b - a)
 
 
-class Anonymizer:
+class Anonymizer(PersonFinder):
     """Turns people, phones, e-mails, handles and document numbers into vault pseudonyms."""
 
     def __init__(self, vault: Vault, *, use_ner: bool = True, workers: int | None = None,
@@ -205,12 +180,19 @@ class Anonymizer:
         """Scrubbed copy of a free-text field (None and '' pass through)."""
         if not s or not isinstance(s, str):
             return s
-        spans, need = self._analyze(s)
+        return _splice(s, self.spans(s))
+
+    def spans(self, s: str) -> list[tuple[int, int, str]]:
+        """Sorted, non-overlapping ``(start, end, replacement)`` of one text: what `text` changes
+        (the factRuEval bench scores these offsets)."""
+        if not s:
+            return []
+        spans, need, soft = self._analyze(s)
         ner = None
         if need and self.use_ner:
             self.stats["ner"] += 1
-            ner = [(sp.start, sp.stop) for sp in ner_tagger()(s).spans if sp.type == "PER"]
-        return self._finish(s, spans, ner)
+            ner = [(sp.start, sp.stop, sp.type) for sp in ner_tagger()(s).spans]
+        return self._resolve(s, spans, ner, soft)
 
     def texts(self, items: Sequence[str | None]) -> list[str | None]:
         """Batch scrub; same output as ``[text(x) for x in items]``; both cores for big batches."""
@@ -229,18 +211,18 @@ class Anonymizer:
         for i, s in enumerate(items):
             if not s or not isinstance(s, str):
                 continue
-            spans, need = self._analyze(s)
+            spans, need, soft = self._analyze(s)
             if need and self.use_ner:
                 self.stats["ner"] += 1
-                pending.append((i, spans))
+                pending.append((i, spans, soft))
             else:
-                out[i] = self._finish(s, spans, None)
+                out[i] = _splice(s, self._resolve(s, spans, None))
         if pending:
             tagger = ner_tagger()
-            marks = tagger.map([items[i] for i, _ in pending])
-            for (i, spans), mk in zip(pending, marks):
-                ner = [(sp.start, sp.stop) for sp in mk.spans if sp.type == "PER"]
-                out[i] = self._finish(items[i], spans, ner)
+            marks = tagger.map([items[i] for i, _, _ in pending])
+            for (i, spans, soft), mk in zip(pending, marks):
+                ner = [(sp.start, sp.stop, sp.type) for sp in mk.spans]
+                out[i] = _splice(items[i], self._resolve(items[i], spans, ner, soft))
         return out
 
     def _texts_pool(self, items: list[str | None]) -> list[str | None]:
@@ -285,21 +267,39 @@ class Anonymizer:
         return obj
 
     # -- internals -----------------------------------------------------------------------
-    def _analyze(self, s: str) -> tuple[list, bool]:
-        """Spans (start, end, replacement-or-None-for-protected) and whether NER is needed."""
+    def _analyze(self, s: str) -> tuple[list, bool, set]:
+        """Spans (start, end, replacement; the original text for protected spans) and whether NER is needed."""
         self.stats["texts"] += 1
         taken = _Spans(len(s))
-        free = taken.free
-
+        self._soft: set[tuple[int, int]] = set()   # lone surnames by rule: NER may veto (see _resolve)
         for m in PSEUDONYM_RE.finditer(s):
             taken.append((m.start(), m.end(), m.group(0)))
+        self._fixed_detectors(s, taken)
+        toks = self._cap_tokens(s, taken.free)
+        need_ner = self._people_from_tokens(s, toks, taken)
+        if any(c.isdigit() for c in s):
+            people = [(a, b) for a, b, rep in taken.items if rep.startswith("PER-")]
+            for a, b in D.find_birthdates(s, people, dt.date.today().year):
+                if taken.free(a, b):
+                    taken.append((a, b, D.BIRTHDATE_TOKEN))
+        lower_case_people(s, self.gaz, taken, self.vault)
+        return taken.items, need_ner, self._soft
+
+    def _fixed_detectors(self, s: str, taken: "_Spans") -> None:
+        """Addresses, IPs, contacts and document numbers; the sole trader's name; company-shaped spans."""
+        free = taken.free
         has_digit = any(c.isdigit() for c in s)
+        if has_digit:
+            for a, b in D.find_addresses(s):
+                if free(a, b):
+                    taken.append((a, b, D.ADDRESS_TOKEN))
+            for a, b in D.find_ips(s):
+                if free(a, b):
+                    taken.append((a, b, D.IP_TOKEN))
         finders = [D.find_emails, D.find_profiles, D.find_handles]
         if has_digit:
             finders = [D.find_emails, D.find_profiles, D.find_docs, D.find_phones, D.find_handles]
         for f in finders:
-            if f is not D.find_emails and f is not D.find_profiles and f is not D.find_handles and not has_digit:
-                continue
             if f in (D.find_emails, D.find_handles) and "@" not in s:
                 continue
             if f is D.find_profiles and "/" not in s and ":" not in s:
@@ -307,147 +307,41 @@ class Anonymizer:
             for a, b, kind, norm, real in f(s):
                 if free(a, b):
                     taken.append((a, b, self.vault.register(kind, norm, real)))
+        if "ИП" in s or "редпринимател" in s:
+            for m in SOLE_TRADER_RE.finditer(s):
+                a, b = m.span(1)
+                if free(a, b):
+                    taken.append((a, b, self._person_pseudonym(m.group(1))))
+        for a, b in D.street_spans(s):   # «ул. Ленина» without a house: the street is no person
+            if free(a, b):
+                taken.append((a, b, s[a:b]))
+        for a, b in business_spans(s):
+            if free(a, b):
+                taken.append((a, b, s[a:b]))
 
-        # capitalized tokens
-        toks = []   # (start, end, word, cls)
-        need_ner = False
-        gaz = self.gaz
-        for m in CAP_RE.finditer(s):
-            a, b = m.span()
-            if not free(a, b):
-                continue
-            w = m.group(0)
-            low = w.lower()
-            if low in gaz.first_forms or low in gaz.surn_forms:
-                if (low not in gaz.surn_forms and tok_info(w).name in AMBIGUOUS_NAMES and not tok_info(w).top_name
-                        and _is_initial(s, a)
-                        and s[b:b + 1] != ","):   # «Вера, глянь счёт» is a vocative
-                    toks.append((a, b, w, _W))   # «Надежда есть.», «Роман прочитал.»: NER decides
-                else:
-                    toks.append((a, b, w, _K))
-                continue
-            if self._is_company(low):
-                continue
-            if LATIN_RE.match(w):
-                toks.append((a, b, w, "L"))
-                continue
-            info = tok_info(w)
-            if info.stop:
-                continue
-            initial = _is_initial(s, a)
-            if info.patr and not info.name and not info.surn:
-                toks.append((a, b, w, _Q))
-            elif info.name or info.surn:
-                if info.place and not info.strong:
-                    continue
-                if not initial or info.strong or (info.name and s[b:b + 1] == ","):
-                    toks.append((a, b, w, _P))
-                else:
-                    toks.append((a, b, w, _W))
-            elif not info.place and (not info.known or info.anim):
-                # unknown word or animate noun («Мельник»): a person only next to a name, else NER decides
-                toks.append((a, b, w, "I" if initial else "U"))
-        # group adjacent name tokens
-        groups: list[list] = []
-        for t in toks:
-            if groups and len(groups[-1]) < 4 and SEP_RE.match(s[groups[-1][-1][1]:t[0]]):
-                groups[-1].append(t)
-            else:
-                groups.append([t])
-        for g in groups:
-            classes = {t[3] for t in g}
-            if classes <= {"I"}:
-                w0 = g[0][2]
-                if not STRONG_SURNAME_RE.search(w0) or tok_info(w0).known:
-                    if SURNAME_LIKE_RE.search(w0):
-                        need_ner = True
-                    continue
-                # unknown word shaped like a surname at sentence start («Кшиштофский отправил»)
-                g = [(t[0], t[1], t[2], _P) for t in g]
-                classes = {_P}
-            if "I" in classes and not classes & {_K, _P}:
-                g = [t for t in g if t[3] != "I"]
-                classes = {t[3] for t in g}
-            if classes <= {"L"}:
-                if len(g) >= 2:
-                    need_ner = True
-                continue
-            if classes <= {"U"}:
-                need_ner = True
-                continue
-            if classes <= {_W, "U", "L", _Q}:
-                need_ner = True
-                continue
-            g = [t for t in g if t[3] != "L"]
-            norm = self._group_norm(g)
-            a, b = g[0][0], g[-1][1]
-            mb = INITIALS_BEFORE_RE.search(s, max(0, a - 6), a)
-            if mb and free(mb.start(), a):
-                a = mb.start()
-            ma = INITIALS_AFTER_RE.match(s, b)
-            if ma and ma.end() > b and free(b, ma.end()):
-                b = ma.end()
-            real = gaz.people.get(norm, (None,))[0] or display_form(norm)
-            taken.append((a, b, self.vault.register("person", norm, real)))
+    def _person_pseudonym(self, name: str) -> str:
+        norm = self._person_norm(" ".join(name.split()))
+        real = self.gaz.people.get(norm, (None,))[0] or name
+        return self.vault.register("person", norm, real)
 
-        # known surnames written in lower case («созвонился с смирновой»)
-        if gaz.surn_forms:
-            for m in LOWER_TOKEN_RE.finditer(s):
-                a, b = m.span()
-                forms = gaz.surn_forms.get(m.group(0))
-                if forms and free(a, b):
-                    u = gaz.unique(forms)
-                    if u:
-                        off = max(0, a - 40)
-                        mb = LOWER_WORD_BEFORE_RE.search(s[off:a])
-                        ma = LOWER_WORD_AFTER_RE.match(s, b)
-                        with_first = bool(mb and u in gaz.first_forms.get(mb.group(1), ())) or bool(
-                            ma and u in gaz.first_forms.get(ma.group(1), ()))
-                        if _is_common_word(m.group(0)) and not with_first:
-                            continue   # «до морозов», «стая волков»: not Морозов / Волков
-                        # absorb the first name written next to it («роман лебедев», «лебедев роман»)
-                        if mb and u in gaz.first_forms.get(mb.group(1), ()) and free(off + mb.start(1), a):
-                            a = off + mb.start(1)
-                        if ma and u in gaz.first_forms.get(ma.group(1), ()) and free(b, ma.end(1)):
-                            b = ma.end(1)
-                        taken.append((a, b, self.vault.register("person", u, gaz.people[u][0])))
-        return taken.items, need_ner
-
-    def _group_norm(self, g: list) -> str:
-        gaz = self.gaz
-        core = [t for t in g if t[3] != _Q] or g
-        if len(core) == 1:
-            w = core[0][2]
-            low = w.lower()
-            u = gaz.unique(gaz.first_forms.get(low)) or gaz.unique(gaz.surn_forms.get(low))
-            if u:
-                return u
-            norm = normalize_name(w)
-            return gaz.unique(gaz.by_first.get(norm)) or gaz.unique(gaz.by_surn.get(norm)) or norm
-        # a known first-name form and a known surname form of the same person
-        firsts: set[str] = set()
-        surns: set[str] = set()
-        for t in core:
-            low = t[2].lower()
-            firsts |= gaz.first_forms.get(low, set())
-            surns |= gaz.surn_forms.get(low, set())
-        both = firsts & surns
-        if len(both) == 1:
-            return next(iter(both))
-        norm = normalize_name(" ".join(t[2] for t in core))
-        if " " not in norm:   # first name + patronymic only: a lone name
-            return gaz.unique(gaz.by_first.get(norm)) or gaz.unique(gaz.by_surn.get(norm)) or norm
-        return norm
-
-    def _finish(self, s: str, taken: list, ner: list[tuple[int, int]] | None) -> str:
+    def _resolve(self, s: str, taken: list, ner: list[tuple[int, int, str]] | None,
+                 soft: set[tuple[int, int]] = frozenset()) -> list[tuple[int, int, str]]:
+        """Rule spans plus NER's persons; a lone rule-made name that NER calls a place or an
+        organisation («Ливан», «Рейтер») is dropped."""
         if ner:
-            for a, b in ner:
+            other = [(a, b) for a, b, kind in ner if kind != "PER"]
+            if other:
+                taken[:] = [t for t in taken if (t[0], t[1]) not in soft
+                            or not any(a <= t[0] and t[1] <= b for a, b in other)]
+            for a, b, kind in ner:
+                if kind != "PER":
+                    continue
                 words = [m for m in CAP_RE.finditer(s, a, b)]
                 words = [m for m in words if not self._is_company(m.group(0).lower())
                          and not tok_info(m.group(0)).stop]
                 if not words:
                     continue
-                a2, b2 = words[0].start(), words[-1].end()
+                a2, b2 = self._extend_ner(s, words[0].start(), words[-1].end(), taken)
                 inside = [t for t in taken if a2 <= t[0] and t[1] <= b2 and t[2].startswith("PER-")]
                 clash = [t for t in taken if t[0] < b2 and a2 < t[1] and t not in inside]
                 if clash:
@@ -456,24 +350,35 @@ class Anonymizer:
                     continue
                 for t in inside:
                     taken.remove(t)
+                words = list(CAP_RE.finditer(s, a2, b2)) or words
                 norm = normalize_name(" ".join(m.group(0) for m in words))
                 if len(words) == 1:
                     norm = self._group_norm([(a2, b2, words[0].group(0), _P)])
                 real = self.gaz.people.get(norm, (None,))[0] or display_form(norm)
                 taken.append((a2, b2, self.vault.register("person", norm, real)))
-        if not taken:
-            return s
         taken.sort()
-        out = []
+        out: list[tuple[int, int, str]] = []
         pos = 0
         for a, b, rep in taken:
-            if a < pos:
+            if a < pos or rep == s[a:b]:
                 continue
-            out.append(s[pos:a])
-            out.append(rep)
+            out.append((a, b, rep))
             pos = b
-        out.append(s[pos:])
-        return "".join(out)
+        return out
+
+
+def _splice(s: str, spans: list[tuple[int, int, str]]) -> str:
+    """The text with each span replaced (spans sorted and disjoint)."""
+    if not spans:
+        return s
+    out = []
+    pos = 0
+    for a, b, rep in spans:
+        out.append(s[pos:a])
+        out.append(rep)
+        pos = b
+    out.append(s[pos:])
+    return "".join(out)
 
 
 def _init_worker(vault_dir: str, use_ner: bool) -> None:

@@ -30,6 +30,7 @@ HANDLE_RE = re.compile(r"(?<![\w@./])@[A-Za-z][A-Za-z0-9_]{2,31}\b")
 PHONE_CAND_RE = re.compile(
     r"(?<![\w+\-/.,])(?:\+\s?)?\d(?:[ \u00a0\-\u2010-\u2012]?\(?\d\)?|[ \u00a0\-\u2010-\u2012]?\(\d{1,5}\)[ \u00a0\-]?){6,18}(?![\w/])"
     r"(?!\.\d)(?!,\d)")
+DIGITS_RE = re.compile(r"\d+")
 THOUSANDS_RE = re.compile(r"^\d{1,3}(?:[ \u00a0]\d{3})+$")
 MONEY_AFTER_RE = re.compile(r"^\s*(?:руб|р\.|р\b|₽|тыс|млн|млрд|usd|eur|\$|€|%|шт|ед|м2|м²|кг|т\b)", re.I)
 BUSINESS_BEFORE_RE = re.compile(
@@ -147,29 +148,42 @@ def find_docs(text: str) -> Iterator[Span]:
 
 
 def find_phones(text: str) -> Iterator[Span]:
+    """Phones in any spelling; inside a longer run of digit groups («0 8900…», «89001234567 (2 раза)»,
+    «…(10:30)») the leftmost-longest sub-run of whole groups that is a phone."""
     for m in PHONE_CAND_RE.finditer(text):
-        raw = m.group(0)
-        start, end = m.start(), m.end()
-        # trim trailing separators / unbalanced parens
-        while raw and not raw[-1].isdigit():
-            raw = raw[:-1]
-            end -= 1
-        if raw.count("(") != raw.count(")"):
-            if raw.startswith("("):
-                raw, start = raw[1:], start + 1
-            else:
+        raw, base = m.group(0), m.start()
+        groups = [(g.start(), g.end()) for g in DIGITS_RE.finditer(raw)]
+        i = 0
+        while i < len(groups):
+            hit = _phone_in(text, raw, base, groups, i)
+            if hit is None:
+                i += 1
                 continue
-        # «89001234567 2 раза»: the greedy run ate a following number; retry without trailing groups
-        for _ in range(3):
-            norm = _phone_at(text, raw, start, end)
-            if norm is not None:
-                yield start, start + len(raw), "phone", norm, raw
-                break
-            cut = max(raw.rfind(" "), raw.rfind("\u00a0"), raw.rfind("-"))
-            if cut <= 0:
-                break
-            raw = raw[:cut].rstrip(" \u00a0-(")
-            end = start + len(raw)
+            a, b, norm, j = hit
+            yield base + a, base + b, "phone", norm, text[base + a:base + b]
+            i = j + 1
+
+
+def _phone_in(text: str, raw: str, base: int, groups: list[tuple[int, int]], i: int):
+    """(start, end, normalized, last group) of the longest phone starting at digit group i, or None."""
+    for j in range(len(groups) - 1, i - 1, -1):
+        a, b = groups[i][0], groups[j][1]
+        if sum(e - s for s, e in groups[i:j + 1]) < 10:
+            return None
+        if a > 0 and raw[a - 1] == "(" and ")" in raw[a:b]:
+            a -= 1
+        elif a > 0 and raw[a - 1] == "+":
+            a -= 1
+        elif a > 1 and raw[a - 2:a] == "+ ":
+            a -= 2
+        if raw.count("(", a, b) == raw.count(")", a, b) + 1 and raw[b:b + 1] == ")":
+            continue   # «…(10» of «(10:30)» stays out: try a shorter run
+        if raw.count(")", a, b) == raw.count("(", a, b) + 1 and base + a > 0 and text[base + a - 1] == "(":
+            a -= 1     # «(916) 123-45-67»: the opening parenthesis is before the candidate
+        norm = _phone_at(text, text[base + a:base + b], base + a, base + b)
+        if norm is not None:
+            return a, b, norm, j
+    return None
 
 
 def _phone_at(text: str, raw: str, start: int, end: int) -> str | None:
@@ -181,8 +195,13 @@ def _phone_at(text: str, raw: str, start: int, end: int) -> str | None:
     before = text[max(0, start - 30):start]
     after = text[end:end + 8]
     if not plus:
-        if BUSINESS_BEFORE_RE.search(before) and not PHONE_BEFORE_RE.search(before):
-            return None
+        bm = BUSINESS_BEFORE_RE.search(before)
+        if bm and not PHONE_BEFORE_RE.search(before):
+            # a whole Russian mobile number is a phone even after a bare «#»/«№»; not after a word
+            # («артикул», «заказ», «ИНН»)
+            bare = bm.group(0).strip().lower() in ("#", "№", "n", "no", "no.")
+            if not (bare and len(d) == 11 and d[0] in "78" and d[1] == "9"):
+                return None
         if THOUSANDS_RE.match(raw) or MONEY_AFTER_RE.match(after):
             return None
         grouped = any(c in raw for c in " \u00a0-()")
@@ -194,3 +213,91 @@ def _phone_at(text: str, raw: str, start: int, end: int) -> str | None:
             if d[0] not in "78" or d[1] not in "3489":
                 return None
     return normalize_phone(raw)
+
+
+# -- addresses, birth dates, IP addresses: masked by fixed tokens (nothing to resolve later) ---------
+ADDRESS_TOKEN = "[адрес]"
+BIRTHDATE_TOKEN = "[дата рождения]"
+IP_TOKEN = "[IP-адрес]"
+
+_STREET = (r"(?i:ул\.?|улиц[аеуы]|пр-т\.?|пр-кт\.?|просп\.?|проспект[аеу]?|пер\.|переул(?:ок|ке|ка)|ш\.|шоссе|"
+           r"б-р\.?|бульвар[аеу]?|наб\.|набережн(?:ая|ой|ую)|пл\.|площад[ьи]|мкр\.?|микрорайон[аеу]?|"
+           r"пр-д\.?|проезд[аеу]?|туп\.|тупик[аеу]?|кв-л\.?)")
+STREET_MARKER_RE = re.compile(_STREET)
+STREET_ABBR_RE = re.compile(r"(?i:ул\.?|пр-к?т\.?|просп\.|пер\.|ш\.|б-р\.?|наб\.|пл\.|мкр\.?|пр-д\.?|туп\.|кв-л\.?)[ \u00a0]")
+_STREET_NAME = r"(?:\d{1,3}-?(?:я|й|го|ой|ая)?[ \u00a0]+)?(?:[А-ЯЁA-Z0-9][\w.\-]*)(?:[ \u00a0]+[А-ЯЁA-Z][\w.\-]*){0,3}"
+_HOUSE = (r"(?:,?[ \u00a0]*(?:д\.?|дом|влад\.?|вл\.)[ \u00a0]*\d{1,4}[а-яА-Я]?(?:[/\-]\d{1,4}[а-яА-Я]?)?"
+          r"|,?[ \u00a0]*\d{1,4}(?:к\d{1,3}|стр\d{1,3}|[а-яА-Я](?![а-яё]))?(?:/\d{1,4})?(?=[ \u00a0]*(?:,|[ \u00a0]к\b|[ \u00a0]корп|[ \u00a0]стр|[ \u00a0]кв|-\d|$|\s)))")
+_UNIT = (r"(?:,?[ \u00a0]*(?:к\.?|корп\.?|корпус|стр\.?|строение|кв\.?|квартира|оф\.?|офис|пом\.?|помещение|"
+         r"эт\.?|этаж|под\.?|подъезд)[ \u00a0]*№?[ \u00a0]*\d{1,4}[а-яА-Я]?|-\d{1,4}(?!\d))")
+ADDRESS_RE = re.compile(
+    rf"(?<![\w])(?:(?:\d{{6}},?[ \u00a0]*)?(?:[гГ]\.[ \u00a0]?[А-ЯЁ][\w\-]+,?[ \u00a0]*)?)?{_STREET}[ \u00a0]*{_STREET_NAME}"
+    rf"(?P<house>(?i:{_HOUSE}(?:{_UNIT}){{0,4}}))?")
+# a bare «кв. 12», «квартира 5» also points at a home
+FLAT_RE = re.compile(r"(?<![\w])(?:кв\.|квартира|квартиры|квартире)[ \u00a0]*№?[ \u00a0]*\d{1,4}(?!\d)", re.I)
+
+_MONTHS = (r"(?:январ[яь]|феврал[яь]|марта?|апрел[яь]|ма[яй]|июн[яь]|июл[яь]|августа?|сентябр[яь]|октябр[яь]|"
+           r"ноябр[яь]|декабр[яь])")
+DATE_RE = re.compile(
+    rf"(?<![\d.])(?:(?P<d>[0-3]?\d)[./\-](?P<m>[01]?\d)[./\-](?P<y>(?:19|20)\d\d|\d\d)"
+    rf"|(?P<d2>[0-3]?\d)[ \u00a0]+{_MONTHS}(?:[ \u00a0]+(?P<y2>(?:19|20)\d\d))?(?:[ \u00a0]*г(?:ода|\.)?)?)(?![\d])", re.I)
+BIRTH_CTX_RE = re.compile(
+    r"(?:д\.?[ \u00a0]?р\.?|д/р|\bдр\b|дата[ \u00a0]+рождения|день[ \u00a0]+рождения|дня[ \u00a0]+рождения|"
+    r"дне[ \u00a0]+рождения|родил(?:ся|ась|ись)|рожд(?:\.|ения|ён|ена)|г\.[ \u00a0]?р\.|год[ \u00a0]+рождения|"
+    r"dob|date[ \u00a0]+of[ \u00a0]+birth|birthday|born|юбилей|исполняется|исполнилось)", re.I)
+IPV4_RE = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]|\.\d)")
+IPV6_RE = re.compile(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){2,7}(?::|(?::[0-9a-fA-F]{1,4}){1,6}|[0-9a-fA-F]{1,4})(?![\w:])")
+
+
+def find_addresses(text: str) -> Iterator[tuple[int, int]]:
+    """Postal addresses down to house and flat («ул. Ленина, д. 5, кв. 12»): the whole span.
+
+    A street named without a house number is not an address of anyone, and stays (callers still
+    treat the street's name as no person: see `street_spans`).
+    """
+    for m in ADDRESS_RE.finditer(text):
+        if m.group("house"):
+            yield m.start(), m.end()
+    for m in FLAT_RE.finditer(text):
+        yield m.start(), m.end()
+
+
+def street_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Street names after an abbreviated marker («ул. Ленина»), with or without a house number
+    (a full word such as «на улице Иван …» may be followed by a person, so it needs the number)."""
+    for m in ADDRESS_RE.finditer(text):
+        if m.group("house") or STREET_ABBR_RE.match(text, _marker_at(text, m)):
+            yield m.start(), m.end()
+
+
+def _marker_at(text: str, m: re.Match) -> int:
+    """Offset of the street marker inside an address match (after an optional index and city)."""
+    found = STREET_MARKER_RE.search(text, m.start(), m.end())
+    return found.start() if found else m.start()
+
+
+def find_ips(text: str) -> Iterator[tuple[int, int]]:
+    if "." in text:
+        for m in IPV4_RE.finditer(text):
+            yield m.start(), m.end()
+    if text.count(":") >= 2:
+        for m in IPV6_RE.finditer(text):
+            v = m.group(0)
+            if sum(c.isalpha() for c in v) or v.count(":") >= 4:   # not a clock time «10:30:00»
+                yield m.start(), m.end()
+
+
+def find_birthdates(text: str, people: list[tuple[int, int]], this_year: int) -> Iterator[tuple[int, int]]:
+    """Dates said to be a birthday («д.р. 12.03.1985», «день рождения 5 мая»), and full dates of a
+    year long past right next to a person («Иванов И. И., 12.03.1985»)."""
+    for m in DATE_RE.finditer(text):
+        before = text[max(0, m.start() - 28):m.start()]
+        after = text[m.end():m.end() + 20]
+        if BIRTH_CTX_RE.search(before) or re.match(r"\W{0,3}(?:г\.[ \u00a0]?р\.|года?[ \u00a0]+рождения|р\.)", after, re.I):
+            yield m.start(), m.end()
+            continue
+        y = m.group("y") or m.group("y2")
+        if not y or len(y) != 4 or int(y) > this_year - 14:
+            continue
+        if any(0 <= m.start() - b <= 40 or 0 <= a - m.end() <= 12 for a, b in people):
+            yield m.start(), m.end()

@@ -19,7 +19,10 @@ _NER = None
 _LOCK = threading.Lock()
 
 WORD_RE = re.compile(r"[A-Za-zА-Яа-яЁё]+(?:-[A-Za-zА-Яа-яЁё]+)*")
-CAP_RE = re.compile(r"(?<![\w@./\-])[А-ЯЁA-Z][а-яёa-z]+(?:-[А-ЯЁA-Z][а-яёa-z]+)?(?![\w@])")
+# a capitalised word, Cyrillic or Latin with diacritics («Müller»), with a hyphenated part
+# («Римский-Корсаков», «Жан-Мари») or a particle prefix («аль-Барадеи», «д'Артаньян»)
+CAP_RE = re.compile(r"(?<![\w@./\-])(?:(?:аль|эль|ибн|бен|де|ди|дю|ван|фон|ле|ла|al|el|de|di|van|von|d|o)['’-])?"
+                    r"[А-ЯЁA-ZÀ-ÖØ-Þ][а-яёa-zß-öø-ÿ]+(?:-[А-ЯЁA-ZÀ-ÖØ-Þ][а-яёa-zß-öø-ÿ]+)?(?![\w@])")
 
 # Capitalized words that are never people even though pymorphy has a Name/Surn reading.
 STOP = {

@@ -1,0 +1,132 @@
+"""Score the anonymizer's person detection on factRuEval-2016, beside natasha's NER alone (same run).
+
+    python bench/bench_ner.py [--split test|dev|both] [--show N] [--planted]
+
+Data: ``/work/shared/reference/ner/`` (or ``$CRMSUM_NER_REFERENCE``), one sentence a line with the
+gold person spans. Scoring (the reference README's): a person mention is caught when none of its
+capitalised words survives (a masked first name beside a visible surname is a miss); over-masking is
+the share of capitalised words outside person spans, not at sentence start, that disappeared.
+Speed: sentences per second of ``Anonymizer.spans`` one sentence at a time in this process (one core,
+empty vault: no known people, no companies — the chat-only worst case); natasha is timed with its
+batched ``map``. Tune on the devset only; the test split is for the reported figures.
+``--planted`` adds the per-category masked/planted table (tests/planted_pii.py) over CRM-note,
+chat and question contexts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+REF = Path(os.environ.get("CRMSUM_NER_REFERENCE", "/work/shared/reference/ner"))
+CAP_WORD_RE = re.compile(r"(?<!\w)[А-ЯЁA-Z][\w\-]*")
+Spans = list[tuple[int, int]]
+
+
+def load(split: str) -> list[dict]:
+    path = REF / f"factrueval2016-{split}set-persons.jsonl"
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _mask(n: int, spans: Spans) -> bytearray:
+    m = bytearray(n)
+    for a, b in spans:
+        m[a:b] = b"\x01" * (b - a)
+    return m
+
+
+def score(rows: list[dict], predicted: list[Spans]) -> dict:
+    """Mention recall and over-masking of predicted masked spans, with the misses for debugging."""
+    caught = total = over = outside = 0
+    misses: list[str] = []
+    overs: list[str] = []
+    for row, spans in zip(rows, predicted):
+        s = row["text"]
+        masked = _mask(len(s), spans)
+        gold = _mask(len(s), [tuple(p) for p in row["person_spans"]])
+        for a, b in row["person_spans"]:
+            words = list(CAP_WORD_RE.finditer(s, a, b))
+            if not words:
+                continue
+            total += 1
+            if all(masked.find(1, w.start(), w.end()) >= 0 for w in words):
+                caught += 1
+            else:
+                misses.append(s[a:b])
+        for w in CAP_WORD_RE.finditer(s):
+            if w.start() == 0 or gold.find(1, w.start(), w.end()) >= 0:
+                continue
+            outside += 1
+            if masked.find(1, w.start(), w.end()) >= 0:
+                over += 1
+                overs.append(w.group(0))
+    return {"mentions": total, "recall": caught / max(total, 1), "outside_words": outside,
+            "over_masking": over / max(outside, 1), "misses": misses, "overs": overs}
+
+
+def timed(fn: Callable[[], list[Spans]]) -> tuple[list[Spans], float]:
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def run_split(split: str, show: int) -> None:
+    from crmsum.privacy import Anonymizer, Vault
+    from crmsum.privacy.people import ner_tagger
+
+    rows = load(split)
+    texts = [r["text"] for r in rows]
+    tagger = ner_tagger()
+    tagger(texts[0])   # load and warm both before timing
+    with tempfile.TemporaryDirectory() as tmp:
+        anon = Anonymizer(Vault(Path(tmp) / "vault"), workers=1)
+        anon.spans(texts[0])
+        ours, t_ours = timed(lambda: [[(a, b) for a, b, _ in anon.spans(t)] for t in texts])
+        ner_share = anon.stats["ner"] / max(anon.stats["texts"], 1)
+    nat, t_nat = timed(lambda: [[(sp.start, sp.stop) for sp in m.spans if sp.type == "PER"]
+                                for m in tagger.map(texts)])
+    for name, pred, el in (("anonymizer", ours, t_ours), ("natasha NER alone", nat, t_nat)):
+        r = score(rows, pred)
+        print(f"{split:4} {name:18} recall {r['recall']:.4f} ({r['mentions']} mentions)  "
+              f"over-masking {r['over_masking']:.4f} ({r['outside_words']} words)  "
+              f"{len(rows) / el:,.0f} sentences/s")
+        if name == "anonymizer":
+            print(f"{'':4} {'':18} NER ran on {ner_share:.1%} of sentences")
+            if show:
+                print("  missed:", r["misses"][:show])
+                print("  over-masked:", r["overs"][:show])
+
+
+def run_planted() -> None:
+    from tests.planted_pii import planted_table
+
+    print(f"{'category':14} {'masked/planted':>15}")
+    for cat, (masked, planted) in planted_table().items():
+        print(f"{cat:14} {masked:>7}/{planted:<7}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", choices=("test", "dev", "both"), default="test")
+    ap.add_argument("--show", type=int, default=0, help="print the first N misses and over-masked words")
+    ap.add_argument("--planted", action="store_true", help="also print the per-category planted table")
+    a = ap.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
+    for split in (("dev", "test") if a.split == "both" else (a.split,)):
+        run_split(split, a.show)
+    if a.planted:
+        run_planted()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Which capitalised tokens of a text are people: classification, grouping into whole names, NER widening.
+
+A mixin of `Anonymizer` (it needs the gazetteer, the company words and the vault): classes of a token are
+K known person, P person, W weak (a name reading at sentence start), Q patronymic, LF/L Latin first name /
+other Latin word, G guessed name reading of an unknown word, I/U unknown word at / not at sentence start,
+X/XM/XG ordinary word at / not at sentence start, place name — these join a name only right after a first
+name («Василий Шумов»), and a lone XM or G asks NER.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .names import (PARTICLE_SEP_RE, UPPER_RE, is_business_word, is_diminutive, is_latin_first,
+                    upper_token_class)
+from .people import CAP_RE, display_form, normalize_name, tok_info
+
+SEP_RE = re.compile(r"^[ \u00a0]{1,2}$")
+_PART = r"(?:(?:ле|ла|де|ди|да|дю|дель|ван|фон|дер|бен|бин|ибн|van|von|de|der|di|da|le|la|del)[ \u00a0])?"
+NEXT_CAP_RE = re.compile(r"[ \u00a0]" + _PART + "(" + CAP_RE.pattern + ")")
+PREV_CAP_RE = re.compile("(" + CAP_RE.pattern + ")[ \u00a0]" + _PART + "$")
+INITIALS_AFTER_RE = re.compile(r"[ \u00a0]?[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?")
+INITIALS_BEFORE_RE = re.compile(r"(?:(?<=[\s(«\"])|^)[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?[ \u00a0]?$")
+LATIN_RE = re.compile(r"^[A-Za-z]")
+STRONG_SURNAME_RE = re.compile(r"(?:ский|цкий|ская|цкая|ович|евич|енко|швили|дзе|ян)$")
+SURNAME_LIKE_RE = re.compile(r"(?:ов|ев|ёв|ин|ын|ова|ева|ина|ына|ский|цкий|ская|цкая|ук|юк|енко|ян|швили|дзе|ич|ус|ис)$")
+
+# First names that are also everyday words: a known person's name at sentence start is checked by NER.
+AMBIGUOUS_NAMES = {"вера", "надежда", "любовь", "роман", "лев", "слава", "роза", "лилия", "мир", "злата",
+                   "ангелина", "виолетта", "майя", "лада", "заря", "дина", "клим", "марат"}
+
+_K, _P, _W, _Q = "K", "P", "W", "Q"   # known person, person, weak (sentence start), patronymic
+def _is_initial(text: str, start: int) -> bool:
+    i = start - 1
+    while i >= 0 and text[i] in " \t\u00a0«\"'(-—–•*>":
+        i -= 1
+    return i < 0 or text[i] in ".!?…\n\r:;"
+
+
+def _group(s: str, toks: list) -> list[list]:
+    """Adjacent name tokens (one space or a name particle apart) as groups; an ordinary word («X»)
+    joins only right after a first name («Василий Шумов»), never starts a group."""
+    groups: list[list] = []
+    for t in toks:
+        prev = groups[-1][-1] if groups else None
+        near = prev is not None and len(groups[-1]) < 5 and (
+            SEP_RE.match(s[prev[1]:t[0]]) or PARTICLE_SEP_RE.match(s[prev[1]:t[0]]))
+        if t[3] in ("X", "XM", "XG"):
+            if near and prev[3] in (_K, _P, _W, "LF") and tok_info(prev[2]).name:
+                groups[-1].append(t)
+            elif t[3] == "XM":   # a capitalised word mid-sentence: NER decides
+                groups.append([t])
+            continue
+        if near and groups[-1][0][3] != "XM":
+            groups[-1].append(t)
+        else:
+            groups.append([t])
+    return groups
+
+
+
+class PersonFinder:
+    """Person spans from capitalised tokens (mixed into `Anonymizer`)."""
+
+    def _cap_tokens(self, s: str, free) -> list[tuple[int, int, str, str]]:
+        """Capitalised and ALL-CAPS tokens with their class (see `_people_from_tokens`)."""
+        toks = [t for m in CAP_RE.finditer(s) if free(*m.span())
+                for t in [self._classify(s, m.start(), m.end(), m.group(0))] if t is not None]
+        if any(c.isupper() for c in s[1:]):
+            upper = []
+            for m in UPPER_RE.finditer(s):
+                cls = upper_token_class(m.group(0)) if free(*m.span()) else None
+                if cls is not None and not self._is_company(m.group(0).lower()):
+                    w = m.group(0)
+                    upper.append((m.start(), m.end(), w[:1] + w[1:].lower(), cls))
+            if len(upper) == 1 and len(upper[0][2]) < 5:
+                upper = []   # one short ALL-CAPS word is an acronym («ЗАЗ», «ООО»)
+            if upper:
+                toks = sorted(toks + upper)
+        return toks
+
+    def _classify(self, s: str, a: int, b: int, w: str) -> tuple[int, int, str, str] | None:
+        gaz = self.gaz
+        low = w.lower()
+        if low in gaz.first_forms or low in gaz.surn_forms:
+            if (low not in gaz.surn_forms and tok_info(w).name in AMBIGUOUS_NAMES and not tok_info(w).top_name
+                    and _is_initial(s, a)
+                    and s[b:b + 1] != ","):   # «Вера, глянь счёт» is a vocative
+                return (a, b, w, _W)   # «Надежда есть.», «Роман прочитал.»: NER decides
+            return (a, b, w, _K)
+        if self._is_company(low) or is_business_word(w):
+            return None
+        if LATIN_RE.match(w):
+            return (a, b, w, "LF" if is_latin_first(w) else "L")
+        if not w[:1].isupper():   # particle prefix: «аль-Барадеи»
+            return (a, b, w, _P)
+        info = tok_info(w)
+        if info.stop:
+            return None
+        initial = _is_initial(s, a)
+        if info.patr and not info.name and not info.surn:
+            return (a, b, w, _Q)
+        if info.name or info.surn:
+            if info.place and not info.strong:
+                return (a, b, w, "XG")   # a place name: part of a name only right after a first name
+            if not info.known and not (STRONG_SURNAME_RE.search(low) or is_diminutive(w)):
+                return (a, b, w, "G")   # a guessed reading («Тусоне», «Гагаузии»): NER decides
+            if not initial or info.strong or (info.name and s[b:b + 1] == ","):
+                return (a, b, w, _P)
+            return (a, b, w, _W)
+        if not info.known and is_diminutive(w):
+            return (a, b, w, _P if not initial else _W)
+        if not info.place and (not info.known or info.anim):
+            # unknown word or animate noun («Мельник»): a person only next to a name, else NER decides
+            return (a, b, w, "I" if initial else "U")
+        if info.place:
+            return (a, b, w, "XG")
+        # an ordinary word: part of a name right after a first name; mid-sentence NER decides
+        return (a, b, w, "X" if initial else "XM")
+
+    def _people_from_tokens(self, s: str, toks: list, taken: "_Spans") -> bool:
+        """Person spans from adjacent name tokens; True when NER must decide what is left."""
+        need_ner = False
+        free = taken.free
+        for g in _group(s, toks):
+            classes = {t[3] for t in g}
+            if g[0][3] == "LF" and len(g) >= 2 and classes <= {"LF", "L"}:
+                g = [(t[0], t[1], t[2], _P) for t in g]   # «John Smith», «Hans Müller»
+                classes = {_P}
+            classes = {("L" if c == "LF" else "U" if c in ("G", "XM") else c) for c in classes}
+            if classes <= {"I"}:
+                w0 = g[0][2]
+                if not STRONG_SURNAME_RE.search(w0) or tok_info(w0).known:
+                    if SURNAME_LIKE_RE.search(w0):
+                        need_ner = True
+                    continue
+                # unknown word shaped like a surname at sentence start («Кшиштофский отправил»)
+                g = [(t[0], t[1], t[2], _P) for t in g]
+                classes = {_P}
+            if "I" in classes and not classes & {_K, _P}:
+                g = [t for t in g if t[3] != "I"]
+                classes = {t[3] for t in g}
+            if classes <= {"L"}:
+                if len(g) >= 2:
+                    need_ner = True
+                continue
+            if classes <= {_W, "U", "L", _Q}:
+                need_ner = True
+                continue
+            soft = len(g) == 1 and classes == {_P} and not tok_info(g[0][2]).name
+            norm = self._group_norm([t for t in g if t[3] not in ("L", "LF")] or g)
+            a, b = g[0][0], g[-1][1]
+            mb = INITIALS_BEFORE_RE.search(s, max(0, a - 6), a)
+            if mb and free(mb.start(), a):
+                a = mb.start()
+            ma = INITIALS_AFTER_RE.match(s, b)
+            if ma and ma.end() > b and free(b, ma.end()):
+                b = ma.end()
+            if free(a, b):
+                real = self.gaz.people.get(norm, (None,))[0] or display_form(norm)
+                taken.append((a, b, self.vault.register("person", norm, real)))
+                if soft:
+                    self._soft.add((a, b))
+                    need_ner = True
+        return need_ner
+
+    def _extend_ner(self, s: str, a: int, b: int, taken: list) -> tuple[int, int]:
+        """Widen a NER person span to the whole capitalised name around it («Марин Ле Пен»):
+        a masked first name never stands beside a visible surname."""
+        for _ in range(3):
+            last = CAP_RE.search(s, max(a, b - 40), b)
+            if last is None or not tok_info(last.group(0)).name:
+                break
+            m = NEXT_CAP_RE.match(s, b)
+            if not m or not self._may_extend(m.group(1), taken, m.start(1), m.end(1)):
+                break
+            b = m.end(1)
+        for _ in range(2):
+            m = PREV_CAP_RE.search(s, max(0, a - 40), a)
+            if not m or _is_initial(s, m.start(1)) or not self._may_extend(m.group(1), taken, m.start(1), m.end(1)):
+                break
+            info = tok_info(m.group(1))
+            if info.known and not (info.name or info.surn):
+                break
+            a = m.start(1)
+        return a, b
+
+    def _may_extend(self, w: str, taken: list, a: int, b: int) -> bool:
+        low = w.lower()
+        return not (self._is_company(low) or is_business_word(w) or tok_info(w).stop or tok_info(w).place
+                    or any(t[0] < b and a < t[1] for t in taken))
+
+    def _group_norm(self, g: list) -> str:
+        gaz = self.gaz
+        core = [t for t in g if t[3] != _Q] or g
+        if len(core) == 1:
+            w = core[0][2]
+            low = w.lower()
+            u = gaz.unique(gaz.first_forms.get(low)) or gaz.unique(gaz.surn_forms.get(low))
+            if u:
+                return u
+            norm = normalize_name(w)
+            return gaz.unique(gaz.by_first.get(norm)) or gaz.unique(gaz.by_surn.get(norm)) or norm
+        # a known first-name form and a known surname form of the same person
+        firsts: set[str] = set()
+        surns: set[str] = set()
+        for t in core:
+            low = t[2].lower()
+            firsts |= gaz.first_forms.get(low, set())
+            surns |= gaz.surn_forms.get(low, set())
+        both = firsts & surns
+        if len(both) == 1:
+            return next(iter(both))
+        norm = normalize_name(" ".join(t[2] for t in core))
+        if " " not in norm:   # first name + patronymic only: a lone name
+            return gaz.unique(gaz.by_first.get(norm)) or gaz.unique(gaz.by_surn.get(norm)) or norm
+        return norm
+

@@ -1,0 +1,159 @@
+"""Name evidence the dictionary alone misses: Latin first names, ALL-CAPS and lower-case names,
+diminutives, name particles, the sole trader's name after «ИП», and the business forms that make a
+capitalised word a company rather than a person.
+
+Why separate from people.py: people.py normalizes a name that is already known to be one; this module
+decides *whether* a token or a span is a name in free text, cheaply (regex + cached lookups), so
+natasha's NER only runs where these rules cannot decide.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from crmsum.ru import morph
+from crmsum.ru.orgs import BRAND_PARTS, BRAND_SUFFIX_RE, LEGAL_FORMS
+
+from .people import tok_info
+
+_UP = "А-ЯЁA-ZÀ-ÖØ-Þ"
+_LO = "а-яёa-zß-öø-ÿ"
+# lower-case particles inside a name: «Марин Ле Пен», «Люк Ван Велли», «Ханс фон Хаген», «аль-Барадеи»
+PARTICLES = frozenset({"ле", "ла", "де", "ди", "да", "дю", "дель", "ван", "фон", "дер", "ден", "бен", "бин",
+                       "ибн", "аль", "эль", "ал", "ель", "van", "von", "de", "der", "den", "di", "da", "le",
+                       "la", "del", "al", "el", "bin", "ben", "ibn", "mac", "o"})
+PARTICLE_SEP_RE = re.compile(r"^[ \u00a0](?:" + "|".join(sorted(PARTICLES, key=len, reverse=True))
+                             + r")[ \u00a0]$", re.I)
+UPPER_RE = re.compile(r"(?<![\w@./\-])[А-ЯЁ]{3,}(?:-[А-ЯЁ]{3,})?(?![\w@])")
+SOLE_TRADER_RE = re.compile(
+    rf"(?:(?<![\w])ИП|(?<![\w])[Ии]ндивидуальн\w+ предпринимател\w+)[ \u00a0]+"
+    rf"((?:[{_UP}][{_LO}]+|[{_UP}]{{2,}})(?:-[{_UP}][{_LO}]+)?"
+    rf"(?:[ \u00a0]+(?:[{_UP}][{_LO}]+|[{_UP}]{{2,}})(?:-[{_UP}][{_LO}]+)?){{0,2}}"
+    rf"(?:[ \u00a0]?[{_UP}]\.(?:[ \u00a0]?[{_UP}]\.)?)?)")
+_LEGAL_ALT = "|".join(sorted((f for f in LEGAL_FORMS if f != "ип"), key=len, reverse=True))
+# «ООО Ромашка», «АО "Вектор"», «ООО «Мир Окон»»: the company that follows a legal form
+LEGAL_COMPANY_RE = re.compile(
+    rf"(?<![\w])(?i:{_LEGAL_ALT})[ \u00a0]+(?:[«\"“„'][^«»\"“”„'\n]{{1,60}}[»\"”'“]|[{_UP}][\w\-]*(?:[ \u00a0][{_UP}][\w\-]*)?)")
+QUOTED_RE = re.compile(r"[«\"“„][^«»\"“”„\n]{1,60}[»\"”“]")
+DIMINUTIVE_RE = re.compile(r"(?:аня|яня|уня|юня|уля|юля|уся|юся|юша|уша|ёк|ечка|очка|енька|онька|юшка|ушка|ёха|уха|"
+                           r"ёня|ёша|юха)$")
+LOWER_CONTEXT_RE = re.compile(
+    r"(?:^|[\s(])(?:позвонить|позвонил[аи]?|перезвонить|звонить|звонил[аи]?|набрать|написать|написал[аи]?|"
+    r"связаться\s+с|связался\s+с|связалась\s+с|созвониться\s+с|созвонился\s+с|созвонились\s+с|встреча\s+с|"
+    r"встретиться\s+с|передать|передал[аи]?|отправить|отправил[аи]?|напомнить|уточнить\s+у|у|от|для|к|ко|с|со|"
+    r"клиент|клиентка|контакт|лпр|менеджер|директор|бухгалтер)[ \u00a0]+$", re.I)
+SURNAME_SHAPE_RE = re.compile(r"(?:ов|ев|ёв|ин|ын|ова|ева|ёва|ина|ына|ову|еву|ину|ыну|овой|евой|иной|овым|евым|"
+                              r"иным|ых|их|ский|цкий|ская|цкая|ского|цкого|скому|цкому|ской|цкой|енко|ук|юк|чук|"
+                              r"щук|ян|яна|яну|швили|дзе|ович|евич|ич|ай)$")
+
+
+@lru_cache(maxsize=1)
+def latin_first_names() -> frozenset[str]:
+    """Lower-case Latin-script first names (gender-guesser's 40,000-name list of European usage)."""
+    import gender_guesser
+
+    path = Path(gender_guesser.__file__).with_name("data") / "nam_dict.txt"
+    out: set[str] = set()
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line[:1] in "#=" or len(line) < 4:
+                continue
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isalpha() and len(parts[1]) >= 3:
+                out.add(parts[1].lower())
+    return frozenset(out - _LATIN_WORDS)
+
+
+# English/Latin words that are also in the first-name list: alone they are not a person
+_LATIN_WORDS = frozenset({
+    "will", "may", "mark", "bill", "grant", "price", "rose", "art", "job", "sun", "star", "major", "young",
+    "page", "ray", "chase", "hope", "joy", "summer", "june", "august", "april", "china", "guy", "faith",
+    "sky", "king", "love", "rich", "gay", "dean", "lane", "case", "max", "pro", "office", "word", "excel",
+    "team", "sales", "group", "trade", "line", "soft", "city", "mega", "maxi", "nova", "alfa", "alpha",
+    "delta", "omega", "vega", "apple", "amazon", "oracle", "honor", "ultra", "prime", "smart", "best",
+    "plus", "home", "gold", "silver", "golden", "sunny", "happy", "lucky", "bright", "north", "south",
+    "west", "east", "win", "don", "ford", "mercedes", "lada", "skoda", "kia", "audi", "the", "and", "new",
+    "york", "red", "bull", "times", "street", "press", "right", "move", "five", "wall", "land", "park",
+    "river", "hill", "field", "green", "brown", "black", "white", "long", "little", "big", "great",
+})
+
+
+def is_latin_first(word: str) -> bool:
+    return word.lower() in latin_first_names()
+
+
+@lru_cache(maxsize=50_000)
+def is_diminutive(word: str) -> bool:
+    """An unknown word read as a first name by analogy («Мишаня», «Санёк»): a nickname, so a person."""
+    if len(word) < 4:
+        return False
+    low = word.lower()
+    if morph().word_is_known(low):
+        return False
+    p = morph().parse(word)[0]
+    return bool(DIMINUTIVE_RE.search(low)) and ("Name" in p.tag or ("anim" in p.tag and p.tag.POS == "NOUN"))
+
+
+@lru_cache(maxsize=50_000)
+def upper_token_class(word: str) -> str | None:
+    """Class of an ALL-CAPS word as a name token: 'P' (name reading), 'I' (surname shape) or None."""
+    t = word[:1] + word[1:].lower()
+    info = tok_info(t)
+    if info.stop or info.place:
+        return None
+    if info.strong or (info.name and info.top_name):
+        return "P"
+    if (info.surn or SURNAME_SHAPE_RE.search(t.lower())) and len(t) >= 5:
+        return "I"
+    return None
+
+
+@lru_cache(maxsize=50_000)
+def lower_name_reading(word: str) -> str | None:
+    """'Surn' / 'Name' when a lower-case word reads as a person's name and not as a common word."""
+    if len(word) < 4:
+        return None
+    m = morph()
+    known = m.word_is_known(word)
+    p = m.parse(word)[0]
+    if "Surn" in p.tag and not known and SURNAME_SHAPE_RE.search(word):
+        return "Surn"
+    if "Name" in p.tag and p.score >= 0.3 and not _has_common_reading(word):
+        return "Name"
+    if "Surn" in p.tag and p.score >= 0.5 and not _has_common_reading(word):
+        return "Surn"
+    return None
+
+
+@lru_cache(maxsize=50_000)
+def has_surname_reading(word: str) -> bool:
+    """Some reading of the word is a surname («смоляков» beside «тихон»)."""
+    return any("Surn" in p.tag for p in morph().parse(word))
+
+
+def _has_common_reading(low: str) -> bool:
+    return any(p.score >= 0.05 and not any(g in p.tag for g in ("Surn", "Name", "Patr"))
+               for p in morph().parse(low))
+
+
+def is_business_word(word: str) -> bool:
+    """«Ромашка-Агро», «Уралпромснаб», «Групп»: a brand part or a brand-shaped word, never a person."""
+    low = word.lower()
+    if low in BRAND_PARTS:
+        return True
+    if "-" in low and any(part in BRAND_PARTS for part in low.split("-")[1:]):
+        return True
+    return len(low) >= 7 and bool(BRAND_SUFFIX_RE.search(low)) and not tok_info(word).strong
+
+
+def business_spans(s: str) -> list[tuple[int, int]]:
+    """Spans that name a company by their form: after a legal form, in quotes, before «Групп»."""
+    out = [m.span() for m in LEGAL_COMPANY_RE.finditer(s)]
+    for m in QUOTED_RE.finditer(s):
+        words = re.findall(r"\w+", m.group(0))
+        if (words and len(words) <= 3 and words[0][:1].isupper()
+                and not any(w[:1].isupper() and tok_info(w[:1] + w[1:].lower()).top_name for w in words)):
+            out.append(m.span())
+    return out

@@ -75,9 +75,9 @@ class Answer:
 
     def display(self, vault=None) -> str:
         """The text with pseudonyms resolved (for allowed chats and the operator's terminal)."""
-        if vault is None:
-            return self.text
-        return vault.resolve(self.text)
+        from crmsum.privacy.display import resolve
+
+        return resolve(self.text, vault)
 
     def to_json(self, vault=None) -> dict[str, Any]:
         """The `crmsum ask --json` object (design: answer, source, manager, company, start, end)."""
@@ -219,12 +219,12 @@ class AnswerContext:
             self._writer.flush(timeout)
 
     def anonymize(self, text: str) -> str:
-        """The question as it may be stored: known people, phones, e-mails become pseudonyms."""
+        """The question as it may be stored: the same anonymizer (with NER) as every other text."""
         with self._lock:
             if self._anonymizer is None:
                 from crmsum.privacy import Anonymizer
 
-                self._anonymizer = Anonymizer(self.vault, use_ner=False)
+                self._anonymizer = Anonymizer(self.vault, workers=1)
             return self._anonymizer.text(text) or ""
 
 

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     telegram_digest_chats: str = ""  # "chat_id:manager" pairs for personal digests
     telegram_user_rate: int = 20  # questions per user per hour
     telegram_lead_chat: int | None = None  # the team lead's chat: monthly ratings summary
+    # what readers see resolved (crmsum.privacy.display): names only unless the operator opts in to
+    # more, e.g. "names,phones,emails,documents" (also: handles, links)
+    display_resolve: str = "names"
 
     llm: str | None = None  # "offline" | "llm"
     llm_model: str = "gpt-4o-mini"

@@ -236,6 +236,7 @@ def deliver_digests(week: str | None = None, force: bool = False, settings: Sett
     """Build, render and deliver the week's digests (Telegram with a token, else the outbox)."""
     from crmsum.lake import open_lake
     from crmsum.privacy import Vault
+    from crmsum.privacy.display import resolver
     from crmsum.state import LockedError, run_lock
 
     s = settings or get_settings()
@@ -305,7 +306,7 @@ def deliver_digests(week: str | None = None, force: bool = False, settings: Sett
                 report.outbox += 1
                 report.files += [str(base.with_suffix(".md")), str(base.with_suffix(".png"))]
                 continue
-            rendered = render_digest(data, vault.resolve)
+            rendered = render_digest(data, resolver(vault, s.display_resolve))
             done: list = []
             if not force and prev is not None and status == "failed":
                 try:
@@ -350,6 +351,7 @@ def chat_digest(chat_id: int, settings: Settings | None = None, lake=None, today
     """This chat's latest digest(s) rendered for display in the chat (the bot's /digest)."""
     from crmsum.lake import open_lake
     from crmsum.privacy import Vault
+    from crmsum.privacy.display import resolver
 
     s = settings or get_settings()
     con = con or (lake or open_lake(s)).connect()
@@ -357,8 +359,8 @@ def chat_digest(chat_id: int, settings: Settings | None = None, lake=None, today
     targets, _ = digest_targets(s, _managers(s, con))
     kinds = [t.kind for t in targets if t.chat_id == int(chat_id)] or ["team"]
     vault = Vault(s.vault_dir)
-    return week, [render_digest(build_digest(con, week, manager=Target(chat_id, k).manager), vault.resolve)
-                  for k in kinds]
+    show = resolver(vault, s.display_resolve)
+    return week, [render_digest(build_digest(con, week, manager=Target(chat_id, k).manager), show) for k in kinds]
 
 
 # -- monthly ratings summary for the team lead --------------------------------------------------------
@@ -379,13 +381,12 @@ def _month_label(month: Any) -> str:
     return f"{start.year}-{start.month:02d}"
 
 
-def _resolve_html(html: str, vault) -> str:
-    """Pseudonyms -> real values, escaped for Telegram HTML (a name may hold '&' or '<')."""
-    from crmsum.privacy import PSEUDONYM_RE
+def _resolve_html(html: str, vault, policy: str | None = None) -> str:
+    """Pseudonyms the display policy allows -> real values, escaped for Telegram HTML (a name may hold '&' or '<')."""
+    from crmsum.privacy.display import resolve
     from crmsum.telegram_html import escape
 
-    real = {p: vault.real(p) for p in set(PSEUDONYM_RE.findall(html))}
-    return PSEUDONYM_RE.sub(lambda m: escape(real.get(m.group(0)) or m.group(0)), html)
+    return resolve(html, vault, policy, escape=escape)
 
 
 def _today(s: Settings) -> dt.date:
@@ -461,7 +462,8 @@ def deliver_feedback_summary(month: Any = None, force: bool = False, settings: S
             report.outbox += 1
             report.files.append(str(path))
             return done()
-        shown = _resolve_html(html, Vault(s.vault_dir)) if is_allowed(target.chat_id, s.allowed_chats) else html
+        allowed = is_allowed(target.chat_id, s.allowed_chats)
+        shown = _resolve_html(html, Vault(s.vault_dir), s.display_resolve) if allowed else html
         parts = th.split_html(shown, th.MAX_MESSAGE)
         if bot is None:
             bot = make_bot(s)

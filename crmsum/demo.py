@@ -178,12 +178,14 @@ def _run_flows(console: Console) -> None:
 def _show_results(settings: Settings, console: Console) -> None:
     from crmsum.answer import answer_question, flush
     from crmsum.privacy import Vault
+    from crmsum.privacy.display import resolve as display_resolve
 
     vault = Vault(settings.vault_dir)  # the operator's own terminal: real names are shown
     digests = sorted(settings.outbox_dir.glob("*/*.md"))
     if digests:
         latest = digests[-1]
-        console.print(Panel(Markdown(vault.resolve(latest.read_text(encoding="utf-8"))),
+        shown = display_resolve(latest.read_text(encoding="utf-8"), vault, settings.display_resolve)
+        console.print(Panel(Markdown(shown),
                             title=f"weekly digest {latest.parent.name}"))
         console.print(f"outbox (pseudonyms only): {latest} + chart {latest.with_suffix('.png').name}")
     question = demo_question(settings)

@@ -67,6 +67,7 @@ class Anonymizer(PersonFinder):
         self.pool_threshold = pool_threshold
         self.gaz = Gazetteer()
         self.company_words: set[str] = set()
+        self._company_stems: set[str] = set()   # company words less one or two final letters
         self._pool = None
         self._pool_version = -1
         self._version = 0
@@ -107,6 +108,10 @@ class Anonymizer(PersonFinder):
         if persist:
             self.vault.add_companies(names)
         for n in names:
+            sole = SOLE_TRADER_RE.search(str(n))
+            if sole:   # «ИП Сковородникова Агриппина Саввична»: a person, in every form, never a company word
+                self._learn_people([(sole.group(1), "contact")], persist=persist)
+                n = str(n)[:sole.start(1)] + str(n)[sole.end(1):]
             for w in re.findall(r"[A-Za-zА-Яа-яЁё0-9]+(?:-[A-Za-zА-Яа-яЁё0-9]+)*", str(n)):
                 lw = w.lower()
                 if len(lw) < 3 or lw in LEGAL_FORMS:
@@ -117,16 +122,20 @@ class Anonymizer(PersonFinder):
                 if (info.name or info.surn) and info.strong and not info.place:
                     continue
                 self.company_words.add(lw)
+                if len(lw) >= 5:
+                    self._company_stems.update((lw[:-1], lw[:-2]))
         self._version += 1
 
     def _is_company(self, low: str) -> bool:
+        """A learned company word in any case form («Ромашка», «Ромашки», «Ромашкой»)."""
         cw = self.company_words
         if low in cw:
             return True
         for k in (1, 2, 3):
             if len(low) - k >= 4 and low[:-k] in cw:
                 return True
-        return False
+        stems = self._company_stems
+        return len(low) >= 5 and (low[:-1] in stems or low[:-2] in stems)
 
     # -- structured fields ---------------------------------------------------------------
     def _person_norm(self, name: str) -> str:
@@ -149,6 +158,17 @@ class Anonymizer(PersonFinder):
         norm = self._person_norm(name)
         real = self.gaz.people.get(norm, (None,))[0] or name
         return self.vault.register("person", norm, real)
+
+    def company(self, name: str) -> str:
+        """A company name as the lake keeps it: readable, except a sole trader's personal name
+        («ИП Сковородникова Агриппина Саввична» -> «ИП PER-…»)."""
+        if name is None or not str(name).strip():
+            return name
+        name = " ".join(str(name).split())
+        m = SOLE_TRADER_RE.search(name)
+        if not m:
+            return name
+        return name[:m.start(1)] + self._person_pseudonym(m.group(1)) + name[m.end(1):]
 
     def phone(self, raw: str) -> str:
         """TEL-xxxxxxxx keyed on E.164 digits, so every spelling of one number agrees."""

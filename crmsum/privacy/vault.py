@@ -198,8 +198,19 @@ class Vault:
         row = self.conn.execute("SELECT kind FROM mapping WHERE pseudonym=?", (pseudonym,)).fetchone()
         return row[0] if row else None
 
+    def real_many(self, pseudonyms: Iterable[str]) -> dict[str, str]:
+        """pseudonym -> real value for the known ones among `pseudonyms`."""
+        found = list(set(pseudonyms))
+        if not found:
+            return {}
+        self.flush()
+        q = ",".join("?" * len(found))
+        return dict(self.conn.execute(f"SELECT pseudonym, value FROM mapping WHERE pseudonym IN ({q})",
+                                      tuple(found)).fetchall())
+
     def resolve(self, text: str) -> str:
-        """Replace every known pseudonym in text by the real value (for allowed chats / CLI)."""
+        """Replace every known pseudonym in text by the real value. Readers see text through
+        `crmsum.privacy.display.resolve` (the policy of what may be shown), not through this."""
         if not text:
             return text
         found = set(PSEUDONYM_RE.findall(text))

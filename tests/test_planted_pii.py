@@ -189,8 +189,8 @@ def test_planted_values_found_nowhere_after_a_night(tmp_path):
         bodies = [json.dumps(r, ensure_ascii=False) for r in llm.requests]
     lake = Lake(s.lake_dir)
     # the planted records made it in (the scan below is not vacuous)
-    assert len(lake.read("crm_notes", "note_id >= 98000000")) == len(PLANTED) + 1
-    assert len(lake.read("crm_tasks", "task_id >= 97000000")) == len(PLANTED)
+    assert len(lake.read("crm_notes", "note_id BETWEEN 98000000 AND 98100000")) == len(PLANTED) + 1
+    assert len(lake.read("crm_tasks", "task_id BETWEEN 97000000 AND 97100000")) == len(PLANTED)
     assert lake.read("crm_companies", "company_id = 96000001").name.tolist()[0].startswith("ИП PER-")
     assert len(lake.read("chat_messages", "message_id >= 10000000")) == len(PLANTED) + 2
     assert len(lake.read("answers")) >= len(QUESTIONS) and bodies

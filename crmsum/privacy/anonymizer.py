@@ -226,7 +226,12 @@ class Anonymizer(PersonFinder):
         return self._texts_local(items)
 
     def _texts_local(self, items: list[str | None]) -> list[str | None]:
-        out: list[str | None] = list(items)
+        spans = self.spans_many(items)
+        return [_splice(s, sp) if s and isinstance(s, str) else s for s, sp in zip(items, spans)]
+
+    def spans_many(self, items: Sequence[str | None]) -> list[list[tuple[int, int, str]]]:
+        """`spans` of each item, with one batched NER pass for the texts that need it."""
+        out: list[list[tuple[int, int, str]]] = [[] for _ in items]
         pending = []
         for i, s in enumerate(items):
             if not s or not isinstance(s, str):
@@ -236,13 +241,12 @@ class Anonymizer(PersonFinder):
                 self.stats["ner"] += 1
                 pending.append((i, spans, soft))
             else:
-                out[i] = _splice(s, self._resolve(s, spans, None))
+                out[i] = self._resolve(s, spans, None)
         if pending:
-            tagger = ner_tagger()
-            marks = tagger.map([items[i] for i, _, _ in pending])
+            marks = ner_tagger().map([items[i] for i, _, _ in pending])
             for (i, spans, soft), mk in zip(pending, marks):
                 ner = [(sp.start, sp.stop, sp.type) for sp in mk.spans]
-                out[i] = _splice(items[i], self._resolve(items[i], spans, ner, soft))
+                out[i] = self._resolve(items[i], spans, ner, soft)
         return out
 
     def _texts_pool(self, items: list[str | None]) -> list[str | None]:

@@ -10,6 +10,9 @@ name («Василий Шумов»), and a lone XM or G asks NER.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+
+from crmsum.ru import morph
 
 from .names import (PARTICLE_SEP_RE, UPPER_RE, is_business_word, is_diminutive, is_latin_first,
                     upper_token_class)
@@ -59,6 +62,21 @@ def _group(s: str, toks: list) -> list[list]:
 
 
 
+NEXT_WORD_RE = re.compile(r"[ \u00a0]+([а-яё]+)")
+
+
+def _verb_follows(s: str, b: int) -> bool:
+    """The next word is a verb (the capitalised word before it is likely its subject)."""
+    m = NEXT_WORD_RE.match(s, b)
+    return bool(m) and _is_verb(m.group(1))
+
+
+@lru_cache(maxsize=20_000)
+def _is_verb(word: str) -> bool:
+    p = morph().parse(word)[0]
+    return p.tag.POS in ("VERB", "PRTS") and p.score >= 0.3
+
+
 class PersonFinder:
     """Person spans from capitalised tokens (mixed into `Anonymizer`)."""
 
@@ -104,6 +122,8 @@ class PersonFinder:
             if info.place and not info.strong:
                 return (a, b, w, "XG")   # a place name: part of a name only right after a first name
             if not info.known and not (STRONG_SURNAME_RE.search(low) or is_diminutive(w)):
+                if initial and _verb_follows(s, b):
+                    return (a, b, w, _P)   # «Клинсман принял …»: the subject of a verb
                 return (a, b, w, "G")   # a guessed reading («Тусоне», «Гагаузии»): NER decides
             if not initial or info.strong or (info.name and s[b:b + 1] == ","):
                 return (a, b, w, _P)
@@ -111,12 +131,19 @@ class PersonFinder:
         if not info.known and is_diminutive(w):
             return (a, b, w, _P if not initial else _W)
         if not info.place and (not info.known or info.anim):
-            # unknown word or animate noun («Мельник»): a person only next to a name, else NER decides
+            # unknown word or animate noun («Мельник»): a person only next to a name, else NER decides;
+            # an unknown word at sentence start before a verb is a foreign surname («Каллен считает»)
+            if initial and not info.known and _verb_follows(s, b):
+                return (a, b, w, _P)
             return (a, b, w, "I" if initial else "U")
         if info.place:
+            if _verb_follows(s, b):
+                return (a, b, w, "XM")   # «Паулс считает»: NER decides
             return (a, b, w, "XG")
         # an ordinary word: part of a name right after a first name; mid-sentence NER decides
-        return (a, b, w, "X" if initial else "XM")
+        if initial or not (SURNAME_LIKE_RE.search(low) or _verb_follows(s, b)):
+            return (a, b, w, "X")
+        return (a, b, w, "XM")
 
     def _people_from_tokens(self, s: str, toks: list, taken: "_Spans") -> bool:
         """Person spans from adjacent name tokens; True when NER must decide what is left."""
@@ -126,6 +153,9 @@ class PersonFinder:
             classes = {t[3] for t in g}
             if g[0][3] == "LF" and len(g) >= 2 and classes <= {"LF", "L"}:
                 g = [(t[0], t[1], t[2], _P) for t in g]   # «John Smith», «Hans Müller»
+                classes = {_P}
+            if len(g) >= 2 and classes <= {_W, "G", "I", "U"} and g[0][3] in (_W, "G"):
+                g = [(t[0], t[1], t[2], _P) for t in g]   # «Хорхе Ларрионда», «Шамсул Майдин»
                 classes = {_P}
             classes = {("L" if c == "LF" else "U" if c in ("G", "XM") else c) for c in classes}
             if classes <= {"I"}:
@@ -168,8 +198,10 @@ class PersonFinder:
         """Widen a NER person span to the whole capitalised name around it («Марин Ле Пен»):
         a masked first name never stands beside a visible surname."""
         for _ in range(3):
-            last = CAP_RE.search(s, max(a, b - 40), b)
-            if last is None or not tok_info(last.group(0)).name:
+            last = None
+            for last in CAP_RE.finditer(s, max(a, b - 40), b):
+                pass
+            if last is None or last.end() != b or not tok_info(last.group(0)).name:
                 break
             m = NEXT_CAP_RE.match(s, b)
             if not m or not self._may_extend(m.group(1), taken, m.start(1), m.end(1)):

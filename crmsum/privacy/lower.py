@@ -1,16 +1,16 @@
 """People written in lower case: «созвонился с смирновой», «позвонить чубарикову», «тихон смоляков».
 
 Known people (the gazetteer) are found in any case unless the word is also an ordinary word and no
-first name stands beside it («до морозов» is not Морозов). Unknown people in lower case need more
-evidence: a contact verb or preposition right before («позвонить», «у», «с») and a word that reads
-only as a surname (pymorphy's guess for an unknown word) — or a first name beside a surname.
+first name stands beside it («до морозов» is not Морозов). Unknown people in lower case: a
+surname-shaped word the dictionary does not know and pymorphy reads as a surname («чубарикову»), or
+a word with a surname reading beside a lower-case first name («тихон смоляков»).
 """
 
 from __future__ import annotations
 
 import re
 
-from .names import LOWER_CONTEXT_RE, _has_common_reading, has_surname_reading, lower_name_reading
+from .names import LOWER_SURNAME_RE, _has_common_reading, has_surname_reading, lower_name_reading
 from .people import Gazetteer, display_form, normalize_name
 
 LOWER_TOKEN_RE = re.compile(r"(?<![\w@.\-])[а-яё]{4,}(?![\w@])")
@@ -44,12 +44,12 @@ def lower_case_people(s: str, gaz: Gazetteer, taken, vault) -> None:
                 b = ma.end(1)
             taken.append((a, b, vault.register("person", u, gaz.people[u][0])))
             continue
+        if not LOWER_SURNAME_RE.search(w):
+            continue   # cheap gate: only surname-shaped words are parsed
+        reading = lower_name_reading(w)
         first_before = mb is not None and lower_name_reading(mb.group(1)) == "Name"
         first_after = ma is not None and lower_name_reading(ma.group(1)) == "Name"
-        reading = lower_name_reading(w)
         if reading != "Surn" and not ((first_before or first_after) and has_surname_reading(w)):
-            continue
-        if not (first_before or first_after or LOWER_CONTEXT_RE.search(s[max(0, a - 30):a])):
             continue
         if first_before and free(off + mb.start(1), a):
             a = off + mb.start(1)

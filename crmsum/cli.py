@@ -55,7 +55,8 @@ def generate(
     except ValueError:
         fail(f"--end-date must be YYYY-MM-DD, got {end_date!r}")
     try:
-        stats = run(out, leads=leads, chat_days=chat_days, seed=seed, end_date=end)
+        with _progress() as progress:
+            stats = run(out, leads=leads, chat_days=chat_days, seed=seed, end_date=end, progress=progress)
     except GenerateError as exc:
         fail(str(exc))
     console.print(f"[green]wrote[/] {out}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))

@@ -2,14 +2,15 @@
 
 - `summary_text(sections, title)`: the plain text stored in `summaries.text` (titles, bullets,
   citations in brackets) — for SQL users and the `answers` log;
-- `section_lines(sections)`: (is_title, line) pairs without the title line, which the bot escapes
-  into HTML and `crmsum ask` prints as they are.
+- `section_lines(sections)`: (is_title, line) pairs without the title line;
+- `answer_layout(heading, sections, lines)`: an answer as (style, line) pairs, which `crmsum ask`
+  joins as plain text (`layout_text`) and the bot turns into Telegram HTML.
 Edges show pseudonyms resolved by their own display function; nothing here resolves names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from crmsum.summarize.model import Point, Section
 
@@ -39,3 +40,24 @@ def summary_text(sections: Iterable[Section], title: str | None = None, cites: b
     if title:
         lines = [title, ""] + lines if lines else [title]
     return "\n".join(lines)
+
+
+# an answer's lines and what each one is, so that every edge styles the same layout its own way
+HEAD, SOURCE, TITLE, TEXT = "head", "source", "title", "text"
+
+
+def answer_layout(heading: Sequence[str], sections: Iterable[Section] = (),
+                  lines: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """(style, line) of an answer: the heading (what and when, then where it came from), a blank
+    line, free lines (a comparison's verdict and sides), then the summary sections."""
+    out = [(HEAD if n == 0 else SOURCE, h) for n, h in enumerate(heading)]
+    body = [(TEXT, line) for line in lines] + [(TITLE if is_title else TEXT, line)
+                                               for is_title, line in section_lines(sections)]
+    if body:
+        out += [(TEXT, "")] + body
+    return out
+
+
+def layout_text(layout: Iterable[tuple[str, str]]) -> str:
+    """The plain text of a layout (what `crmsum ask` prints and `answers.text` stores)."""
+    return "\n".join(line for _, line in layout)

@@ -19,6 +19,20 @@ app.add_typer(ingest_app, name="ingest")
 console = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"crmsum {version('crmsum')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(_: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit.")) -> None:
+    """crmsum: learn from a sales team's own history."""
+
+
 def fail(message: str, code: int = 1) -> None:
     """One clear line on stderr, then exit: how every expected error ends a command."""
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
@@ -41,7 +55,8 @@ def generate(
     except ValueError:
         fail(f"--end-date must be YYYY-MM-DD, got {end_date!r}")
     try:
-        stats = run(out, leads=leads, chat_days=chat_days, seed=seed, end_date=end)
+        with _progress() as progress:
+            stats = run(out, leads=leads, chat_days=chat_days, seed=seed, end_date=end, progress=progress)
     except GenerateError as exc:
         fail(str(exc))
     console.print(f"[green]wrote[/] {out}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
@@ -185,6 +200,45 @@ def bot() -> None:
 
     console.print("bot running (Ctrl+C to stop)", highlight=False)
     run_bot(settings)
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON.")) -> None:
+    """What to check first: endpoints and credentials, lake freshness, watermarks, last runs, failed deliveries."""
+    from crmsum.config import get_settings
+    from crmsum.status import status as run
+
+    report = run(get_settings())
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, default=str) + "\n")
+    else:
+        _show_status(report)
+    if report.attention:
+        console.print(f"[bold red]needs attention:[/] {report.attention}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _show_status(report) -> None:
+    from rich.table import Table
+
+    out = Console()
+    mark = {True: "[green]ok[/]", False: "[bold red]FAIL[/]", None: "[dim]-[/]"}
+    checks = Table("check", "", "detail", title="crmsum status", title_justify="left")
+    for c in report.checks:
+        checks.add_row(c.name, mark[c.ok], c.detail)
+    out.print(checks)
+    tables = Table("table", "rows", "newest")
+    for t in report.tables:
+        tables.add_row(t.name, f"{t.rows:,}".replace(",", " "), t.newest or "-")
+    out.print(tables)
+    for name, when in report.watermarks.items():
+        out.print(f"  watermark {name:<12} {when}", highlight=False)
+    for name, run in report.runs.items():
+        how = "ok" if run.get("ok") else f"FAILED ({run.get('error')})"
+        out.print(f"  last {name:<18} {run.get('finished') or run.get('started')}  {how}", highlight=False)
+    spend = report.llm_last_night
+    out.print(f"  LLM since {spend['since']}: {spend['calls']} calls ({spend['cache_hits']} cached, "
+              f"{spend['failed']} failed), {spend['tokens_in']} tokens in, {spend['tokens_out']} out", highlight=False)
 
 
 def _progress():

@@ -159,6 +159,7 @@ TABLES: dict[str, Table] = {
            ("start", pa.date32(), "first day"),
            ("end", pa.date32(), "last day"),
            ("text", STR, "summary text (pseudonyms only)"),
+           ("sections", STR, "the summary as records, JSON: [{key, title, points: [{kind, text, figures, cites, lead_id}]}]"),
            ("facts", STR, "facts as JSON"),
            ("citations", STR, "cited records as JSON list"),
            ("backend", STR, "offline or llm"),

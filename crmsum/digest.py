@@ -21,17 +21,18 @@ from typing import Any
 import duckdb
 
 from crmsum import telegram_html as th
+from crmsum.cites import strip_trailing_cites as _strip_cites
+from crmsum.errors import CrmsumError
 from crmsum.facts import LOST, WON, FactsError, facts_for, period_bounds, period_label
 from crmsum.ru import count, money
 
 Display = Callable[[str], str]
 MAX_DEALS = 8
 MAX_POINTS = 4
-_CITES = re.compile(r"(?:\s*\[[^\[\]]+\])+\s*$")
 _WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
 
 
-class DigestError(ValueError):
+class DigestError(CrmsumError, ValueError):
     """A digest that cannot be built (bad week, no data)."""
 
 
@@ -113,11 +114,6 @@ def sections_of(text: str) -> dict[str, list[str]]:
         elif s.startswith("•") and current:
             out[current].append(s[1:].strip())
     return out
-
-
-def _strip_cites(s: str) -> tuple[str, bool]:
-    stripped = _CITES.sub("", s)
-    return stripped.strip(), stripped != s
 
 
 def _summary_rows(con, week: str) -> list[dict]:

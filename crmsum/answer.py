@@ -37,15 +37,14 @@ from typing import Any
 
 from crmsum.config import Settings, get_settings
 from crmsum.facts import period_bounds, period_label
-from crmsum.ru import money, plural
+from crmsum.ru import MONTHS_NOM, money, plural
+from crmsum.ru import today as today_in
 from crmsum.summarize.model import Section, sections_from_json
 from crmsum.summarize.render import TEXT, answer_layout, layout_text
 
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 5.0
-MONTHS = ["январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь", "октябрь",
-          "ноябрь", "декабрь"]
 _NAME_LIST_MAX = 12
 COMPARE_MAX = 6  # parts of one comparison (a longer list is cut: the answer must stay readable)
 
@@ -349,15 +348,6 @@ atexit.register(_shutdown)
 
 
 # -- periods ------------------------------------------------------------------------------------
-def today_in(settings: Settings) -> dt.date:
-    try:
-        from zoneinfo import ZoneInfo
-
-        return dt.datetime.now(ZoneInfo(settings.timezone)).date()
-    except Exception:  # noqa: BLE001
-        return dt.date.today()
-
-
 def covering_period(start: dt.date, end: dt.date) -> tuple[str, str] | None:
     """('week', '2024-W10') or ('month', '2024-03') when the range is exactly one of them."""
     if start.weekday() == 0 and end == start + dt.timedelta(days=6):
@@ -373,7 +363,7 @@ def period_text(start: dt.date, end: dt.date) -> str:
     if cov and cov[0] == "week":
         return f"неделя {cov[1]} ({span})"
     if cov and cov[0] == "month":
-        return f"{MONTHS[start.month - 1]} {start.year} ({span})"
+        return f"{MONTHS_NOM[start.month - 1]} {start.year} ({span})"
     return span
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import duckdb
 
-from crmsum import telegram_html as th
+from crmsum.telegram import markup as th
 from crmsum.facts import LOST, WON, FactsError, facts_for, period_bounds, period_label
 from crmsum.ru import count, money
 from crmsum.summarize.model import SUMMARY_SECTIONS, Point, Section, points_of, sections_from_json

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from crmsum.telegram_html import escape
+from crmsum.telegram.markup import escape
 
 RATINGS = (1, 2, 3, 4, 5)
 MONTHS_NOM = ["январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь", "октябрь",

@@ -10,7 +10,7 @@ import telebot
 from hypothesis import given, settings as hsettings
 from hypothesis import strategies as st
 
-from crmsum import telegram_html as th
+from crmsum.telegram import markup as th
 from crmsum.delivery import deliver_digests, digest_targets, match_manager
 from crmsum.digest import DigestError, build_digest, latest_complete_week, render_digest
 from crmsum.privacy import PSEUDONYM_RE

@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from crmsum.config import Settings, get_settings
@@ -132,6 +133,18 @@ def digest_parts(rendered: RenderedDigest) -> list[Part]:
     return parts + [Text(m) for m in rendered.messages]
 
 
+def _digest_parts(data: Callable[[], DigestData], show: Callable[[str], str],
+                  outbox: Path | None) -> Callable[[], list[Part]]:
+    """What `send_once` delivers for one digest, rendered only when it is sent: Telegram parts, or
+    for the outbox `<outbox>.md` + `<outbox>.png` (pseudonyms only)."""
+    def parts() -> list[Part]:
+        r = render_digest(data(), show)
+        if outbox is None:
+            return digest_parts(r)
+        return [File(outbox.with_suffix(".md"), r.markdown.encode("utf-8")), File(outbox.with_suffix(".png"), r.chart)]
+    return parts
+
+
 def _outbox_stem(t: Target, per_chat: dict[int, int]) -> str:
     if t.kind == "team" or per_chat[t.chat_id] == 1:
         return str(t.chat_id)
@@ -217,26 +230,17 @@ def deliver_digests(week: str | None = None, force: bool = False, settings: Sett
 
         for t in targets:
             failpoint("delivery.chat")
-            what = f"{t.chat_id} {t.kind}"
-            if outbox:
-                base = s.outbox_dir / week / _outbox_stem(t, per_chat)
-
-                def parts(t=t, base=base) -> list[Part]:
-                    r = render_digest(digest_of(t), identity)
-                    return [File(base.with_suffix(".md"), r.markdown.encode("utf-8")),
-                            File(base.with_suffix(".png"), r.chart)]
-            else:
-                def parts(t=t) -> list[Part]:
-                    return digest_parts(render_digest(digest_of(t), vault.resolve))
+            base = s.outbox_dir / week / _outbox_stem(t, per_chat) if outbox else None
+            parts = _digest_parts(lambda t=t: digest_of(t), identity if outbox else vault.resolve, base)
             try:
                 sent = send_once(lake, channel, t.chat_id, Key(week, t.kind), parts, force=force)
             except _Unbuildable as exc:
                 sent = Sent("failed", error=str(exc))
-            _count(report, sent, what)
+            _count(report, sent, f"{t.chat_id} {t.kind}")
             if sent.status == "outbox":
                 report.files += [str(base.with_suffix(".md")), str(base.with_suffix(".png"))]
             elif sent.status == "sent" and progress:
-                progress(f"{what}: {len(sent.message_ids)} messages")
+                progress(f"{t.chat_id} {t.kind}: {len(sent.message_ids)} messages")
     finally:
         lock.__exit__(None, None, None)
     report.seconds = round(time.perf_counter() - t0, 3)

@@ -241,6 +241,63 @@ def _show_status(report) -> None:
               f"{spend['failed']} failed), {spend['tokens_in']} tokens in, {spend['tokens_out']} out", highlight=False)
 
 
+@app.command()
+def impact(
+    since: Optional[str] = typer.Option(None, help="First month to show, YYYY-MM-DD (default: all history)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Is crmsum helping: answers and ratings per month, sales against the same month a year before."""
+    from crmsum.impact import impact as run
+    from crmsum.lake import open_lake
+
+    try:
+        start = dt.date.fromisoformat(since) if since else None
+    except ValueError:
+        fail(f"--since must be YYYY-MM-DD, got {since!r}")
+    con = open_lake().connect()
+    try:
+        report = run(con, start)
+    finally:
+        con.close()
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, default=str) + "\n")
+    else:
+        _show_impact(report)
+
+
+def _show_impact(report) -> None:
+    from rich.table import Table
+
+    from crmsum.ru import money, percent
+
+    out = Console()
+    t = Table("month", "answers", "ratings", "mean", "4–5", "won volume", "a year before", "won", "win rate",
+              "a year before", title="crmsum impact", title_justify="left")
+    for m in report.months:
+        mean = "—" if m.rating_mean is None else f"{m.rating_mean:.2f}"
+        last = "—" if m.volume_last_year is None else money(m.volume_last_year)
+        t.add_row(m.month + (" ★" if m.started else ""), str(m.answers), str(m.ratings), mean, percent(m.share_4_5),
+                  money(m.volume), last, str(m.won), f"{percent(m.win_rate)} (n={m.won + m.lost})",
+                  f"{percent(m.win_rate_last_year)} (n={m.closed_last_year or 0})")
+    out.print(t)
+    out.print(f"★ crmsum started answering on {report.started or '—'}", highlight=False)
+    tr = report.trend
+    out.print(f"rating trend: {tr.reason}" if tr.reason else
+              f"rating trend: {tr.slope_per_month:+.3f} per month, 95% CI {tr.ci95[0]:+.3f}…{tr.ci95[1]:+.3f} "
+              f"({tr.ratings} ratings, {tr.months} months): {tr.direction}", highlight=False)
+    ba = report.before_after
+    if ba.yoy_after is not None:
+        before = "—" if ba.yoy_before is None else f"{ba.yoy_before:+.0%}"
+        out.print(f"since the start ({ba.months_after} months): won volume {ba.yoy_after:+.0%} against the same "
+                  f"months a year before; in the {ba.months_before} months before the start: {before}",
+                  highlight=False)
+    if ba.reason:
+        out.print(ba.reason, highlight=False)
+    out.print(ba.caveat, highlight=False)
+    for low in report.lowest:
+        out.print(f"  {low.rating}★ {low.created_at} {low.question[:80]!r} → {low.text[:80]!r}", highlight=False)
+
+
 def _progress():
     from crmsum.progress import RichProgress
 

@@ -193,6 +193,7 @@ TABLES: dict[str, Table] = {
            ("start", pa.date32(), "period start"),
            ("end", pa.date32(), "period end"),
            ("source", STR, "precomputed or live"),
+           ("intent", STR, "what was asked: activity, compare, ranking, what_wins, why, deals, stalled, metric, similar, clarify"),
            ("backend", STR, "offline or llm"),
            ("text", STR, "answer (pseudonyms only)"),
            ("latency_ms", F64, "time to answer"),

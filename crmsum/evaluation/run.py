@@ -271,7 +271,7 @@ def _compared_facts(con, answer, q: Question, companies: dict[str, int]) -> list
 
 def contexts_for(con, lake, answer, q: Question, companies: dict[str, int],
                  users_by_pseudonym: dict[str, int]) -> list[Context]:
-    """Ranked retrieved contexts of one answer: facts first, then the cited records."""
+    """Ranked retrieved contexts of one answer: facts first, then the records its points cite."""
     if getattr(answer, "source", None) == "clarify":
         return []
     company_id = companies.get(answer.company) if answer.company else None
@@ -280,7 +280,7 @@ def contexts_for(con, lake, answer, q: Question, companies: dict[str, int],
     if facts is not None:
         ctx.append(Context("facts", "", data=facts, relevant=_facts_relevant(facts, answer, q, company_id)))
     ctx += _compared_facts(con, answer, q, companies)
-    ids = cited_ids(answer.text)
+    ids = list(dict.fromkeys(c for sec in answer.sections for p in sec.points for c in p.cites))
     metas = record_contexts(con, ids)
     for i in ids:
         m = metas.get(i)

@@ -11,7 +11,8 @@ Handlers are thin: each one calls a `BotApp` method, and `BotApp` calls the libr
 
 Only chats in CRMSUM_TELEGRAM_ALLOWED_CHATS are served; any other chat gets one polite refusal per
 process and nothing else. A per-user limit (CRMSUM_TELEGRAM_USER_RATE questions per hour) protects
-the LLM budget. Bot API 429 answers are waited out (`crmsum.delivery.call_api`).
+the LLM budget. Both are pyTelegramBotAPI class middlewares (`crmsum.answer.access`), so no handler
+runs before them. Bot API 429 answers are waited out (`crmsum.delivery.call_api`).
 """
 
 from __future__ import annotations
@@ -86,19 +87,11 @@ class BotApp:
         return call_api(self.bot.send_message, chat_id, html, parse_mode="HTML", disable_web_page_preview=True,
                         sleep=self.sleep, **kw)
 
-    def allowed(self, chat_id: int) -> bool:
-        verdict = self.gate.check(chat_id)
-        if verdict == "refuse":
-            log.info("refused a chat that is not allowed")
-            try:
-                self.send(chat_id, th.escape(A.AccessGate.REFUSAL))
-            except Exception:  # noqa: BLE001
-                log.warning("could not send the refusal")
-        return verdict == "ok"
+    def reply(self, chat_id: int, text: str) -> None:
+        """Send plain text (the middlewares' refusals and limit notices)."""
+        self.send(chat_id, th.escape(text))
 
     def on_help(self, message) -> None:
-        if not self.allowed(message.chat.id):
-            return
         ctx = A.get_context(self.settings, self.lake)
         names = ", ".join(n for _, n in ctx.managers[:20]) or "—"
         text = (f"{th.b('Я отвечаю на вопросы о работе отдела продаж')} по данным amoCRM и командного чата.\n\n"
@@ -110,8 +103,6 @@ class BotApp:
         self.send(message.chat.id, text)
 
     def on_digest(self, message) -> None:
-        if not self.allowed(message.chat.id):
-            return
         from crmsum.digest import DigestError
 
         try:
@@ -128,17 +119,9 @@ class BotApp:
 
     def on_question(self, message, text: str | None = None) -> None:
         chat_id = message.chat.id
-        if not self.allowed(chat_id):
-            return
         text = question_of(message) if text is None else text
         if not text:
             self.send(chat_id, th.escape("Напишите вопрос после /ask, например: /ask Что Ева делала в марте?"))
-            return
-        user = message.from_user.id if message.from_user else chat_id
-        ok, wait = self.limiter.allow(user)
-        if not ok:
-            self.send(chat_id, th.escape(f"Слишком много вопросов: не больше {self.settings.telegram_user_rate} в час. "
-                                         f"Попробуйте через {max(1, round(wait / 60))} мин."))
             return
         prep = A.prepare(text, self.settings, self.lake, self.today(), chat_id)
         ctx = A.get_context(self.settings, self.lake)
@@ -171,9 +154,7 @@ class BotApp:
                 self.send(chat_id, part, reply_markup=markup)
 
     def on_rate(self, call) -> None:
-        msg = call.message
-        if msg is None or msg.chat.id not in self.gate.allowed:
-            return  # not an allowed chat: nothing at all
+        msg = call.message  # AccessMiddleware let only allowed chats through
         try:
             _, answer_id, rating = call.data.split(":")
             rating_n = int(rating)
@@ -200,8 +181,10 @@ def build_bot(settings: Settings | None = None, lake=None, today: Callable[[], d
               threaded: bool = True) -> tuple[telebot.TeleBot, BotApp]:
     """A TeleBot with crmsum's handlers (pointed at Settings.telegram_api_url) and its BotApp."""
     s = settings or get_settings()
-    bot = make_bot(s, threaded=threaded)
+    bot = make_bot(s, threaded=threaded, use_class_middlewares=True)
     app = BotApp(bot, s, lake, today)
+    bot.setup_middleware(A.AccessMiddleware(app.gate, app.reply))
+    bot.setup_middleware(A.RateLimitMiddleware(app.limiter, app.reply))
 
     @bot.message_handler(commands=["start", "help"])
     @_guard

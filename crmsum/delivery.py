@@ -56,13 +56,14 @@ def configure_telebot(settings: Settings) -> None:
     apihelper.FILE_URL = base + "/file/bot{0}/{1}"
 
 
-def make_bot(settings: Settings, threaded: bool = False):
+def make_bot(settings: Settings, threaded: bool = False, use_class_middlewares: bool = False):
     import telebot
 
     if settings.telegram_token is None:
         raise DeliveryError("CRMSUM_TELEGRAM_TOKEN is not set")
     configure_telebot(settings)
-    return telebot.TeleBot(settings.telegram_token.get_secret_value(), threaded=threaded, parse_mode=None)
+    return telebot.TeleBot(settings.telegram_token.get_secret_value(), threaded=threaded, parse_mode=None,
+                          use_class_middlewares=use_class_middlewares)
 
 
 def retry_after_of(exc: BaseException) -> float | None:

@@ -87,7 +87,9 @@ def test_unclear_and_ambiguous_questions_get_clarifications(env):
     assert b.clarify and set(b.candidates) == {OLEG, "PER-0ddba115"}
     assert "Олег Петров" in b.display(vault) and "Олег Сидоров" in b.display(vault)
     assert b.to_json(vault)["source"] == "live" and set(b.to_json(vault)) == {"answer", "source", "manager", "company",
-                                                                               "start", "end"}
+                                                                               "start", "end", "intent", "unresolved",
+                                                                               "period_defaulted"}
+    assert b.to_json(vault)["intent"] == "clarify"
 
 
 def test_answers_are_recorded_anonymized(env):
@@ -144,7 +146,9 @@ def test_cli_ask_json(env, monkeypatch):
         res = CliRunner().invoke(app, ["ask", "Что Олег Петров делал в марте 2024?", "--json"])
         assert res.exit_code == 0, res.output
         out = json.loads(res.stdout)
-        assert list(out) == ["answer", "source", "manager", "company", "start", "end"]
+        assert list(out) == ["answer", "source", "manager", "company", "start", "end", "intent", "unresolved",
+                             "period_defaulted"]
+        assert (out["intent"], out["unresolved"], out["period_defaulted"]) == ("activity", [], False)
         assert out["source"] == "precomputed" and out["manager"] == "Олег Петров" and out["company"] is None
         assert (out["start"], out["end"]) == ("2024-03-01", "2024-03-31")
         assert "Олег Петров" in out["answer"]  # the operator's terminal sees real names
@@ -183,11 +187,11 @@ def test_compare_precomputed_facts_equal_live_facts(env):
     assert [p.summary_id for p in prep.compare] == [f"manager:{EVA}:2024-03", f"manager:{OLEG}:2024-03"]
     assert not prep.live
     ctx = A.get_context(s, lake)
-    src, pre = A._compare_facts(ctx, prep)
+    src, pre = A.compare_facts(ctx, prep)
     for p in prep.compare:
         p.summary_id = None
     assert prep.live
-    src2, live = A._compare_facts(ctx, prep)
+    src2, live = A.compare_facts(ctx, prep)
     assert (src, src2) == ("precomputed", "live")
     keys = ("deals_won", "deals_lost", "won_amount", "lost_amount", "deals_touched", "notes", "calls")
     assert [{k: f[k] for k in keys} for f in pre] == [{k: f[k] for k in keys} for f in live]
@@ -231,10 +235,12 @@ def test_compare_tie_and_nothing_to_compare():
     assert leaders == ["A"] and "50%" in text and "нет закрытых сделок" in text
 
 
-def test_compare_json_keeps_six_keys(env):
+def test_compare_json_keeps_the_design_keys(env):
     vault = A.get_context(*env).vault
     out = ask(env, "Сравни Еву и Анну за прошлый месяц").to_json(vault)
-    assert list(out) == ["answer", "source", "manager", "company", "start", "end"]
+    assert list(out) == ["answer", "source", "manager", "company", "start", "end", "intent", "unresolved",
+                         "period_defaulted"]
+    assert out["intent"] == "compare"
     assert out["manager"] == "Ева Смирнова" and out["company"] is None
     assert (out["start"], out["end"]) == ("2024-04-01", "2024-04-30")
     assert "Анна Кузнецова" in out["answer"] and out["source"] in ("precomputed", "live")

@@ -108,8 +108,8 @@ def compare_line(label: str, f: dict) -> str:
     act = [f"сделок в работе {int(_num(f.get('deals_touched')))}", f"смен этапов {int(_num(f.get('stage_moves')))}",
            f"заметок {int(_num(f.get('notes')))}", f"звонков {int(_num(f.get('calls')))}",
            f"задач выполнено {int(_num(f.get('tasks_done')))}", f"сообщений в чате {int(_num(f.get('chat_messages')))}"]
-    return (f"• {label}: выиграно {won} {plural(won, 'сделка', 'сделки', 'сделок')} на "
-            f"{money(_num(f.get('won_amount')))}, проиграно {lost} на {money(_num(f.get('lost_amount')))}, "
+    return (f"• {label}: выиграно: {won} {plural(won, 'сделка', 'сделки', 'сделок')} на "
+            f"{money(_num(f.get('won_amount')))}, проиграно: {lost} на {money(_num(f.get('lost_amount')))}, "
             f"доля побед {'—' if rate is None else f'{rate:.0%}'}\n  активность: " + ", ".join(act))
 
 
@@ -158,7 +158,8 @@ def compare_facts(ctx: AnswerContext, prep: Prepared) -> tuple[str, list[dict]]:
     return "live", out
 
 
-def _compare_text(prep: Prepared, source: str, facts: list[dict]) -> tuple[str, list[str]]:
+def _compare_text(prep: Prepared, source: str, facts: list[dict]) -> tuple[list[str], list[str], list[str]]:
+    """(heading, body lines, leaders) of a comparison."""
     labels = [p.label for p in prep.compare]
     head = [f"Сравнение: {' / '.join(labels)}"]
     first = prep.compare[0]
@@ -169,17 +170,21 @@ def _compare_text(prep: Prepared, source: str, facts: list[dict]) -> tuple[str, 
     head.append(f"Период: {period_text(prep.start, prep.end)}")
     src = "готовые сводки (precomputed)" if source == "precomputed" else "собрано по запросу (live)"
     verdict, leaders = compare_verdict(labels, facts, prep.metric)
-    body = [verdict, ""] + [compare_line(lab, f) for lab, f in zip(labels, facts)]
-    return " · ".join(head) + f"\nИсточник: {src}\n\n" + "\n".join(body), leaders
+    body = list(prep.notes) + [verdict, ""] + [compare_line(lab, f) for lab, f in zip(labels, facts)]
+    return [" · ".join(head), f"Источник: {src}"], "\n".join(body).split("\n"), leaders
 
 
 def answer_compare(prep: Prepared, ctx: AnswerContext) -> Answer:
     """The comparison answer (not yet recorded)."""
+    from crmsum.summarize.render import answer_layout, layout_text
+
     source, facts = compare_facts(ctx, prep)
-    text, leaders = _compare_text(prep, source, facts)
-    a = Answer(text=text, source=source, manager=prep.manager, company=prep.company, start=prep.start,
-               end=prep.end, backend="offline", answer_id=uuid.uuid4().hex[:16], period=prep.period,
-               question=prep.question, chat_id=prep.chat_id, manager_name=prep.manager_name,
-               compared=[p.label for p in prep.compare], leader=leaders, intent="compare")
+    heading, lines, leaders = _compare_text(prep, source, facts)
+    a = Answer(text=layout_text(answer_layout(heading, lines=lines)), source=source, manager=prep.manager,
+               company=prep.company, start=prep.start, end=prep.end, backend="offline",
+               answer_id=uuid.uuid4().hex[:16], period=prep.period, question=prep.question, chat_id=prep.chat_id,
+               manager_name=prep.manager_name, compared=[p.label for p in prep.compare], leader=leaders,
+               intent="compare", heading=heading, lines=lines, unresolved=list(prep.unresolved),
+               period_defaulted=prep.period_defaulted)
     a.latency_ms = round((time.perf_counter() - prep.t0) * 1000, 2)
     return a

@@ -32,6 +32,17 @@ class Answer:
     period_defaulted: bool = False  # the question named no period and the answer chose one
     items: list[dict] = field(default_factory=list)  # deals / rankings: the rows behind the text (for paging, eval)
     value: Any = None  # metric: the figure asked
+    heading: list[str] = field(default_factory=list)  # what and when, then the source (empty: a clarification)
+    lines: list[str] = field(default_factory=list)  # free lines before the sections (a comparison's body)
+    sections: list = field(default_factory=list)  # the summary records (crmsum.summarize.model.Section)
+
+    def layout(self) -> list[tuple[str, str]]:
+        """(style, line) pairs every edge renders (`crmsum.summarize.render.answer_layout`)."""
+        from crmsum.summarize.render import TEXT, answer_layout
+
+        if not self.heading:
+            return [(TEXT, line) for line in self.text.split("\n")]
+        return answer_layout(self.heading, self.sections, self.lines)
 
     @property
     def clarify(self) -> bool:
@@ -91,6 +102,8 @@ class Prepared:
     parsed: Any = None  # the ParsedQuestion (filters, unresolved words)
     unresolved: list[str] = field(default_factory=list)
     period_defaulted: bool = False
+    notes: list[str] = field(default_factory=list)  # what the answer must say first (unresolved words, defaults)
+    today: dt.date | None = None
 
     @property
     def live(self) -> bool:

@@ -92,7 +92,7 @@ def record_answer(a: Answer, ctx: AnswerContext) -> None:
     ctx.record("answers", {
         "answer_id": a.answer_id, "chat_id": int(a.chat_id or 0), "question": a.question,
         "manager": a.manager, "company": a.company, "start": a.start, "end": a.end, "source": a.source,
-        "backend": a.backend, "text": a.text, "latency_ms": float(a.latency_ms),
+        "backend": a.backend, "text": a.text, "latency_ms": float(a.latency_ms), "intent": a.intent,
         "created_at": dt.datetime.now().replace(microsecond=0)}, prepare)
 
 

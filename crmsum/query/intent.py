@@ -78,13 +78,7 @@ def cue_text(text: str) -> str:
     words = []
     for m in _WORD.finditer(t):
         w = m.group(0)
-        if re.fullmatch(r"[a-z]+", w):
-            words.append(w)
-            c = _cyr(w)
-            if c != w:
-                words.append(c)
-        else:
-            words.append(_fix(w))
+        words.append(_cyr(w) if re.fullmatch(r"[a-z]+", w) else _fix(w))
     return " " + t + " | " + " ".join(words) + " "
 
 
@@ -99,9 +93,9 @@ def _rx(*parts: str) -> re.Pattern:
     return re.compile("|".join(parts))
 
 
-_SIMILAR = _rx(r"похож", r"подобн", r"аналогичн", r"такие же", r"такая же", r"такой же", r"напомина",
+_SIMILAR = _rx(r"похож", r"где ещ[её]", r"\bpohozh", r"подобн", r"аналогичн", r"такие же", r"такая же", r"такой же", r"напомина",
                r"\bsimilar\b", r"\blike (?:this|that|the)\b", r"\bпохоже на\b")
-_STALLED = _rx(r"\bвис[яи]т\b", r"\bвисел", r"\bвисящ", r"завис", r"без движени", r"застрял", r"застоял", r"буксу",
+_STALLED = _rx(r"\bвис[яи]т\b", r"\bвисел", r"\bвисящ", r"\bзавис(?:ла|ли|ло|ла|шие|ших|шая|шую|шим|ает|ают)?\b", r"без движени", r"застрял", r"застоял", r"буксу",
                r"заглох", r"протух", r"в зоне риска", r"под угрозой", r"\bриск", r"\bstall", r"\bstuck\b", r"at risk",
                r"давно не (?:двиг|трог|звон|было)", r"не двига", r"no (?:movement|activity)", r"\bзастой",
                r"без активност", r"\bstale\b", r"горят")
@@ -121,7 +115,7 @@ _RANKING = _rx(r"\bкто\b.{0,40}?(?:лучш|хуж|больш|меньш|са
                r"у кого (?:больше|меньше|лучше|хуже|выше|ниже|самый)", r"по убыванию", r"по возрастанию",
                r"отсортируй", r"упорядоч", r"\bleaderboard\b", r"какой менеджер (?:лучше|больше)",
                r"какая компания (?:больше|принесла)", r"какие (?:клиенты|компании) (?:принесли|дали) больше")
-_DEALS = _rx(r"какие (?:\w+ ){0,2}сделк", r"список сделок", r"покажи (?:\w+ ){0,3}сделк", r"перечисли",
+_DEALS = _rx(r"какие (?:\w+ ){0,2}сделк", r"список (?:\w+ ){0,2}сделок", r"покажи (?:\w+ ){0,3}сделк", r"перечисли",
              r"\bwhich deals\b", r"\blist (?:the |all |of )?(?:\w+ )?deals\b", r"\bshow (?:me )?(?:the |all )?(?:\w+ )?deals\b",
              r"какие (?:\w+ ){0,2}(?:проиграли|выиграли|потеряли|закрыли|слили)", r"\bсделки\b.{0,30}?(?:проигран|выигран|открыт|потерян)",
              r"(?:проигранн|выигранн|открыт|потерянн)\w* сделк", r"все сделки", r"\bdeals (?:lost|won|that)\b",
@@ -131,14 +125,10 @@ _METRIC = _rx(r"\bсколько\b", r"\bскольк", r"\bhow (?:many|much|lon
               r"цикл", r"длительност", r"\baverage\b", r"\bavg\b", r"какой (?:у \w+ )?(?:средний|процент)",
               r"какая (?:у \w+ )?(?:конверсия|доля|выручка)", r"\bчисло\b", r"\bколичеств", r"\bвыручк",
               r"\brevenue\b", r"\bcycle\b", r"conversion")
-_ACTIVITY = _rx(r"что (?:\w+ )?(?:делал|сделал|было|нового|происходило)", r"\bитог", r"как дела", r"чем занима",
-                r"отч[её]т", r"\bsummary\b", r"what did", r"what happened", r"сводк", r"\bновост", r"как прош",
-                r"как работал", r"\bактивност")
-
 _METRIC_WORDS = [  # (metric, pattern) — first match wins
     ("avg_deal", r"средн\w* (?:чек|сумм|сделк|размер|стоимост)|\baverage (?:deal|check|size|amount)|\bavg (?:deal|check)|средний чек"),
     ("win_rate", r"конверси|\bwin ?rate|процент (?:побед|выигр|закрыт|успе)|дол[яеию] (?:побед|выигр|успе)|conversion|эффективн"),
-    ("cycle", r"цикл|длительност|как долго|сколько дней|how long|быстрее (?:всех )?закрыва|скорост\w* закрыт|\bcycle\b|медленн"),
+    ("cycle", r"цикл|длительност|длится|как долго|сколько дней|how long|быстрее (?:всех )?закрыва|скорост\w* закрыт|\bcycle\b|медленн"),
     ("lost_amount", r"(?:сумм|денег|деньг)\w* .{0,20}(?:проигр|потер|слил)|(?:проигр|потер|слил)\w* .{0,20}(?:сумм|денег|деньг|рубл)"),
     ("won_amount", r"выручк|\brevenue\b|сумм|денег|деньг|оборот|заработ|принес|рубл|₽|\bmoney\b|\bamount\b"),
     ("lost", r"проигр|потерял|слил|упустил|\blost\b|\blose\b|\bloses\b"),
@@ -286,9 +276,11 @@ def classify(text: str, *, n_managers: int = 0, n_companies: int = 0, has_period
     if _STALLED.search(t) and not _WHY.search(t):
         res.outcome = "open"
         return pick("stalled", "stalled")
-    if _WHAT_WINS.search(t) or (_WHY.search(t) and not specific):
+    sales = re.search(r"сделк|проигр|выигр|теря|потер|продаж|продает|клиент|тендер|побед|конверс|чек|выручк|денег|"
+                      r"\bdeal|\blos|\bwin|\bwon\b|revenue|sales|sold", t)
+    if _WHAT_WINS.search(t) or (_WHY.search(t) and not specific and sales):
         return pick("what_wins", "what_wins")
-    if _WHY.search(t):
+    if _WHY.search(t) and specific:
         return pick("why", "why")
     if many and (_COMPARE.search(t) or " или " in t or " and " in t or " or " in t or " и " in t or _RANKING.search(t)):
         return pick("compare", "compare")
@@ -300,15 +292,15 @@ def classify(text: str, *, n_managers: int = 0, n_companies: int = 0, has_period
         return pick("ranking", "ranking")
     if _DEALS.search(t) or (res.loss_reason and "сделк" in t) or (res.stage and "сделк" in t):
         return pick("deals", "deals")
-    if _METRIC.search(t) and res.metric:
-        if res.metric == "won" and re.search(r"скольк|how many|количеств|число", t):
-            res.metric, res.outcome = "count", res.outcome or "won"
+    if _METRIC.search(t) and res.metric and (sales or specific):
+        if res.metric in ("won", "lost") and re.search(r"скольк|how many|количеств|число", t):
+            res.metric, res.outcome = "count", res.outcome or res.metric
         return pick("metric", "metric")
-    if _METRIC.search(t):
+    if _METRIC.search(t) and (sales or specific):
         res.metric = "count"
         return pick("metric", "metric-count")
     if (res.outcome or res.loss_reason or res.stage or res.amount_min or res.amount_max) and re.search(r"сделк|deal|sdelk", t):
         return pick("deals", "deals-filter")
-    if specific or has_period or _ACTIVITY.search(t):
+    if specific or has_period:
         return pick("activity", "activity")
     return pick("clarify", "nothing")

@@ -146,6 +146,8 @@ def _understand(res: ParsedQuestion, text: str, idx, tokens, caps: bool, today, 
     if bad := bad_date(text):
         un.append((bad, "period"))
         res.problem = "bad_date"
+        res.start = res.end = res.period_label = None  # the date does not exist: no period was read
+        res.period_defaulted = True
     elif isinstance(today, date) and future_period(res.start, today):
         un.append((res.period_label or res.start.isoformat(), "period"))
         res.problem = "future"

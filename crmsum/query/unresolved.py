@@ -28,7 +28,7 @@ _EN_WORDS = {"what", "who", "why", "how", "which", "show", "list", "compare", "t
              "stalled", "similar", "average", "win", "rate", "lost", "won", "open", "best", "worst", "rank",
              "ranking", "give", "tell", "find", "i", "we", "our", "last", "this", "next", "and", "or", "vs"}
 _BAD_DATE = re.compile(r"(?<!\d)(3[01]|29|30)\s+(феврал\w*|february|feb)", re.I)
-_APRIL_31 = re.compile(r"(?<!\d)31\s+(апрел\w*|июн\w*|сентябр\w*|ноябр\w*|april|june|september|november)", re.I)
+_APRIL_31 = re.compile(r"(?<!\d)(31)\s+(апрел\w*|июн\w*|сентябр\w*|ноябр\w*|april|june|september|november)", re.I)
 _MIXED = re.compile(r"\b(?=\w*[a-zA-Z])(?=\w*[а-яА-ЯёЁ])[a-zA-Zа-яА-ЯёЁ]{3,}\b")
 _HOMO = str.maketrans("aceopxyACEHKMOPTXB", "асеорхуАСЕНКМОРТХВ")
 
@@ -49,8 +49,14 @@ def fix_mixed(text: str) -> tuple[str, list[str]]:
     return _MIXED.sub(fix, text), bad
 
 
+_DAY_32 = re.compile(r"(?<![\d.])(3[2-9]|[4-9]\d)\s+(январ\w*|феврал\w*|март\w*|апрел\w*|ма[йя]\w*|июн\w*|июл\w*|"
+                     r"август\w*|сентябр\w*|октябр\w*|ноябр\w*|декабр\w*)", re.I)
+
+
 def bad_date(text: str) -> str | None:
-    """A calendar date that does not exist («31 февраля»), as written; None when there is none."""
+    """A calendar date that does not exist («31 февраля», «32 марта»), as written; None when there is none."""
+    if m := _DAY_32.search(text):
+        return m.group(0)
     for rx in (_BAD_DATE, _APRIL_31):
         m = rx.search(text)
         if m:

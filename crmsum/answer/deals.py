@@ -35,7 +35,9 @@ def deal_line(n: int, d: dict) -> str:
         state += f", этап «{d['stage']}»"
     if d.get("closed"):
         state += f" ({d['closed']:%d.%m.%Y})"
-    parts = [f"{n}. «{d['name'] or 'без названия'}» #{d['lead_id']}"]
+    title = d["name"] or "без названия"
+    ref = "" if f"#{d['lead_id']}" in title else f" #{d['lead_id']}"  # the title may carry the id already
+    parts = [f"{n}. «{title}»{ref}"]
     if d.get("company"):
         parts.append(str(d["company"]))
     parts += [money(d["amount"] or 0), state]

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
+from crmsum.cites import PSEUDONYM_RE
 from crmsum.errors import CrmsumError
 
-from .vault import PSEUDONYM_RE, Vault
+from .vault import Vault
 
 # policy word -> pseudonym prefix
 KINDS = {"names": "PER", "phones": "TEL", "emails": "EML", "documents": "DOC", "handles": "TG", "links": "URL"}

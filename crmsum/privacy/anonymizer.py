@@ -1,18 +1,22 @@
 """Scrub personal data from structured fields and free text before anything is written.
 
 Pipeline for one text (all offsets on the original string, then one splice):
-1. regex detectors: e-mails, profile links, document numbers, phones, @handles;
-2. capitalized tokens: learned companies are protected; known people are found in every
-   grammatical form through the gazetteer (dict lookups over pymorphy-generated forms);
-   other tokens with a Name/Surn/Patr reading (cached pymorphy) become people; adjacent
-   name tokens (and initials) form one person;
-3. natasha NER only when capitalized tokens remain that nothing above could decide
-   (unknown words mid-sentence, weak name readings at sentence start, Latin name pairs).
+1. fixed-token detectors: addresses (`[адрес]`), IP addresses (`[IP-адрес]`); regex detectors:
+   e-mails, profile links, document numbers, phones, @handles; the name after «ИП»; spans that are
+   companies by their form (after a legal form, in quotes) and street names are protected;
+2. capitalised and ALL-CAPS tokens (`finder.PersonFinder`): learned companies and brand-shaped
+   words are protected; known people are found in every grammatical form through the gazetteer;
+   other tokens with a Name/Surn/Patr reading, Latin first names, diminutives, unknown words before a
+   verb become people; adjacent name tokens, particles and initials form one whole person span;
+3. birth dates next to a person or a birthday word (`[дата рождения]`); lower-case names (`lower`);
+4. natasha NER only when tokens remain that nothing above could decide (unknown words, weak readings
+   at sentence start, Latin pairs, a lone surname NER may veto as a place); its person spans are
+   widened to the whole capitalised name.
 """
-
 from __future__ import annotations
 
 import atexit
+import bisect
 import datetime as dt
 import logging
 import multiprocessing as mp
@@ -208,12 +212,7 @@ class Anonymizer(PersonFinder):
         (the factRuEval bench scores these offsets)."""
         if not s:
             return []
-        spans, need, soft = self._analyze(s)
-        ner = None
-        if need and self.use_ner:
-            self.stats["ner"] += 1
-            ner = [(sp.start, sp.stop, sp.type) for sp in ner_tagger()(s).spans]
-        return self._resolve(s, spans, ner, soft)
+        return self.spans_many([s])[0]
 
     def texts(self, items: Sequence[str | None]) -> list[str | None]:
         """Batch scrub; same output as ``[text(x) for x in items]``; both cores for big batches."""
@@ -237,16 +236,19 @@ class Anonymizer(PersonFinder):
         for i, s in enumerate(items):
             if not s or not isinstance(s, str):
                 continue
-            spans, need, soft = self._analyze(s)
-            if need and self.use_ner:
+            spans, asks, soft = self._analyze(s)
+            if asks and self.use_ner:
                 self.stats["ner"] += 1
-                pending.append((i, spans, soft))
+                pending.append((i, spans, soft, ner_windows(s, asks)))
             else:
                 out[i] = self._resolve(s, spans, None)
         if pending:
-            marks = ner_tagger().map([items[i] for i, _, _ in pending])
-            for (i, spans, soft), mk in zip(pending, marks):
-                ner = [(sp.start, sp.stop, sp.type) for sp in mk.spans]
+            pieces = [(k, a) for k, (i, _, _, wins) in enumerate(pending) for a, _ in wins]
+            texts = [items[pending[k][0]][a:b] for k, (i, _, _, wins) in enumerate(pending) for a, b in wins]
+            found: list[list[tuple[int, int, str]]] = [[] for _ in pending]
+            for (k, off), mk in zip(pieces, ner_tagger().map(texts)):
+                found[k].extend((off + sp.start, off + sp.stop, sp.type) for sp in mk.spans)
+            for (i, spans, soft, _), ner in zip(pending, found):
                 out[i] = self._resolve(items[i], spans, ner, soft)
         return out
 
@@ -292,7 +294,7 @@ class Anonymizer(PersonFinder):
         return obj
 
     # -- internals -----------------------------------------------------------------------
-    def _analyze(self, s: str) -> tuple[list, bool, set]:
+    def _analyze(self, s: str) -> tuple[list, list[tuple[int, int]], set]:
         """Spans (start, end, replacement; the original text for protected spans) and whether NER is needed."""
         self.stats["texts"] += 1
         taken = _Spans(len(s))
@@ -301,14 +303,14 @@ class Anonymizer(PersonFinder):
             taken.append((m.start(), m.end(), m.group(0)))
         self._fixed_detectors(s, taken)
         toks = self._cap_tokens(s, taken.free)
-        need_ner = self._people_from_tokens(s, toks, taken)
+        asks = self._people_from_tokens(s, toks, taken)
         if any(c.isdigit() for c in s):
             people = [(a, b) for a, b, rep in taken.items if rep.startswith("PER-")]
             for a, b in D.find_birthdates(s, people, dt.date.today().year):
                 if taken.free(a, b):
                     taken.append((a, b, D.BIRTHDATE_TOKEN))
         lower_case_people(s, self.gaz, taken, self.vault)
-        return taken.items, need_ner, self._soft
+        return taken.items, asks, self._soft
 
     def _fixed_detectors(self, s: str, taken: "_Spans") -> None:
         """Addresses, IPs, contacts and document numbers; the sole trader's name; company-shaped spans."""
@@ -390,6 +392,28 @@ class Anonymizer(PersonFinder):
             out.append((a, b, rep))
             pos = b
         return out
+
+
+WORD_GAP_RE = re.compile(r"\S+\s*")
+NER_CONTEXT_WORDS = 8   # slovnet's NER sees a few words each side: this many keep its tags unchanged
+
+
+def ner_windows(s: str, asks: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of `s` NER must read to decide the asked spans: each with NER_CONTEXT_WORDS words
+    of context either side, overlapping parts merged (NER cost grows with the words it reads)."""
+    starts = [m.start() for m in WORD_GAP_RE.finditer(s)]
+    if len(starts) <= 2 * NER_CONTEXT_WORDS + 2:
+        return [(0, len(s))]
+    wins: list[tuple[int, int]] = []
+    for a, b in sorted(asks):
+        i = max(0, bisect.bisect_right(starts, a) - 1 - NER_CONTEXT_WORDS)
+        j = bisect.bisect_left(starts, b) + NER_CONTEXT_WORDS
+        wa, wb = starts[i], (starts[j] if j < len(starts) else len(s))
+        if wins and wa <= wins[-1][1]:
+            wins[-1] = (wins[-1][0], max(wins[-1][1], wb))
+        else:
+            wins.append((wa, wb))
+    return wins
 
 
 def _splice(s: str, spans: list[tuple[int, int, str]]) -> str:

@@ -145,9 +145,9 @@ class PersonFinder:
             return (a, b, w, "X")
         return (a, b, w, "XM")
 
-    def _people_from_tokens(self, s: str, toks: list, taken: "_Spans") -> bool:
-        """Person spans from adjacent name tokens; True when NER must decide what is left."""
-        need_ner = False
+    def _people_from_tokens(self, s: str, toks: list, taken: "_Spans") -> list[tuple[int, int]]:
+        """Person spans from adjacent name tokens; returns where NER must decide what is left."""
+        asks: list[tuple[int, int]] = []
         free = taken.free
         for g in _group(s, toks):
             classes = {t[3] for t in g}
@@ -162,7 +162,7 @@ class PersonFinder:
                 w0 = g[0][2]
                 if not STRONG_SURNAME_RE.search(w0) or tok_info(w0).known:
                     if SURNAME_LIKE_RE.search(w0):
-                        need_ner = True
+                        asks.append((g[0][0], g[-1][1]))
                     continue
                 # unknown word shaped like a surname at sentence start («Кшиштофский отправил»)
                 g = [(t[0], t[1], t[2], _P) for t in g]
@@ -172,10 +172,10 @@ class PersonFinder:
                 classes = {t[3] for t in g}
             if classes <= {"L"}:
                 if len(g) >= 2:
-                    need_ner = True
+                    asks.append((g[0][0], g[-1][1]))
                 continue
             if classes <= {_W, "U", "L", _Q}:
-                need_ner = True
+                asks.append((g[0][0], g[-1][1]))
                 continue
             soft = len(g) == 1 and classes == {_P} and not tok_info(g[0][2]).name
             norm = self._group_norm([t for t in g if t[3] not in ("L", "LF")] or g)
@@ -191,8 +191,8 @@ class PersonFinder:
                 taken.append((a, b, self.vault.register("person", norm, real)))
                 if soft:
                     self._soft.add((a, b))
-                    need_ner = True
-        return need_ner
+                    asks.append((a, b))
+        return asks
 
     def _extend_ner(self, s: str, a: int, b: int, taken: list) -> tuple[int, int]:
         """Widen a NER person span to the whole capitalised name around it («Марин Ле Пен»):

@@ -116,9 +116,9 @@ def run_split(split: str, show: int) -> None:
 def run_planted() -> None:
     from tests.planted_pii import planted_table
 
-    print(f"{'category':14} {'masked/planted':>15}")
+    print(f"{'category':16} masked/planted")
     for cat, (masked, planted) in planted_table().items():
-        print(f"{cat:14} {masked:>7}/{planted:<7}")
+        print(f"{cat:16} {masked:>6}/{planted}")
 
 
 def main() -> None:

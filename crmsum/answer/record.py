@@ -85,9 +85,10 @@ class BatchWriter:
 
 
 def record_answer(a: Answer, ctx: AnswerContext) -> None:
-    """Store the answer (question anonymized, pseudonyms only) in `answers`, in the background."""
+    """Store the answer (question anonymized, pseudonyms only) in `answers`, in the background.
+    The text is anonymized too: it may quote the question's words («не понял: …»)."""
     def prepare(row: dict) -> dict:
-        return dict(row, question=ctx.anonymize(row["question"]))
+        return dict(row, question=ctx.anonymize(row["question"]), text=ctx.anonymize(row["text"]))
 
     ctx.record("answers", {
         "answer_id": a.answer_id, "chat_id": int(a.chat_id or 0), "question": a.question,

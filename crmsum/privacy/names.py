@@ -152,6 +152,7 @@ def business_spans(s: str) -> list[tuple[int, int]]:
     for m in QUOTED_RE.finditer(s):
         words = re.findall(r"\w+", m.group(0))
         if (words and len(words) <= 3 and words[0][:1].isupper()
-                and not any(w[:1].isupper() and tok_info(w[:1] + w[1:].lower()).top_name for w in words)):
+                and not any(w[:1].isupper() and (is_latin_first(w) or tok_info(w[:1] + w[1:].lower()).strong)
+                            for w in words)):   # «Richard Gere», «Ивана Петрова» in quotes are people
             out.append(m.span())
     return out

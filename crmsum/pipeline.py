@@ -70,25 +70,47 @@ def import_telegram(path: Path, settings: Settings | None = None, lake: Lake | N
         return import_export(Path(path), lake or open_lake(s), anon, progress=_absolute(progress, "export bytes"))
 
 
+INBOX_ATTEMPTS = "inbox_attempts"  # state document: export name -> interrupted import attempts
+MAX_IMPORT_ATTEMPTS = 2  # one interruption may be the host's (reboot, kill); two in a row is the file
+
+
 def import_inbox(settings: Settings | None = None, lake: Lake | None = None) -> list:
     """Import every export dropped into DATA_DIR/inbox/.
 
     An imported export is deleted (its raw personal data must not outlive the import) and a receipt
-    is left in inbox/done/; a broken one moves to inbox/failed/ for a person to look at.
+    is left in inbox/done/; a broken one moves to inbox/failed/ for a person to look at. An attempt
+    is recorded in DATA_DIR/state before each import and cleared after it, so a file whose import
+    died (killed by the kernel, a crash) MAX_IMPORT_ATTEMPTS times is moved to inbox/failed/ before
+    the next try instead of killing every night; any other error fails that file, not the night.
     """
+    from crmsum.sources.telegram import ExportError
+    from crmsum.state import StateStore
+
     s = settings or get_settings()
     inbox = s.inbox_dir
     done = inbox / "done"
+    state = StateStore(s.state_dir)
     reports = []
-    from crmsum.sources.telegram import ExportError
-
     for path in sorted(p for p in inbox.glob("*") if p.name not in ("done", "failed") and not p.name.startswith(".")):
+        attempts = dict(state.load(INBOX_ATTEMPTS, {}) or {})
+        tried = int(attempts.get(path.name, 0))
+        if tried >= MAX_IMPORT_ATTEMPTS:
+            log.error("inbox: %s stopped %d import(s) before they finished; moved to inbox/failed/",
+                      path.name, tried)
+            _set_attempts(state, path.name, None)
+            _move_failed(inbox, path)
+            continue
+        _set_attempts(state, path.name, tried + 1)
         try:
             report = import_telegram(path, s, lake)
         except ExportError as exc:  # one bad export must not stop the night; it waits in failed/
             log.warning("inbox: %s not imported: %s", path.name, exc)
-            (inbox / "failed").mkdir(parents=True, exist_ok=True)
-            shutil.move(str(path), inbox / "failed" / path.name)
+            _set_attempts(state, path.name, None)
+            _move_failed(inbox, path)
+            continue
+        except Exception as exc:  # noqa: BLE001 - the attempt stays counted; other files still import
+            log.error("inbox: %s failed to import (%s, attempt %d of %d)", path.name, type(exc).__name__,
+                      tried + 1, MAX_IMPORT_ATTEMPTS)
             continue
         reports.append(report)
         # the raw export is personal data: once anonymized into the lake, only a receipt stays
@@ -96,7 +118,22 @@ def import_inbox(settings: Settings | None = None, lake: Lake | None = None) -> 
         receipt = {"file": path.name, "digest": report.source_file, "messages": report.messages_read}
         (done / f"{path.name}.imported.json").write_text(json.dumps(receipt), encoding="utf-8")
         shutil.rmtree(path) if path.is_dir() else path.unlink()
+        _set_attempts(state, path.name, None)
     return reports
+
+
+def _set_attempts(state: Any, name: str, n: int | None) -> None:
+    attempts = dict(state.load(INBOX_ATTEMPTS, {}) or {})
+    if n is None:
+        attempts.pop(name, None)
+    else:
+        attempts[name] = n
+    state.save(INBOX_ATTEMPTS, attempts)
+
+
+def _move_failed(inbox: Path, path: Path) -> None:
+    (inbox / "failed").mkdir(parents=True, exist_ok=True)
+    shutil.move(str(path), inbox / "failed" / path.name)
 
 
 def precompute(settings: Settings | None = None, lake: Lake | None = None, progress: Progress = None):

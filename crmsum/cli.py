@@ -263,15 +263,18 @@ def feedback(
 
 @app.command()
 def sql(query: str = typer.Argument(..., help="SQL over the lake's views."),
-        fmt: str = typer.Option("table", "--format", help="table, csv or json")) -> None:
-    """Query the lake through DuckDB (one view per table)."""
+        fmt: str = typer.Option("table", "--format", help="table, csv or json"),
+        unsafe: bool = typer.Option(False, "--unsafe", help="Lift the lake-only lockdown: files, COPY, "
+                                    "extensions, SET. Equivalent to a shell; for operators only.")) -> None:
+    """Query the lake through DuckDB (one view per table); reads the lake and nothing else."""
     import duckdb
 
     from crmsum.lake import open_lake
+    from crmsum.lake_sql import SqlRefused, run_query
 
     try:
-        df = open_lake().connect().execute(query).df()
-    except duckdb.Error as exc:
+        df = run_query(open_lake(), query, unsafe=unsafe)
+    except (duckdb.Error, SqlRefused) as exc:
         fail(str(exc).splitlines()[0])
     if fmt == "csv":
         sys.stdout.write(df.to_csv(index=False))

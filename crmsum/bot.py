@@ -29,6 +29,7 @@ from crmsum import answer as A
 from crmsum import telegram_html as th
 from crmsum.config import Settings, get_settings
 from crmsum.delivery import call_api, chat_digest, make_bot, send_rendered
+from crmsum.rating_callback import RatingRefused, rating_data, rating_key, verify
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,21 @@ def answer_html(text: str) -> list[str]:
     return th.split_html("\n".join(out), th.MAX_MESSAGE)
 
 
-def rating_keyboard(answer_id: str) -> types.InlineKeyboardMarkup:
+def rating_keyboard(answer_id: str, chat_id: int, key: bytes) -> types.InlineKeyboardMarkup:
+    """1–5 buttons whose data is signed for this chat and answer (`crmsum.rating_callback`)."""
     kb = types.InlineKeyboardMarkup(row_width=5)
-    kb.add(*[types.InlineKeyboardButton(str(n), callback_data=f"rate:{answer_id}:{n}") for n in range(1, 6)])
+    kb.add(*[types.InlineKeyboardButton(str(n), callback_data=rating_data(key, chat_id, answer_id, n))
+             for n in range(1, 6)])
     return kb
+
+
+def _buttons(message) -> list[str] | None:
+    """The callback data of a message's own inline keyboard, when Telegram sent it along."""
+    markup = getattr(message, "reply_markup", None)
+    rows = getattr(markup, "keyboard", None)
+    if not rows:
+        return None
+    return [b.callback_data for row in rows for b in row if getattr(b, "callback_data", None)]
 
 
 def question_of(message) -> str:
@@ -80,6 +92,7 @@ class BotApp:
         self.limiter = A.RateLimiter(settings.telegram_user_rate)
         self.today = today or (lambda: A.today_in(settings))
         self.sleep = sleep
+        self.rating_key = rating_key(settings.state_dir)
 
     # sending with 429 handling
     def send(self, chat_id: int, html: str, **kw):
@@ -161,7 +174,7 @@ class BotApp:
                 self.send(chat_id, msg)
             return
         parts = answer_html(ans.display(ctx.vault))
-        kb = rating_keyboard(ans.answer_id)
+        kb = rating_keyboard(ans.answer_id, chat_id, self.rating_key)
         for n, part in enumerate(parts):
             markup = kb if n == len(parts) - 1 else None
             if n == 0 and pending is not None:
@@ -175,8 +188,12 @@ class BotApp:
         if msg is None or msg.chat.id not in self.gate.allowed:
             return  # not an allowed chat: nothing at all
         try:
-            _, answer_id, rating = call.data.split(":")
-            rating_n = int(rating)
+            answer_id, rating_n = verify(self.rating_key, msg.chat.id, call.data, _buttons(msg))
+        except RatingRefused as exc:
+            log.warning("rating refused: %s", exc)
+            call_api(self.bot.answer_callback_query, call.id, "Оценка не принята", sleep=self.sleep)
+            return
+        try:
             A.record_feedback(answer_id, msg.chat.id, msg.message_id, call.from_user.id, rating_n,
                               self.settings, self.lake)
         except (ValueError, TypeError):

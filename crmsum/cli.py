@@ -99,13 +99,14 @@ def ingest_telegram(path: Path = typer.Argument(..., help="result.json or the ex
     from crmsum.config import get_settings
     from crmsum.logs import setup_logging
     from crmsum.sources.telegram import ExportError
+    from crmsum.state import LockedError
 
     settings = get_settings()
     setup_logging(settings)
     try:
         with _progress() as progress:
             report = pipeline.import_telegram(path, settings, progress=progress)
-    except ExportError as exc:
+    except (ExportError, LockedError) as exc:
         fail(str(exc))
     _show(report)
 
@@ -117,10 +118,15 @@ def precompute() -> None:
     from crmsum.config import get_settings
     from crmsum.logs import setup_logging
 
+    from crmsum.state import LockedError
+
     settings = get_settings()
     setup_logging(settings)
-    with _progress() as progress:
-        report = pipeline.precompute(settings, progress=progress)
+    try:
+        with _progress() as progress:
+            report = pipeline.precompute(settings, progress=progress)
+    except LockedError as exc:
+        fail(str(exc))
     _show(report)
 
 

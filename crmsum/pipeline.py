@@ -42,6 +42,14 @@ def _absolute(progress: Progress, step: str) -> Callable[[int, int], None] | Non
     return report
 
 
+def _ingestion_lock(settings: Settings):
+    """The nightly run lock (DATA_DIR/state/nightly.lock; re-entrant inside the nightly run): ingestion
+    and precompute steps started by hand never overlap each other or the night. LockedError at once."""
+    from crmsum.state import run_lock
+
+    return run_lock(settings.state_dir, "nightly")
+
+
 def _anonymizer(settings: Settings):
     """An anonymizer over the vault, closed (vault flushed, worker pool stopped) when the step ends."""
     from contextlib import closing
@@ -56,7 +64,7 @@ def sync_amocrm(settings: Settings | None = None, lake: Lake | None = None, prog
     from crmsum.ingest.amocrm import sync
 
     s = settings or get_settings()
-    with _anonymizer(s) as anon:
+    with _ingestion_lock(s), _anonymizer(s) as anon:
         return sync(s, lake or open_lake(s), anon, progress=progress)
 
 
@@ -66,7 +74,7 @@ def import_telegram(path: Path, settings: Settings | None = None, lake: Lake | N
     from crmsum.ingest.telegram import import_export
 
     s = settings or get_settings()
-    with _anonymizer(s) as anon:
+    with _ingestion_lock(s), _anonymizer(s) as anon:
         return import_export(Path(path), lake or open_lake(s), anon, progress=_absolute(progress, "export bytes"))
 
 
@@ -137,8 +145,13 @@ def _move_failed(inbox: Path, path: Path) -> None:
 
 
 def precompute(settings: Settings | None = None, lake: Lake | None = None, progress: Progress = None):
-    """(Re)compute summaries that are missing or whose inputs changed."""
+    """(Re)compute summaries that are missing or whose inputs changed.
+
+    Holds the nightly run lock (DATA_DIR/state/nightly.lock, re-entrant inside the nightly run), so
+    two precomputes — or a precompute during ingestion — never run at once and pay the LLM twice;
+    the second raises LockedError at once."""
     from crmsum.precompute import precompute as run
 
     s = settings or get_settings()
-    return run(settings=s, lake=lake or open_lake(s), progress=_absolute(progress, "summaries"))
+    with _ingestion_lock(s):
+        return run(settings=s, lake=lake or open_lake(s), progress=_absolute(progress, "summaries"))

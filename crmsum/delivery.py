@@ -32,8 +32,10 @@ from typing import Any
 import pandas as pd
 
 from crmsum.config import Settings, get_settings
+from crmsum.errors import CrmsumError
 from crmsum.failpoints import failpoint
 from crmsum.digest import DigestData, RenderedDigest, build_digest, check_week, identity, latest_complete_week, render_digest
+from crmsum.ru import today as _today
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ MAX_RETRY_WAIT = 120.0  # seconds; a longer flood wait fails the chat (retried o
 OUTBOX_CHAT = 0  # chat id recorded for the outbox copy when no chat is configured
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(CrmsumError, RuntimeError):
     """Delivery cannot run (bad configuration, another run in progress)."""
 
 
@@ -256,12 +258,7 @@ def deliver_digests(week: str | None = None, force: bool = False, settings: Sett
     t0 = time.perf_counter()
     con = lake.connect()
     if today is None:
-        try:
-            from zoneinfo import ZoneInfo
-
-            today = dt.datetime.now(ZoneInfo(s.timezone)).date()
-        except Exception:  # noqa: BLE001
-            today = dt.date.today()
+        today = _today(s)
     week = check_week(week) if week else latest_complete_week(con, today)
     outbox = s.telegram_token is None and bot is None
     report = DeliveryReport(week=week, mode="outbox" if outbox else "telegram")
@@ -394,20 +391,11 @@ def _month_label(month: Any) -> str:
 
 def _resolve_html(html: str, vault) -> str:
     """Pseudonyms -> real values, escaped for Telegram HTML (a name may hold '&' or '<')."""
-    from crmsum.privacy import PSEUDONYM_RE
+    from crmsum.cites import PSEUDONYM_RE
     from crmsum.telegram_html import escape
 
     real = {p: vault.real(p) for p in set(PSEUDONYM_RE.findall(html))}
     return PSEUDONYM_RE.sub(lambda m: escape(real.get(m.group(0)) or m.group(0)), html)
-
-
-def _today(s: Settings) -> dt.date:
-    try:
-        from zoneinfo import ZoneInfo
-
-        return dt.datetime.now(ZoneInfo(s.timezone)).date()
-    except Exception:  # noqa: BLE001
-        return dt.date.today()
 
 
 def deliver_feedback_summary(month: Any = None, force: bool = False, settings: Settings | None = None, lake=None,

@@ -15,6 +15,7 @@ from typing import Any
 
 from crmsum.config import Settings, get_settings
 from crmsum.lake import Lake, open_lake
+from crmsum.runs import tracked
 
 log = logging.getLogger(__name__)
 Progress = Callable[..., Any] | None
@@ -64,8 +65,11 @@ def sync_amocrm(settings: Settings | None = None, lake: Lake | None = None, prog
     from crmsum.ingest.amocrm import sync
 
     s = settings or get_settings()
-    with _ingestion_lock(s), _anonymizer(s) as anon:
-        return sync(s, lake or open_lake(s), anon, progress=progress)
+    with _ingestion_lock(s), tracked(s.state_dir, "sync_amocrm") as run, _anonymizer(s) as anon:
+        report = sync(s, lake or open_lake(s), anon, progress=progress)
+        run.counts = {"fetched": sum(report.fetched.values()), "written": sum(report.written.values()),
+                      "skipped": report.skipped, "requests": report.requests}
+        return report
 
 
 def import_telegram(path: Path, settings: Settings | None = None, lake: Lake | None = None,
@@ -91,13 +95,19 @@ def import_inbox(settings: Settings | None = None, lake: Lake | None = None) -> 
     died (killed by the kernel, a crash) MAX_IMPORT_ATTEMPTS times is moved to inbox/failed/ before
     the next try instead of killing every night; any other error fails that file, not the night.
     """
-    from crmsum.sources.telegram import ExportError
     from crmsum.state import StateStore
 
     s = settings or get_settings()
     inbox = s.inbox_dir
-    done = inbox / "done"
     state = StateStore(s.state_dir)
+    with _ingestion_lock(s):  # first: a held lock must not count as an interrupted attempt
+        return _import_files(s, lake, inbox, state)
+
+
+def _import_files(s: Settings, lake: Lake | None, inbox: Path, state: Any) -> list:
+    from crmsum.sources.telegram import ExportError
+
+    done = inbox / "done"
     reports = []
     for path in sorted(p for p in inbox.glob("*") if p.name not in ("done", "failed") and not p.name.startswith(".")):
         attempts = dict(state.load(INBOX_ATTEMPTS, {}) or {})
@@ -153,5 +163,9 @@ def precompute(settings: Settings | None = None, lake: Lake | None = None, progr
     from crmsum.precompute import precompute as run
 
     s = settings or get_settings()
-    with _ingestion_lock(s):
-        return run(settings=s, lake=lake or open_lake(s), progress=_absolute(progress, "summaries"))
+    with _ingestion_lock(s), tracked(s.state_dir, "precompute") as step:
+        report = run(settings=s, lake=lake or open_lake(s), progress=_absolute(progress, "summaries"))
+        step.counts = {"computed": report.computed, "skipped": report.skipped, "failed": report.failed,
+                       "llm_calls": report.llm_calls, "tokens_in": report.tokens_in}
+        step.ok = not report.failed
+        return report

@@ -39,6 +39,8 @@ from zoneinfo import ZoneInfo
 
 import ijson
 
+from crmsum.errors import CrmsumError
+
 log = logging.getLogger(__name__)
 
 #: chat types imported from a whole-account export by default (team chats, not private dialogs)
@@ -59,7 +61,7 @@ MAX_MESSAGE_CHARS = 1_000_000  # characters kept per message, all strings togeth
 _PREFIX_DEPTH = 8  # prefixes deeper than this are never needed to find messages and headers
 
 
-class ExportError(Exception):
+class ExportError(CrmsumError):
     """The file is not a readable Telegram Desktop JSON export; the message says what to do."""
 
 

@@ -144,7 +144,7 @@ def precompute() -> None:
 
     settings = get_settings()
     setup_logging(settings)
-    with _progress() as progress:
+    with _progress() as progress:  # another run holding the lock: LockedError, one line (CrmsumError)
         report = pipeline.precompute(settings, progress=progress)
     _show(report)
 
@@ -371,14 +371,17 @@ def feedback(
 
 @app.command()
 def sql(query: str = typer.Argument(..., help="SQL over the lake's views."),
-        fmt: str = typer.Option("table", "--format", help="table, csv or json")) -> None:
-    """Query the lake through DuckDB (one view per table)."""
+        fmt: str = typer.Option("table", "--format", help="table, csv or json"),
+        unsafe: bool = typer.Option(False, "--unsafe", help="Lift the lake-only lockdown: files, COPY, "
+                                    "extensions, SET. Equivalent to a shell; for operators only.")) -> None:
+    """Query the lake through DuckDB (one view per table); reads the lake and nothing else."""
     import duckdb
 
     from crmsum.lake import open_lake
+    from crmsum.lake_sql import run_query
 
     try:
-        df = open_lake().connect().execute(query).df()
+        df = run_query(open_lake(), query, unsafe=unsafe)  # SqlRefused is a CrmsumError: one line
     except duckdb.Error as exc:
         fail(str(exc).splitlines()[0])
     if fmt == "csv":

@@ -7,10 +7,10 @@ from crmsum.ru.calendar import (MONTH_PATTERNS, MONTHS_GEN, MONTHS_LOC, MONTHS_N
                                 today)
 from crmsum.ru.morph import lexeme_forms, morph
 from crmsum.ru.names import CASES, DIMINUTIVES, case_forms, is_female, name_forms, surname_nominative
-from crmsum.ru.numbers import count, money, number, plural
+from crmsum.ru.numbers import count, money, number, percent, plural
 from crmsum.ru.orgs import COMPANY_KIND_WORDS, LEGAL_FORMS, LEGAL_RE, QUOTES, company_core, strip_legal_form
 
 __all__ = ["CASES", "COMPANY_KIND_WORDS", "DIMINUTIVES", "LEGAL_FORMS", "LEGAL_RE", "MONTHS_GEN", "MONTHS_LOC",
            "MONTHS_NOM", "MONTH_PATTERNS", "QUOTES", "WEEKDAYS_NOM", "case_forms", "company_core", "count",
-           "is_female", "lexeme_forms", "money", "month_name", "morph", "name_forms", "now", "number", "plural",
-           "strip_legal_form", "surname_nominative", "today"]
+           "is_female", "lexeme_forms", "money", "month_name", "morph", "name_forms", "now", "number", "percent",
+           "plural", "strip_legal_form", "surname_nominative", "today"]

@@ -22,7 +22,6 @@ from typing import Any
 import duckdb
 
 from crmsum import telegram_html as th
-from crmsum.cites import strip_trailing_cites as _strip_cites
 from crmsum.errors import CrmsumError
 from crmsum.facts import LOST, WON, FactsError, facts_for, period_bounds, period_label
 from crmsum.ru import count, money

@@ -76,6 +76,18 @@ def test_wrong_token_at_a_live_endpoint_is_one_line(run, sample_account):
     assert "amoCRM" in _one_line(result)
 
 
+def test_bot_that_cannot_reach_the_bot_api_stops_in_one_line(run):
+    from crmsum.sandbox.telegram_emulator import TelegramEmulator
+
+    with TelegramEmulator(token="123:right") as tg:
+        wrong = run(["bot"], CRMSUM_TELEGRAM_TOKEN="123:wrong", CRMSUM_TELEGRAM_API_URL=tg.url)
+    assert wrong.exit_code == 1, wrong.output
+    assert "getMe" in _one_line(wrong) and "123:wrong" not in wrong.output
+    dead = run(["bot"], CRMSUM_TELEGRAM_TOKEN="123:t", CRMSUM_TELEGRAM_API_URL="http://127.0.0.1:9")
+    assert dead.exit_code == 1, dead.output
+    assert "http://127.0.0.1:9" in _one_line(dead)
+
+
 @pytest.mark.slow
 def test_unreachable_endpoint_is_one_line(run):
     """Nothing listens on port 9: the client retries with backoff (~50 s), then says so in one line."""

@@ -173,7 +173,7 @@ def digest(
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="A question, e.g. «Что Ева делала в марте по Теххренмашу?»"),
-    as_json: bool = typer.Option(False, "--json", help="Print {answer, source, manager, company, start, end}."),
+    as_json: bool = typer.Option(False, "--json", help="Print {answer, source, manager, company, start, end, intent, unresolved, period_defaulted}."),
 ) -> None:
     """Answer one question from the lake (precomputed summaries, else a live summary)."""
     from crmsum import answer as A

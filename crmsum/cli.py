@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -30,7 +29,7 @@ class _Commands(TyperGroup):
     an operating-system refusal (a missing or read-only data root, a full disk) — becomes one line
     on stderr and exit code 1. Anything else is a bug and keeps its traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         from crmsum.errors import CrmsumError
 
         try:

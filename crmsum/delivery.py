@@ -31,6 +31,7 @@ from crmsum.config import Settings, get_settings
 from crmsum.digest import DigestData, RenderedDigest, build_digest, check_week, identity, latest_complete_week, render_digest
 from crmsum.errors import CrmsumError
 from crmsum.failpoints import failpoint
+from crmsum.ru import today as _today
 from crmsum.telegram.client import make_bot
 from crmsum.telegram.send_once import Channel, File, Key, Outbox, Part, Photo, Sent, Telegram, Text, send_once
 
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 OUTBOX_CHAT = 0  # chat id recorded for the outbox copy when no chat is configured
 
 
-class DeliveryError(CrmsumError):
+class DeliveryError(CrmsumError, RuntimeError):
     """Delivery cannot run (bad configuration, another run in progress)."""
 
 
@@ -284,20 +285,11 @@ def _month_label(month: Any) -> str:
 
 def _resolve_html(html: str, vault) -> str:
     """Pseudonyms -> real values, escaped for Telegram HTML (a name may hold '&' or '<')."""
-    from crmsum.privacy import PSEUDONYM_RE
+    from crmsum.cites import PSEUDONYM_RE
     from crmsum.telegram.markup import escape
 
     real = {p: vault.real(p) for p in set(PSEUDONYM_RE.findall(html))}
     return PSEUDONYM_RE.sub(lambda m: escape(real.get(m.group(0)) or m.group(0)), html)
-
-
-def _today(s: Settings) -> dt.date:
-    try:
-        from zoneinfo import ZoneInfo
-
-        return dt.datetime.now(ZoneInfo(s.timezone)).date()
-    except Exception:  # noqa: BLE001
-        return dt.date.today()
 
 
 def deliver_feedback_summary(month: Any = None, force: bool = False, settings: Settings | None = None, lake=None,

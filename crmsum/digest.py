@@ -21,6 +21,8 @@ from typing import Any
 
 import duckdb
 
+from crmsum.cites import strip_trailing_cites as _strip_cites
+from crmsum.errors import CrmsumError
 from crmsum.telegram import markup as th
 from crmsum.facts import LOST, WON, FactsError, facts_for, period_bounds, period_label
 from crmsum.ru import count, money
@@ -35,7 +37,7 @@ WATCH_TITLE = "На что обратить внимание"
 _WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
 
 
-class DigestError(ValueError):
+class DigestError(CrmsumError, ValueError):
     """A digest that cannot be built (bad week, no data)."""
 
 

@@ -35,14 +35,16 @@ def configure_telebot(settings: Settings) -> None:
     apihelper.FILE_URL = base + "/file/bot{0}/{1}"
 
 
-def make_bot(settings: Settings, threaded: bool = False):
-    """A TeleBot for the configured token and API (raises `TelegramConfigError` without a token)."""
+def make_bot(settings: Settings, threaded: bool = False, use_class_middlewares: bool = False):
+    """A TeleBot for the configured token and API (raises `TelegramConfigError` without a token);
+    the bot turns class middlewares on (its access gate and rate limit are middlewares)."""
     import telebot
 
     if settings.telegram_token is None:
         raise TelegramConfigError("CRMSUM_TELEGRAM_TOKEN is not set")
     configure_telebot(settings)
-    return telebot.TeleBot(settings.telegram_token.get_secret_value(), threaded=threaded, parse_mode=None)
+    return telebot.TeleBot(settings.telegram_token.get_secret_value(), threaded=threaded, parse_mode=None,
+                           use_class_middlewares=use_class_middlewares)
 
 
 def retry_after_of(exc: BaseException) -> float | None:

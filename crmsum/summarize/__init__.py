@@ -19,6 +19,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from crmsum.cites import cited_ids, strip_citations
 from crmsum.facts import facts_json, facts_query, to_jsonable
 from crmsum.summarize import grounding as _grounding
 from crmsum.summarize.model import KEYPOINT, LLM, SUMMARY_SECTIONS, Point, Section, sections_to_json, summary_sections
@@ -150,8 +151,8 @@ def llm_sections(result) -> list[Section]:
     for sec in SUMMARY_SECTIONS:
         points[sec] = []
         for p in getattr(result, sec):
-            inline = _grounding.cited_ids(p.text)
-            text = " ".join(_grounding.strip_citations(p.text).split())
+            inline = cited_ids(p.text)
+            text = " ".join(strip_citations(p.text).split())
             if not text or any(fuzz.token_sort_ratio(text, t) >= 90 for t in seen_texts):
                 continue  # models repeat themselves across sections and map chunks
             seen_texts.append(text)

@@ -31,3 +31,4 @@ def cited_ids(text: str) -> list[str]:
 def strip_citations(text: str, repl: str = " ") -> str:
     """The text without its bracketed citations (brackets without a record id stay)."""
     return CITE_RE.sub(lambda m: repl if ID_RE.search(m.group(1)) else m.group(0), text or "")
+

@@ -1,7 +1,8 @@
 """The Telegram bot (`crmsum bot`): pyTelegramBotAPI handlers, long polling.
 
 Handlers are thin: each one calls a `BotApp` method, and `BotApp` calls the library
-(`crmsum.answer` for questions, ratings, access and limits; `crmsum.delivery` for /digest).
+(`crmsum.answer` for questions, ratings, access and limits; `crmsum.delivery` for /digest;
+`crmsum.telegram` for the client and Telegram HTML).
 
 - /start, /help: what the bot can do and whom it knows;
 - /digest: this chat's latest weekly digest (chart + text);
@@ -12,7 +13,7 @@ Handlers are thin: each one calls a `BotApp` method, and `BotApp` calls the libr
 Only chats in CRMSUM_TELEGRAM_ALLOWED_CHATS are served; any other chat gets one polite refusal per
 process and nothing else. A per-user limit (CRMSUM_TELEGRAM_USER_RATE questions per hour) protects
 the LLM budget. Both are pyTelegramBotAPI class middlewares (`crmsum.answer.access`), so no handler
-runs before them. Bot API 429 answers are waited out (`crmsum.delivery.call_api`).
+runs before them. Bot API 429 answers are waited out (`crmsum.telegram.client.call_api`).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ import telebot
 from telebot import types
 
 from crmsum import answer as A
-from crmsum import telegram_html as th
+from crmsum.telegram import markup as th
 from crmsum.config import Settings, get_settings
 from crmsum.summarize import render as R
-from crmsum.delivery import call_api, chat_digest, make_bot, send_rendered
+from crmsum.delivery import chat_digest, digest_parts
+from crmsum.telegram.client import call_api, make_bot
+from crmsum.telegram.send_once import Telegram
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +141,9 @@ class BotApp:
             log.warning("digest for a chat failed: %s", type(exc).__name__)
             self.send(message.chat.id, th.escape("Не получилось собрать дайджест, попробуйте позже."))
             return
-        for r in rendered:
-            send_rendered(self.bot, message.chat.id, r, sleep=self.sleep)
+        channel = Telegram(self.bot, self.sleep)
+        for r in rendered:  # on demand: no ledger, the chat asked for it
+            channel.send_all(message.chat.id, digest_parts(r))
 
     def on_question(self, message, text: str | None = None) -> None:
         chat_id = message.chat.id

@@ -11,6 +11,7 @@ import time
 
 from crmsum.answer.record import BatchWriter
 from crmsum.config import Settings, get_settings
+from crmsum.ru import today as today_in  # noqa: F401 - re-exported: the answer path's «today»
 
 REFRESH_SECONDS = 5.0
 
@@ -176,13 +177,3 @@ def _shutdown() -> None:
 
 
 atexit.register(_shutdown)
-
-
-def today_in(settings: Settings) -> dt.date:
-    """Today in the account's time zone."""
-    try:
-        from zoneinfo import ZoneInfo
-
-        return dt.datetime.now(ZoneInfo(settings.timezone)).date()
-    except Exception:  # noqa: BLE001
-        return dt.date.today()

@@ -32,9 +32,11 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from crmsum.evaluation.metrics import (METRICS, Context, LLMJudge, Sample, Similarity, cited_ids, company_core,
-                                       score_offline)
+from crmsum.cites import MSG_ID_RE, cited_ids
+from crmsum.errors import CrmsumError
+from crmsum.evaluation.metrics import METRICS, Context, LLMJudge, Sample, Similarity, score_offline
 from crmsum.evaluation.questions import Question, build_questions, real_names
+from crmsum.ru import company_core
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ TARGETS = {"faithfulness": 0.95, "context_recall": 0.9}
 SKIP_COPY = {"summaries", "answers", "feedback", "eval_results", "deliveries", "llm_calls"}
 
 
-class EvalError(ValueError):
+class EvalError(CrmsumError, ValueError):
     """The evaluation cannot run (no truth, empty lake, unknown backend): one actionable line."""
 
 
@@ -184,7 +186,7 @@ def record_contexts(con, ids: Sequence[str]) -> dict[str, dict]:
     notes = [int(i.split(":")[1]) for i in ids if i.startswith("note:") and i.split(":")[1].isdigit()]
     tasks = [int(i.split(":")[1]) for i in ids if i.startswith("task:") and i.split(":")[1].isdigit()]
     events = [i.split(":", 1)[1] for i in ids if i.startswith("event:")]
-    msgs = [tuple(int(x) for x in i.split(":")[1:3]) for i in ids if re.fullmatch(r"msg:-?\d+:\d+", i)]
+    msgs = [tuple(int(x) for x in i.split(":")[1:3]) for i in ids if MSG_ID_RE.fullmatch(i)]
     if notes:
         for nid, text, ntype, ts, lead, by, resp, cid, lresp in con.execute("""
                 SELECT n.note_id, n.text, n.note_type, n.created_at, n.lead_id, n.created_by, n.responsible_user_id,
@@ -304,7 +306,7 @@ def _compared_facts(con, answer, q: Question, companies: dict[str, int]) -> list
 
 def contexts_for(con, lake, answer, q: Question, companies: dict[str, int],
                  users_by_pseudonym: dict[str, int]) -> list[Context]:
-    """Ranked retrieved contexts of one answer: facts first, then the cited records."""
+    """Ranked retrieved contexts of one answer: facts first, then the records its points cite."""
     if getattr(answer, "source", None) == "clarify":
         return []
     company_id = companies.get(answer.company) if answer.company else None
@@ -313,7 +315,7 @@ def contexts_for(con, lake, answer, q: Question, companies: dict[str, int],
     if facts is not None:
         ctx.append(Context("facts", "", data=facts, relevant=_facts_relevant(facts, answer, q, company_id)))
     ctx += _compared_facts(con, answer, q, companies)
-    ids = cited_ids(answer.text)
+    ids = list(dict.fromkeys(c for sec in answer.sections for p in sec.points for c in p.cites))
     metas = record_contexts(con, ids)
     for i in ids:
         m = metas.get(i)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Callable
 
+from crmsum.ru import MONTH_PATTERNS
+
 __all__ = ["Period", "parse_period", "normalize_text", "iso_week_bounds"]
 
 
@@ -27,20 +29,7 @@ class Period:
 
 # ----------------------------------------------------------------------------- vocabulary
 
-_RU_MONTHS = [
-    r"январ[ьяеию]|янв",
-    r"феврал[ьяеию]|февр?",
-    r"март[аеу]?|мар",
-    r"апрел[ьяеию]|апр",
-    r"ма[йяею]",
-    r"июн[ьяеию]|июн",
-    r"июл[ьяеию]|июл",
-    r"август[аеу]?|авг",
-    r"сентябр[ьяеию]|сент?",
-    r"октябр[ьяеию]|окт",
-    r"ноябр[ьяеию]|нояб?",
-    r"декабр[ьяеию]|дек",
-]
+_RU_MONTHS = list(MONTH_PATTERNS)
 _EN_MONTHS = [
     r"january|jan", r"february|feb", r"march|mar", r"april|apr", r"may", r"june|jun",
     r"july|jul", r"august|aug", r"september|sept|sep", r"october|oct", r"november|nov",

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crmsum.evaluation.questions import MON_LOC, _company_phrase, _Truth
+from crmsum.evaluation.questions import _Truth
+from crmsum.ru import MONTHS_LOC as MON_LOC
+from crmsum.ru import strip_legal_form as _company_phrase
 
 REASON_WORDS = {"Дорого": "по цене", "Выбрали конкурента": "из-за конкурентов", "Нет бюджета": "из-за бюджета",
                 "Сроки не устроили": "из-за сроков"}

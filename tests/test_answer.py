@@ -360,3 +360,11 @@ def test_llm_extractor_on_the_answer_path_never_invents_and_never_sees_names(env
     assert "<<<ЗАПИСИ" in sent and "Ева Смирнова" not in sent and "Смирнова" not in sent  # fenced, anonymized
     assert a.company in (None, *A.get_context(s, lake).companies)  # never an invented company
     assert a.company is None and "Не нашёл компанию «Ромашкин" in a.text
+
+
+def test_names_after_a_preposition_take_its_case():
+    from crmsum.answer.display import inflect_name
+
+    assert inflect_name("Кирилл Фролов", "ablt") == "Кириллом Фроловым"
+    assert inflect_name("Анна Кузнецова", "gent") == "Анны Кузнецовой"
+    assert inflect_name("Анна Кузнецова", "nomn") == "Анна Кузнецова"

@@ -124,7 +124,7 @@ def heading(title: str, prep: Prepared, source: str) -> list[str]:
 def make_answer(prep: Prepared, source: str, head: list[str], lines: list[str], **kw) -> Answer:
     from crmsum.summarize.render import answer_layout, layout_text
 
-    lines = list(prep.notes) + lines
+    lines = list(prep.notes) + ([""] if prep.notes else []) + lines
     a = Answer(text=layout_text(answer_layout(head, lines=lines)), source=source, manager=prep.manager,
                company=prep.company, start=prep.start, end=prep.end, backend="offline",
                answer_id=uuid.uuid4().hex[:16], period=prep.period, question=prep.question, chat_id=prep.chat_id,

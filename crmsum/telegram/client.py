@@ -36,7 +36,8 @@ def configure_telebot(settings: Settings) -> None:
 
 
 def make_bot(settings: Settings, threaded: bool = False, use_class_middlewares: bool = False):
-    """A TeleBot for the configured token and API (raises `TelegramConfigError` without a token)."""
+    """A TeleBot for the configured token and API (raises `TelegramConfigError` without a token);
+    the bot turns class middlewares on (its access gate and rate limit are middlewares)."""
     import telebot
 
     if settings.telegram_token is None:

@@ -5,7 +5,6 @@ answer costs a few milliseconds and the bot never re-reads the vault per questio
 from __future__ import annotations
 
 import atexit
-import datetime as dt
 import threading
 import time
 

@@ -119,13 +119,16 @@ def answer_path(data_dir: Path, n: int, runs: int) -> None:
     cold = (time.perf_counter() - t) * 1000
     qs = questions_for(ctx, today)
     by: dict[str, list[float]] = defaultdict(list)
+    by_src: dict[str, list[float]] = defaultdict(list)
     src: Counter = Counter()
     for k in range(n):
         for q in qs:
             t = time.perf_counter()
             prep = A.prepare(q, s, lake, today, chat_id=1)
             a = A.finish(prep, s, lake, record=k == 0)
-            by[a.intent].append((time.perf_counter() - t) * 1000)
+            ms = (time.perf_counter() - t) * 1000
+            by[a.intent].append(ms)
+            by_src[a.source].append(ms)
             if k == 0:
                 src[a.source if not a.clarify else "clarify"] += 1
     A.flush()
@@ -137,6 +140,10 @@ def answer_path(data_dir: Path, n: int, runs: int) -> None:
     for intent in sorted(by):
         xs = by[intent]
         print(f"  bot path {intent:<10} n={len(xs):<4} p50 {statistics.median(xs):7.1f} ms  p95 {pct(xs, 0.95):7.1f} ms")
+    for source in sorted(by_src):
+        xs = by_src[source]
+        print(f"  bot path [{source}]{'':<{max(0, 9 - len(source))}} n={len(xs):<4} p50 {statistics.median(xs):7.1f} ms  "
+              f"p95 {pct(xs, 0.95):7.1f} ms")
     print(f"  bot path all        n={len(allms):<4} p50 {statistics.median(allms):7.1f} ms  p95 {pct(allms, 0.95):7.1f} ms")
     pre_q = next((q for q in qs if "делал" in q), qs[0])
     env = dict(os.environ, CRMSUM_DATA_DIR=str(data_dir), CRMSUM_LLM="offline", PYTHONPATH=str(ROOT))

@@ -368,3 +368,12 @@ def test_names_after_a_preposition_take_its_case():
     assert inflect_name("Кирилл Фролов", "ablt") == "Кириллом Фроловым"
     assert inflect_name("Анна Кузнецова", "gent") == "Анны Кузнецовой"
     assert inflect_name("Анна Кузнецова", "nomn") == "Анна Кузнецова"
+
+
+def test_count_of_won_deals_counts_by_close_date(env):
+    lead = _leads(env[1])
+    closed = lead.closed_at.dt.date
+    want = lead[(lead.outcome == "won") & (lead.responsible_user_id == 101)
+                & (closed >= dt.date(2024, 3, 1)) & (closed <= dt.date(2024, 3, 31))]
+    a = ask(env, "Сколько сделок выиграла Ева Смирнова в марте 2024?")
+    assert a.intent == "metric" and a.value == len(want)

@@ -190,7 +190,7 @@ class BotApp:
             else:
                 self.send(chat_id, msg)
             return
-        pages = answer_pages(ans, ctx.vault.resolve)
+        pages = answer_pages(ans, (lambda t: A.resolve_in_case(ctx.vault, t)))
         if len(pages) > 1:
             self.pages[ans.answer_id] = pages
             while len(self.pages) > PAGES_KEPT:
@@ -202,7 +202,7 @@ class BotApp:
             else:
                 self.send(chat_id, pages[0], reply_markup=kb)
             return
-        parts = answer_html(ans, ctx.vault.resolve)
+        parts = answer_html(ans, (lambda t: A.resolve_in_case(ctx.vault, t)))
         kb = rating_keyboard(ans.answer_id, chat_id, self.rating_key)
         for n, part in enumerate(parts):
             markup = kb if n == len(parts) - 1 else None

@@ -207,11 +207,12 @@ def ask(
     setup_logging(settings)
     result = A.answer_question(question, settings=settings)
     vault = A.get_context(settings).vault  # the operator's terminal may see real names
-    A.flush()
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(vault), ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(result.display(vault) + "\n")
+    sys.stdout.flush()  # the answer first; recording it in `answers` finishes below
+    A.flush()
 
 
 @app.command()

@@ -19,7 +19,7 @@ import pandas as pd
 
 from crmsum.errors import CrmsumError
 from crmsum.ru import MONTHS_NOM
-from crmsum.telegram_html import escape
+from crmsum.telegram.markup import escape
 
 RATINGS = (1, 2, 3, 4, 5)
 SCOPE_RU = {"manager": "менеджер", "company": "компания", "manager+company": "менеджер + компания",

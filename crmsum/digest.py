@@ -24,6 +24,7 @@ import duckdb
 from crmsum import telegram_html as th
 from crmsum.facts import LOST, WON, FactsError, facts_for, period_bounds, period_label
 from crmsum.ru import count, money
+from crmsum.insights.present import digest_sections
 from crmsum.summarize.model import SUMMARY_SECTIONS, Point, Section, points_of, sections_from_json
 
 Display = Callable[[str], str]
@@ -59,6 +60,7 @@ class DigestData:
     worked: list[Point] = field(default_factory=list)  # the team's (or manager's) «worked» section
     watch: list[Point] = field(default_factory=list)  # «failed» and «next»
     precomputed: bool = True
+    insights: list[Section] = field(default_factory=list)  # «Риски недели», «Что выигрывает сделки», habits
 
     @property
     def manager(self) -> str | None:
@@ -179,7 +181,8 @@ def build_digest(con: duckdb.DuckDBPyConnection, week: str, manager: str | None 
     watch = _points(sections, WATCH_SECTIONS, MAX_POINTS, cited_only=False)
     return DigestData(week=week, start=start, end=end, kind=f"manager:{manager}" if manager else "team",
                       label=manager or "Команда", numbers=numbers, managers=managers, won=won, lost=lost,
-                      worked=worked, watch=watch, precomputed=own is not None)
+                      worked=worked, watch=watch, precomputed=own is not None,
+                      insights=digest_sections(con, start, end, manager))
 
 
 # -- rendering ----------------------------------------------------------------------------------
@@ -265,6 +268,8 @@ def render_digest(data: DigestData, display: Display = identity, chart: bool = T
         paras.append(_points_block(SUMMARY_SECTIONS["worked"], data.worked, show))
     if data.watch:
         paras.append(_points_block(WATCH_TITLE, data.watch, show))
+    for sec in data.insights:
+        paras.append(_points_block(sec.title, list(sec.points), show))
     if not data.precomputed:
         paras.append(th.i("Сводки за эту неделю ещё не посчитаны: цифры собраны из CRM напрямую."))
     messages = th.join_paragraphs(paras, th.MAX_MESSAGE)

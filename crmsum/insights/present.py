@@ -148,3 +148,37 @@ def resolve_manager(lake, name: str) -> str:
     if len(hits) != 1:
         raise InsightsError(f"manager {name!r} {'is ambiguous' if hits else 'not found'}: use the full name or pseudonym")
     return hits[0]
+
+
+def digest_sections(con, week_start, week_end, manager: str | None = None) -> list[Section]:
+    """The insights sections of a weekly digest: «Риски недели» always; «Что выигрывает сделки» in the
+    month's digest (the week holding the month's first Monday); a personal digest gets the habits.
+    Figures are those of `crmsum insights --json` (no period filter): the same report, rendered here."""
+    import datetime as dt
+
+    from crmsum.errors import CrmsumError
+    from crmsum.insights.analysis import build_report, load_features
+    from crmsum.insights.compare import manager_habits
+
+    try:
+        feats = load_features(con)
+        if feats.empty:
+            return []
+        team = build_report(con, features=feats)
+        out = []
+        if manager is None:
+            out.append(risks_section(team))
+            first_monday = next(week_start + dt.timedelta(days=i) for i in range(7)
+                                if (week_start + dt.timedelta(days=i)).day <= 7
+                                and (week_start + dt.timedelta(days=i)).weekday() == 0) \
+                if week_start.day <= 7 else None
+            if first_monday is not None:
+                out.append(playbook_section(team))
+        else:
+            mine = InsightsReport(closed=team.closed, won=team.won, win_rate=team.win_rate,
+                                  risks=[r for r in team.risks if r.manager == manager])
+            out.append(risks_section(mine))
+            out.append(habits_section(manager_habits(con, manager)))
+        return [s for s in out if s.points]
+    except CrmsumError:
+        return []

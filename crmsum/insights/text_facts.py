@@ -217,3 +217,12 @@ def task_facts(text: str | None, result: str | None, task_type_id: int | None, c
     if task_type_id == 2:
         deed = deed | TextFacts(meeting=True)
     return deed | res
+
+
+def not_ours(sentence: str) -> bool:
+    """A sentence reporting someone else's success or a cancelled / negated deed (never «what worked»)."""
+    for toks, _q in clauses(sentence):
+        lem = _lemmas(toks)
+        if _other_party(toks, lem) or lem & CANCEL or _negated(toks, MEETING | PROPOSAL | DISCOUNT | SEND | OFFER):
+            return True
+    return False

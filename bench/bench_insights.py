@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import sys
 import tempfile
 import threading
@@ -66,6 +67,8 @@ def build(root: Path, leads: int, seed: int) -> Lake:
                          llm="offline")
             pipeline.sync_amocrm(s)
             pipeline.import_telegram(root / "acc" / "telegram" / "result.json", s)
+    for derived in ("deal_features", "drivers"):  # a reused lake: measure the full computation again
+        shutil.rmtree(root / "data" / "lake" / derived, ignore_errors=True)
     return Lake(root / "data" / "lake")
 
 
@@ -92,12 +95,13 @@ def main() -> None:
     print(f"full refresh: {sec:.1f} s, peak RSS {mb:.0f} MB; leads {rep.leads}, text re-read {rep.recomputed}, "
           f"steps {rep.seconds}")
     con = lake.connect()
-    leads_df = con.execute("SELECT lead_id, responsible_user_id FROM crm_leads ORDER BY lead_id LIMIT 5").df()
-    when = con.execute("SELECT max(created_at) FROM crm_notes").fetchone()[0]
+    # five new notes in the middle of five closed deals' lives (a late edit the nightly sync brings in)
+    mid = con.execute("""SELECT lead_id, responsible_user_id, created_at + (closed_at - created_at) / 2 AS at
+                         FROM crm_leads WHERE closed_at IS NOT NULL ORDER BY lead_id LIMIT 5""").df()
     lake.write("crm_notes", pd.DataFrame([{"note_id": 9_000_000_000 + i, "lead_id": int(r.lead_id), "note_type": "common",
                                            "text": "Провели встречу, клиент доволен.", "created_by": int(r.responsible_user_id),
-                                           "responsible_user_id": int(r.responsible_user_id), "created_at": when,
-                                           "updated_at": when} for i, r in enumerate(leads_df.itertuples())]))
+                                           "responsible_user_id": int(r.responsible_user_id), "created_at": r.at,
+                                           "updated_at": r.at} for i, r in enumerate(mid.itertuples())]))
     rep2, sec2, mb2 = timed(lambda: analysis.refresh(lake))
     print(f"incremental refresh (5 new notes): {sec2:.1f} s, peak RSS {mb2:.0f} MB; text re-read {rep2.recomputed}, "
           f"feature rows written {rep2.features_written}, steps {rep2.seconds}")

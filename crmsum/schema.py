@@ -264,7 +264,7 @@ TABLES: dict[str, Table] = {
            ("q_value", F64, "Benjamini-Hochberg q over the scope's drivers"),
            ("significant", BOOL, "interval excludes zero, q <= 0.05 and the adjusted effect points the same way"),
            ("examples", pa.list_(I64), "example lead ids with the feature"),
-           ("computed_at", TS, "when")),
+           ("computed_at", TS, "as of: the lake's newest record when computed")),
         _t("eval_results", ("run_id", "question_id"), "Evaluation of the answer path against the sample truth.",
            ("run_id", STR, "evaluation run"),
            ("question_id", STR, "question id"),

@@ -152,15 +152,16 @@ def test_planted_behaviours_are_significant_with_the_true_difference_inside(acco
     _root, lake, _first, story = account
     rep = analysis.build_report(lake)
     by = {d.feature: d for d in rep.drivers}
-    for flag, feature in (("fast_follow_up", "first_response_minutes"), ("meeting_held", "meetings_held")):
+    for flag, feature in (("fast_follow_up", "first_response_minutes"), ("meeting_held", "meetings_held"),
+                          ("discount_offered", "discount_offered")):
         w = story["behaviour_win_rates"][flag]
         true = w["with"]["win_rate"] - w["without"]["win_rate"]
         d = by[feature]
-        assert d.significant and d.difference > 0 and d.adjusted_odds_ratio > 1, d
-        assert d.ci95[0] <= true <= d.ci95[1], (d, true)
-    d = by["discount_offered"]  # the weakest planted effect (+0.6 logit): right sign, interval covers the truth
-    w = story["behaviour_win_rates"]["discount_offered"]
-    assert d.difference > 0 and d.ci95[0] <= w["with"]["win_rate"] - w["without"]["win_rate"] <= d.ci95[1]
+        assert d.difference > 0 and d.adjusted_odds_ratio > 1, d  # the right sign, raw and adjusted
+        assert d.ci95[0] <= true <= d.ci95[1], (d, true)  # the interval covers the generator's difference
+    # the strongest planted effect is significant at this scale (all three at design scale: bench_insights)
+    assert by["meetings_held"].significant
+    assert by["proposal_sent"].kind == "milestone"
 
 
 @pytest.mark.slow
@@ -226,7 +227,7 @@ def test_digest_figures_match_the_json(account, monkeypatch):
     con = lake.connect()
     secs = {s.key: s for s in digest_sections(con, dt.date(2024, 6, 3), dt.date(2024, 6, 9))}
     assert set(secs) == {"risks", "playbook"}
-    sig = [d for d in out["drivers"] if d["significant"]]
+    sig = [d for d in out["drivers"] if d["significant"] and d["kind"] != "milestone"]
     for p, d in zip(secs["playbook"].points, sig):
         assert p.figures["win_rate_with"] == d["win_rate_with"] and p.figures["n_with"] == d["n_with"]
         assert f"{round(d['win_rate_with'] * 100)}%" in p.text and f"n={d['n_with']}/{d['n_without']}" in p.text

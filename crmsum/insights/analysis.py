@@ -149,9 +149,10 @@ def refresh(lake: Lake, *, as_of: dt.datetime | None = None) -> RefreshReport:
     feats["win_probability"] = model.predict(feats) if model is not None and len(feats) else None
     out.model = summary.to_dict()
     cols = [c for c in lake_columns("deal_features") if c in feats.columns]
-    out.features_written = lake.write("deal_features", feats[cols])
+    if len(feats):
+        out.features_written = lake.write("deal_features", feats[cols])
     t2 = time.perf_counter()
-    now = dt.datetime.now().replace(microsecond=0)
+    now = F.lake_as_of(con) if as_of is None else as_of  # stable across reruns: unchanged lake, unchanged rows
     frames = []
     closed = M.closed_deals(feats)
     scopes = [("team", None)] + [(f"manager:{m}", m) for m in sorted(closed["manager"].dropna().unique())]

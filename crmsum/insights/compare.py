@@ -86,7 +86,7 @@ def manager_habits(lake_or_con, manager: str, *, start=None, end=None) -> Habits
         gap = FeatureGap(d.feature, d.label, round(m_share, 4), round(t_share, 4), note)
         out.habits.append(gap)
         gain = (t_share - m_share) * (d.difference or 0)
-        if d.significant and gain > 0 and (best is None or gain > best[0]):
+        if d.significant and d.kind != "milestone" and gain > 0 and (best is None or gain > best[0]):
             better = "чаще" if (d.difference or 0) > 0 else "реже"
             best = (gain, FeatureGap(d.feature, d.label, gap.value, gap.reference,
                                      f"{note}. Сделки с этим выигрываются в {pct(d.win_rate_with)} против "
@@ -98,7 +98,7 @@ def manager_habits(lake_or_con, manager: str, *, start=None, end=None) -> Habits
 
 def _split(closed: pd.DataFrame, spec: D.Spec, threshold: float | None) -> pd.Series:
     v = closed[spec.feature].astype(float)
-    if spec.kind == "binary":
+    if spec.kind in ("binary", "milestone"):
         ind = v > 0
     else:
         ind = (v <= threshold) if spec.lower_is_better else (v > threshold)

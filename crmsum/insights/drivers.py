@@ -6,6 +6,10 @@ in one logistic regression (controls: manager, pipeline, log amount) survives Be
 q <= 0.05 over all drivers of the report, and (3) the adjusted odds ratio points the same way as the
 raw difference. Numeric features are split at the median of the closed deals analysed.
 
+Milestones (`proposal_sent`): a funnel step is partly a consequence of the deal going well (a client
+who dropped out at qualification never gets a КП), so it is reported with its own adjusted odds ratio,
+kept out of the joint model of the behaviours and out of the playbook and the win model.
+
 Not a driver: `stage_changes` (moving through the funnel is part of being won — a mediator, not a habit
 to copy; as a control it would explain away every behaviour that moves a deal) and `cycle_days`
 (known only at the outcome).
@@ -31,7 +35,7 @@ N_EXAMPLES = 5
 @dataclass(frozen=True)
 class Spec:
     feature: str
-    kind: str  # binary (value > 0) or numeric (split at the median)
+    kind: str  # binary (value > 0), numeric (split at the median) or milestone (a funnel step, value > 0)
     label: str  # «with» side; {t} is the threshold
     lower_is_better: bool = False  # numeric: "with" = value <= threshold
 
@@ -39,7 +43,7 @@ class Spec:
 SPECS = [
     Spec("first_response_minutes", "numeric", "Первый ответ не позже {t} мин после заявки", lower_is_better=True),
     Spec("meetings_held", "binary", "Проведена встреча"),
-    Spec("proposal_sent", "binary", "Отправлено КП"),
+    Spec("proposal_sent", "milestone", "Отправлено КП"),
     Spec("discount_offered", "binary", "Дана скидка"),
     Spec("calls", "numeric", "Больше {t} звонков"),
     Spec("notes", "numeric", "Больше {t} заметок"),
@@ -54,7 +58,7 @@ BY_FEATURE = {s.feature: s for s in SPECS}
 def indicator(closed: pd.DataFrame, spec: Spec) -> tuple[pd.Series, float | None]:
     """(with-indicator as float with NaN for unknown values, threshold)."""
     v = closed[spec.feature].astype(float)
-    if spec.kind == "binary":
+    if spec.kind in ("binary", "milestone"):
         return (v > 0).astype(float).where(v.notna()), None
     t = float(v.median()) if v.notna().any() else None
     if t is None:
@@ -85,7 +89,13 @@ def compute(closed: pd.DataFrame, use_managers: bool = True) -> list[Driver]:
         inds[spec.feature] = ind.fillna(0.0)
     if not rows:
         return []
-    effects = adjusted_effects(closed, pd.DataFrame(inds, index=closed.index), use_managers=use_managers)
+    behaviours = [f for f in inds if BY_FEATURE[f].kind != "milestone"]
+    effects = adjusted_effects(closed, pd.DataFrame({f: inds[f] for f in behaviours}, index=closed.index),
+                               use_managers=use_managers)
+    for f in inds:  # a milestone is adjusted on its own: as a control it would absorb the behaviours leading to it
+        if f not in behaviours:
+            effects.update(adjusted_effects(closed, pd.DataFrame({f: inds[f]}, index=closed.index),
+                                            use_managers=use_managers))
     pvals = [effects[r[0].feature].p_value if r[0].feature in effects else None for r in rows]
     qvals = benjamini_hochberg(pvals)
     out = []

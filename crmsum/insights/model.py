@@ -8,6 +8,9 @@ Two fits, one design (`design`): behaviour columns plus the controls (manager, p
   `validate` trains on deals closed before a cut-off (the 70th percentile of close dates) and scores
   those closed after: AUC, Brier (beside the no-skill Brier of the training win rate) and the
   calibration slope / intercept of the out-of-time predictions.
+  Funnel milestones (КП sent, stage moves) stay out: they are partly the outcome showing through — with
+  `proposal_sent` the out-of-time AUC on the sample account (0.79) beats the AUC of the generator's own
+  true probabilities (0.69), which no honest predictor can; without it, 0.67.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from crmsum.insights.stats import auc, brier
 MIN_MANAGER_DEALS = 10  # managers with fewer closed deals share the baseline
 TRAIN_SHARE = 0.7
 MIN_TRAIN, MIN_TEST, MIN_CLASS = 40, 20, 5
-BEHAVIOUR = ["fast_response", "meeting", "proposal", "discount", "overdue", "silence"]
+BEHAVIOUR = ["fast_response", "meeting", "discount", "overdue", "silence"]
 
 
 def behaviour(df: pd.DataFrame, fr_fill: float) -> pd.DataFrame:
@@ -35,7 +38,6 @@ def behaviour(df: pd.DataFrame, fr_fill: float) -> pd.DataFrame:
     return pd.DataFrame({
         "fast_response": -np.log1p(fr.clip(lower=0)),
         "meeting": (df["meetings_held"] > 0).astype(float),
-        "proposal": df["proposal_sent"].astype(float),
         "discount": df["discount_offered"].astype(float),
         "overdue": (df["tasks_overdue"] > 0).astype(float),
         "silence": np.log1p(df["days_since_activity"].astype(float).clip(lower=0).fillna(0)),

@@ -61,14 +61,14 @@ def playbook_section(rep: InsightsReport) -> Section:
     """«Что выигрывает сделки»: the significant drivers, or one line saying why there are none."""
     if rep.reason:
         pts = (Point(kind="driver", text=rep.reason, figures={"closed": rep.closed, "won": rep.won}),)
-    elif not rep.significant:
+    elif not [d for d in rep.significant if d.kind != "milestone"]:
         pts = (Point(kind="driver", text=f"Надёжных закономерностей нет: ни один признак не проходит проверку "
                                          f"значимости на {rep.closed} закрытых сделках.",
                      figures={"closed": rep.closed, "won": rep.won}),)
     else:
         pts = tuple(Point(kind="driver", text=driver_sentence(d), figures=_driver_figures(d),
                           cites=tuple(f"lead:{x}" for x in d.examples[:3]))
-                    for d in rep.significant[:MAX_DRIVERS])
+                    for d in [d for d in rep.significant if d.kind != "milestone"][:MAX_DRIVERS])
     return Section(key=PLAYBOOK_KEY, title="Что выигрывает сделки", points=pts)
 
 

@@ -231,8 +231,36 @@ def test_digest_figures_match_the_json(account, monkeypatch):
     for p, d in zip(secs["playbook"].points, sig):
         assert p.figures["win_rate_with"] == d["win_rate_with"] and p.figures["n_with"] == d["n_with"]
         assert f"{round(d['win_rate_with'] * 100)}%" in p.text and f"n={d['n_with']}/{d['n_without']}" in p.text
-    for p, r in zip(secs["risks"].points, out["risks"]):
+    risk_points = [p for p in secs["risks"].points if p.kind == "risk"]
+    assert risk_points and "AUC" in secs["risks"].points[-1].text  # the model's base, said once
+    for p, r in zip(risk_points, out["risks"]):
         assert p.lead_id == r["lead_id"] and p.figures["win_probability"] == r["win_probability"]
     rep = analysis.build_report(con)
     assert playbook_section(rep).points and risks_section(rep).points
     assert not {s.key for s in digest_sections(con, dt.date(2024, 6, 10), dt.date(2024, 6, 16))} & {"playbook"}
+
+
+def test_keypoints_do_not_file_others_wins_or_cancelled_events_as_worked():
+    from crmsum.summarize.keypoints import section_of
+
+    assert section_of("PER-1a2b3c4d: тендер выиграл «Русские насосы».") == "failed"
+    assert section_of("Встреча отменена, клиент заболел.") == "failed"
+    assert section_of("Скидку так и не согласовали.") == "failed"
+    assert section_of("Выиграли тендер, договор подписан.") == "worked"
+
+
+@pytest.mark.slow
+def test_one_deal_vs_won_and_a_managers_habits(account):
+    _root, lake, _first, _story = account
+    import crmsum.insights as I
+
+    feats = analysis.load_features(lake.connect())
+    lost = feats[(feats["outcome"] == "lost") & (feats["meetings_held"] == 0)].iloc[0]
+    cmp = I.deal_vs_won(lake, int(lost["lead_id"]))
+    assert cmp.n_won >= 5 and cmp.reason is None
+    assert any(g.feature == "meetings_held" and "n=" in g.note for g in cmp.gaps)
+    mgr = feats[feats["outcome"] != "open"]["manager"].value_counts().index[0]
+    h = I.manager_habits(lake, mgr)
+    assert h.reason is None and h.habits and all("n=" in g.note for g in h.habits)
+    with pytest.raises(analysis.InsightsError):
+        I.deal_vs_won(lake, 1)

@@ -82,6 +82,12 @@ def risks_section(rep: InsightsReport, limit: int = MAX_RISKS) -> Section:
     """«Риски недели»: the open deals with the most money at stake, one line each with its main reason."""
     pts = tuple(Point(kind="risk", text=risk_line(r), figures=r.to_dict(), cites=(f"lead:{r.lead_id}",),
                       lead_id=r.lead_id) for r in rep.risks[:limit])
+    m = rep.model
+    if pts and m is not None and m.auc is not None:  # the base of every «шанс N%» above
+        auc_text = str(round(m.auc, 2)).replace(".", ",")
+        pts += (Point(kind="fact", text=f"Шанс — оценка модели по закрытым сделкам (проверена на {m.validated_on} "
+                                        f"сделках, закрытых после {m.cutoff}: AUC {auc_text})",
+                      figures={"auc": round(m.auc, 4), "validated_on": m.validated_on, "n_train": m.n_train}),)
     return Section(key=RISKS_KEY, title="Риски недели", points=pts)
 
 

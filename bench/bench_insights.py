@@ -98,7 +98,8 @@ def main() -> None:
     # five new notes in the middle of five closed deals' lives (a late edit the nightly sync brings in)
     mid = con.execute("""SELECT lead_id, responsible_user_id, created_at + (closed_at - created_at) / 2 AS at
                          FROM crm_leads WHERE closed_at IS NOT NULL ORDER BY lead_id LIMIT 5""").df()
-    lake.write("crm_notes", pd.DataFrame([{"note_id": 9_000_000_000 + i, "lead_id": int(r.lead_id), "note_type": "common",
+    base_id = 9_000_000_000 + int(time.time()) % 10_000_000 * 10  # new ids on every run of the bench
+    lake.write("crm_notes", pd.DataFrame([{"note_id": base_id + i, "lead_id": int(r.lead_id), "note_type": "common",
                                            "text": "Провели встречу, клиент доволен.", "created_by": int(r.responsible_user_id),
                                            "responsible_user_id": int(r.responsible_user_id), "created_at": r.at,
                                            "updated_at": r.at} for i, r in enumerate(mid.itertuples())]))

@@ -219,7 +219,7 @@ TABLES: dict[str, Table] = {
            ("amount", I64, "deal amount, rubles"),
            ("created_at", TS, "lead created"),
            ("closed_at", TS, "closed (won or lost), else null"),
-           ("as_of", TS, "features describe the deal at this moment: 24 h before closed_at, or the lake's newest record for open deals"),
+           ("as_of", TS, "features describe the deal at this moment: one hour before closed_at (phrases: a day before), or the lake's newest record for open deals"),
            ("cycle_days", F64, "days from creation to close"),
            ("first_response_minutes", I64, "lead creation to the first outgoing touch by the team (call, note, message, completed task)"),
            ("calls", I64, "calls before as_of"),

@@ -181,9 +181,7 @@ def digest_sections(con, week_start, week_end, manager: str | None = None) -> li
             if first_monday is not None:
                 out.append(playbook_section(team))
         else:
-            mine = InsightsReport(closed=team.closed, won=team.won, win_rate=team.win_rate,
-                                  risks=[r for r in team.risks if r.manager == manager], model=team.model)
-            out.append(risks_section(mine))
+            out.append(risks_section(build_report(con, features=feats, manager=manager)))
             out.append(habits_section(manager_habits(con, manager)))
         return [s for s in out if s.points]
     except CrmsumError:

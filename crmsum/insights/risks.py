@@ -88,8 +88,8 @@ def rank(open_deals: pd.DataFrame, model: WinModel, won: pd.DataFrame, norms: pd
         norm = norms_idx.get((int(row.pipeline_id), int(row.stage_id))) if pd.notna(row.stage_id) \
             and pd.notna(row.pipeline_id) else None
         if norm is not None and norm.n >= MIN_STAGE_BASE and row.stage_days > 2 * max(norm.median_days, 1):
-            texts.append(f"в этапе «{norm.stage}» {number(row.stage_days)} дн. при обычных "
-                         f"{number(norm.median_days)} (медиана по {norm.n} сделкам)")
+            texts.append(f"в этапе «{norm.stage}» {_days(row.stage_days)} дн. при обычных "
+                         f"{_days(norm.median_days)} (медиана по {norm.n} сделкам)")
         if int(row.next_tasks) == 0:
             texts.append("нет следующей задачи")
         amount = int(row.amount or 0)
@@ -111,3 +111,8 @@ def _fixed_values(name: str, fr_won: float | None, silence_won: float | None) ->
     if name == "overdue":
         return {"tasks_overdue": 0}
     return {"days_since_activity": silence_won}
+
+
+def _days(x: float) -> str:
+    """«313» for long stays, «3,2» for short ones."""
+    return number(round(x)) if x >= 10 else number(x)

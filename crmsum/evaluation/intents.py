@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crmsum.evaluation.questions import MON_LOC, _company_phrase, _Truth
+from crmsum.evaluation.questions import _Truth
+from crmsum.ru import MONTHS_LOC, strip_legal_form
 
 REASON_WORDS = {"Дорого": "по цене", "Выбрали конкурента": "из-за конкурентов", "Нет бюджета": "из-за бюджета",
                 "Сроки не устроили": "из-за сроков"}
@@ -75,10 +76,10 @@ def build_intent_questions(lake, truth_dir: str | Path, per_intent: int = 3,
         e = (s + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
         won, lost, _ = t.select(s, e, manager=uid)
         name, p = t.spoken(uid, full=True), t.pseudonym(uid)
-        add("deals", f"Какие сделки выиграл(а) {name} в {MON_LOC[m - 1]} {y}?",
-            f"Какие сделки выиграл(а) {p} в {MON_LOC[m - 1]} {y}?", sorted(x.id for x in won), "set")
-        add("metric", f"Сколько сделок выиграл(а) {name} в {MON_LOC[m - 1]} {y}?",
-            f"Сколько сделок выиграл(а) {p} в {MON_LOC[m - 1]} {y}?", float(len(won)), "value")
+        add("deals", f"Какие сделки выиграл(а) {name} в {MONTHS_LOC[m - 1]} {y}?",
+            f"Какие сделки выиграл(а) {p} в {MONTHS_LOC[m - 1]} {y}?", sorted(x.id for x in won), "set")
+        add("metric", f"Сколько сделок выиграл(а) {name} в {MONTHS_LOC[m - 1]} {y}?",
+            f"Сколько сделок выиграл(а) {p} в {MONTHS_LOC[m - 1]} {y}?", float(len(won)), "value")
     for y, uid in zip(years, uids[1:]):
         s, e = dt.date(y, 1, 1), dt.date(y, 12, 31)
         won, lost, _ = t.select(s, e, manager=uid)
@@ -102,7 +103,7 @@ def build_intent_questions(lake, truth_dir: str | Path, per_intent: int = 3,
         if x.outcome == "lost":
             lost_by_company.setdefault(x.company_id, []).append(x.id)
     for cid in sorted(lost_by_company, key=lambda c: (-len(lost_by_company[c]), c))[:per_intent]:
-        name = _company_phrase(t.companies.get(cid, ""))
+        name = strip_legal_form(t.companies.get(cid, ""))
         add("why", f"Почему проиграли {name}?", f"Почему проиграли {name}?", sorted(lost_by_company[cid]), "covers")
     for text in ("Что помогает выигрывать сделки?", "Почему мы проигрываем?", "Что влияет на победу в сделке?"):
         add("what_wins", text, text)
@@ -110,7 +111,7 @@ def build_intent_questions(lake, truth_dir: str | Path, per_intent: int = 3,
         add("stalled", text, text)
     comps = sorted({x.company_id for x in t.leads})[:per_intent]
     for cid in comps:
-        name = _company_phrase(t.companies.get(cid, ""))
+        name = strip_legal_form(t.companies.get(cid, ""))
         add("similar", f"Покажи похожие сделки на {name}", f"Покажи похожие сделки на {name}")
     for uid in uids[:per_intent]:
         add("activity", f"Что {t.spoken(uid, True)} делал(а) на прошлой неделе?",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from crmsum.ru import MONTH_STEMS
+
 from .entities import (COMPANY_WORDS, LEGAL_FORMS, STRONG_PREPS, EntityIndex, Token, _is_common_word, _parses,
                        _sentence_initial)
 from .periods import _month_num
@@ -49,8 +51,7 @@ def fix_mixed(text: str) -> tuple[str, list[str]]:
     return _MIXED.sub(fix, text), bad
 
 
-_DAY_32 = re.compile(r"(?<![\d.])(3[2-9]|[4-9]\d)\s+(январ\w*|феврал\w*|март\w*|апрел\w*|ма[йя]\w*|июн\w*|июл\w*|"
-                     r"август\w*|сентябр\w*|октябр\w*|ноябр\w*|декабр\w*)", re.I)
+_DAY_32 = re.compile(r"(?<![\d.])(3[2-9]|[4-9]\d)\s+((?:" + "|".join(MONTH_STEMS) + r")\w*)", re.I)
 
 
 def bad_date(text: str) -> str | None:

@@ -49,10 +49,10 @@ class Answer:
         return self.source == "clarify"
 
     def display(self, vault=None) -> str:
-        """The text with pseudonyms resolved as the display policy allows (allowed chats, the operator's terminal)."""
-        from crmsum.privacy.display import resolve
+        """The text with pseudonyms resolved (for allowed chats and the operator's terminal)."""
+        from crmsum.answer.display import resolve_in_case
 
-        return resolve(self.text, vault)
+        return resolve_in_case(vault, self.text)
 
     def to_json(self, vault=None) -> dict[str, Any]:
         """The `crmsum ask --json` object (design: answer, source, manager, company, start, end,

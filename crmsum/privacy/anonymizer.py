@@ -342,7 +342,8 @@ class Anonymizer(PersonFinder):
         for a, b in D.street_spans(s):   # «ул. Ленина» without a house: the street is no person
             if free(a, b):
                 taken.append((a, b, s[a:b]))
-        for a, b in business_spans(s):
+        gaz = self.gaz
+        for a, b in business_spans(s, lambda low: low in gaz.surn_forms or low in gaz.first_forms):
             if free(a, b):
                 taken.append((a, b, s[a:b]))
 

@@ -202,8 +202,9 @@ def _phone_at(text: str, raw: str, start: int, end: int) -> str | None:
             bare = bm.group(0).strip().lower() in ("#", "№", "n", "no", "no.")
             if not (bare and len(d) == 11 and d[0] in "78" and d[1] == "9"):
                 return None
-        if THOUSANDS_RE.match(raw) or MONEY_AFTER_RE.match(after):
-            return None
+        mobile = len(d) == 11 and d[0] in "78" and d[1] == "9"
+        if THOUSANDS_RE.match(raw) or (MONEY_AFTER_RE.match(after) and not mobile):
+            return None   # an amount; a whole mobile number written without thousand groups stays a phone
         grouped = any(c in raw for c in " \u00a0-()")
         if len(d) == 10:
             # bare 10 digits: only a mobile (9xx); with grouping also landlines; else company INN etc.

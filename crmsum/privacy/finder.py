@@ -157,6 +157,10 @@ class PersonFinder:
             if len(g) >= 2 and classes <= {_W, "G", "I", "U"} and g[0][3] in (_W, "G"):
                 g = [(t[0], t[1], t[2], _P) for t in g]   # «Хорхе Ларрионда», «Шамсул Майдин»
                 classes = {_P}
+            patronymic = classes == {_Q} and all(tok_info(t[2]).strong for t in g)
+            if patronymic:   # a lone patronymic is how people are called («Петровне», «Саввичу»)
+                g = [(t[0], t[1], t[2], _P) for t in g]
+                classes = {_P}
             classes = {("L" if c == "LF" else "U" if c in ("G", "XM") else c) for c in classes}
             if classes <= {"I"}:
                 w0 = g[0][2]
@@ -177,7 +181,7 @@ class PersonFinder:
             if classes <= {_W, "U", "L", _Q}:
                 asks.append((g[0][0], g[-1][1]))
                 continue
-            soft = len(g) == 1 and classes == {_P} and not tok_info(g[0][2]).name
+            soft = len(g) == 1 and classes == {_P} and not tok_info(g[0][2]).name and not patronymic
             norm = self._group_norm([t for t in g if t[3] not in ("L", "LF")] or g)
             a, b = g[0][0], g[-1][1]
             mb = INITIALS_BEFORE_RE.search(s, max(0, a - 6), a)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 from crmsum.ru import morph
 from crmsum.ru.orgs import BRAND_PARTS, BRAND_SUFFIX_RE, LEGAL_FORMS
@@ -146,13 +147,14 @@ def is_business_word(word: str) -> bool:
     return len(low) >= 7 and bool(BRAND_SUFFIX_RE.search(low)) and not tok_info(word).strong
 
 
-def business_spans(s: str) -> list[tuple[int, int]]:
-    """Spans that name a company by their form: after a legal form, in quotes, before «Групп»."""
+def business_spans(s: str, known_person: Callable[[str], bool] = lambda low: False) -> list[tuple[int, int]]:
+    """Spans that name a company by their form: after a legal form, in quotes — unless a word in the
+    quotes is a person's name (a known person's form, a Latin first name, a strong name reading)."""
     out = [m.span() for m in LEGAL_COMPANY_RE.finditer(s)]
     for m in QUOTED_RE.finditer(s):
         words = re.findall(r"\w+", m.group(0))
         if (words and len(words) <= 3 and words[0][:1].isupper()
-                and not any(w[:1].isupper() and (is_latin_first(w) or tok_info(w[:1] + w[1:].lower()).strong)
-                            for w in words)):   # «Richard Gere», «Ивана Петрова» in quotes are people
+                and not any(known_person(w.lower()) or (w[:1].isupper() and (
+                    is_latin_first(w) or tok_info(w[:1] + w[1:].lower()).strong)) for w in words)):   # «Richard Gere», «Ивана Петрова» in quotes are people
             out.append(m.span())
     return out

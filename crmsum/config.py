@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
 
+    embeddings: str = "offline"  # "offline" (navec SIF, shipped) | "openai" (any compatible /v1/embeddings)
+    embeddings_model: str | None = None  # openai backend; default text-embedding-3-small
+    embeddings_base_url: str | None = None  # default OPENAI_BASE_URL
+    embeddings_refit_growth: float = 0.5  # offline: refit when the corpus grew by this share since the fit
+    embeddings_approx_above: int = 250_000  # vectors above which search uses the approximate index
+
     dask_address: str | None = None  # "local" or a scheduler address enables the Dask runner
 
     @property

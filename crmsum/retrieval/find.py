@@ -52,7 +52,7 @@ def check_query(text: str | None) -> str:
 
 
 def _index(lake, emb, settings):
-    index = load_index(lake, emb.model, settings.embeddings_approx_above)
+    index = load_index(lake, emb.model, settings.embeddings_approx_above, settings.state_dir)
     if len(index):
         return index
     others = models_in(lake)

@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -32,7 +34,7 @@ class VectorIndex:
     """Unit vectors (n, dim) float32 with their metadata; `search` returns (positions, scores)."""
 
     def __init__(self, meta: pd.DataFrame, matrix: np.ndarray, model: str, approx_above: int = 250_000,
-                 signature: tuple = ()) -> None:
+                 signature: tuple = (), ann_path: Path | None = None) -> None:
         self.meta = meta.reset_index(drop=True)
         self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         self.model = model
@@ -44,7 +46,7 @@ class VectorIndex:
         self._lock = threading.Lock()
         self.ann = None
         if len(self.meta) > approx_above:
-            self.ann = _build_ann(self.matrix)
+            self.ann = _ann(self.matrix, ann_path)
 
     def __len__(self) -> int:
         return len(self.meta)
@@ -98,17 +100,32 @@ class VectorIndex:
         return keys[order], scores[order]
 
 
-def _build_ann(matrix: np.ndarray):
+def _ann(matrix: np.ndarray, path: Path | None):
+    """The HNSW index of a matrix: memory-mapped from `path` when a process already built it
+    (building takes minutes at a million vectors; the nightly step builds it once), else built."""
     from usearch.index import Index
 
+    if path is not None and path.exists():
+        ix = Index.restore(str(path), view=True)
+        if ix is not None and len(ix) == len(matrix):
+            return ix
     ix = Index(ndim=matrix.shape[1], metric="cos", dtype="f32", connectivity=16, expansion_add=128,
                expansion_search=64)
     ix.add(np.arange(len(matrix), dtype=np.uint64), matrix, threads=2)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob(f"{path.name.split('-')[0]}-*.usearch"):
+            old.unlink(missing_ok=True)  # one index per data root: older lake versions are useless
+        tmp = path.with_suffix(".tmp")
+        ix.save(str(tmp))
+        tmp.replace(path)
     return ix
 
 
-def load_index(lake, model: str, approx_above: int = 250_000) -> VectorIndex:
-    """The index of a lake's vectors of one model (cached per process, reloaded when the table changes)."""
+def load_index(lake, model: str, approx_above: int = 250_000, cache_dir: Path | None = None) -> VectorIndex:
+    """The index of a lake's vectors of one model (cached per process, reloaded when the table changes).
+
+    `cache_dir` (DATA_DIR/state): where the approximate index is kept between processes."""
     sig = tuple(lake.parts(TABLE))
     key = (lake.root, model)
     with _LOCK:
@@ -130,7 +147,9 @@ def load_index(lake, model: str, approx_above: int = 250_000) -> VectorIndex:
     meta = tbl.select(META_COLUMNS).to_pandas()
     for c in ("lead_id", "company_id"):
         meta[c] = meta[c].astype("Int64")
-    index = VectorIndex(meta, matrix, model, approx_above, sig)
+    digest = hashlib.sha256(repr((lake.root, model, sig)).encode()).hexdigest()[:16]
+    ann_path = Path(cache_dir) / "ann" / f"hnsw-{digest}.usearch" if cache_dir else None
+    index = VectorIndex(meta, matrix, model, approx_above, sig, ann_path)
     with _LOCK:
         _CACHE[key] = index
     return index

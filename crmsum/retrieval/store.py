@@ -139,6 +139,10 @@ def update_embeddings(lake, settings=None, progress: Callable[..., None] | None 
         report.embedded += len(batch)
         if progress:
             progress("embeddings", len(batch), total=len(todo))
+    if report.records > s.embeddings_approx_above:  # the approximate index is built here, not by the bot
+        from crmsum.retrieval.index import load_index
+
+        load_index(lake, emb.model, s.embeddings_approx_above, s.state_dir)
     report.seconds = round(time.perf_counter() - t0, 3)
     log.info("embeddings: %d embedded, %d updated, %d removed of %d records (%s)", report.embedded,
              report.updated, report.removed, report.records, emb.model)

@@ -38,6 +38,8 @@ from typing import Any
 from crmsum.config import Settings, get_settings
 from crmsum.facts import period_bounds, period_label
 from crmsum.ru import money, plural
+from crmsum.summarize.model import Section, sections_from_json
+from crmsum.summarize.render import TEXT, answer_layout, layout_text
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,15 @@ class Answer:
     candidates: list[str] = field(default_factory=list)  # clarifications: names to choose from
     compared: list[str] = field(default_factory=list)  # comparisons: the parts (pseudonyms / company names)
     leader: list[str] = field(default_factory=list)  # comparisons: who leads (several on a tie, none if all zero)
+    heading: list[str] = field(default_factory=list)  # what and when, then the source (empty: a clarification)
+    lines: list[str] = field(default_factory=list)  # free lines before the sections (a comparison's body)
+    sections: list[Section] = field(default_factory=list)  # the summary records the answer shows
+
+    def layout(self) -> list[tuple[str, str]]:
+        """(style, line) pairs every edge renders (`crmsum.summarize.render.answer_layout`)."""
+        if not self.heading:
+            return [(TEXT, line) for line in self.text.split("\n")]
+        return answer_layout(self.heading, self.sections, self.lines)
 
     @property
     def clarify(self) -> bool:
@@ -171,8 +182,8 @@ class AnswerContext:
                 return
             cur = self.cursor()
             cur.execute("""CREATE OR REPLACE TABLE answer_summaries AS
-                           SELECT summary_id, scope, key, label, period_kind, period, start, "end", text, backend,
-                                  facts
+                           SELECT summary_id, scope, key, label, period_kind, period, start, "end", sections,
+                                  backend, facts
                            FROM summaries""")
             cur.execute("CREATE INDEX answer_summaries_id ON answer_summaries (summary_id)")
             self.summary_ids = {r[0] for r in cur.execute("SELECT summary_id FROM answer_summaries").fetchall()}
@@ -582,7 +593,8 @@ def _compare_facts(ctx: AnswerContext, prep: Prepared) -> tuple[str, list[dict]]
     return "live", out
 
 
-def _compare_text(prep: Prepared, source: str, facts: list[dict]) -> tuple[str, list[str]]:
+def _compare_text(prep: Prepared, source: str, facts: list[dict]) -> tuple[list[str], list[str], list[str]]:
+    """(heading, body lines, leaders) of a comparison."""
     labels = [p.label for p in prep.compare]
     head = [f"Сравнение: {' / '.join(labels)}"]
     first = prep.compare[0]
@@ -594,36 +606,29 @@ def _compare_text(prep: Prepared, source: str, facts: list[dict]) -> tuple[str, 
     src = "готовые сводки (precomputed)" if source == "precomputed" else "собрано по запросу (live)"
     verdict, leaders = compare_verdict(labels, facts, prep.metric)
     body = [verdict, ""] + [compare_line(lab, f) for lab, f in zip(labels, facts)]
-    return " · ".join(head) + f"\nИсточник: {src}\n\n" + "\n".join(body), leaders
+    return [" · ".join(head), f"Источник: {src}"], "\n".join(body).split("\n"), leaders
 
 
 def _finish_compare(prep: Prepared, ctx: AnswerContext, record: bool) -> Answer:
     source, facts = _compare_facts(ctx, prep)
-    text, leaders = _compare_text(prep, source, facts)
-    a = Answer(text=text, source=source, manager=prep.manager, company=prep.company, start=prep.start,
+    heading, lines, leaders = _compare_text(prep, source, facts)
+    a = Answer(text=layout_text(answer_layout(heading, lines=lines)), source=source, manager=prep.manager, company=prep.company, start=prep.start,
                end=prep.end, backend="offline", answer_id=uuid.uuid4().hex[:16], period=prep.period,
                question=prep.question, chat_id=prep.chat_id, manager_name=prep.manager_name,
-               compared=[p.label for p in prep.compare], leader=leaders)
+               compared=[p.label for p in prep.compare], leader=leaders, heading=heading, lines=lines)
     a.latency_ms = round((time.perf_counter() - prep.t0) * 1000, 2)
     if record:
         record_answer(a, ctx)
     return a
 
 
-def _header(p: Prepared, source: str, backend: str | None) -> str:
+def _header(p: Prepared, source: str, backend: str | None) -> list[str]:
     parts = [f"Менеджер: {p.manager or 'все'}", f"Компания: {p.company or 'все'}",
              f"Период: {period_text(p.start, p.end)}"]
     src = "готовая сводка (precomputed)" if source == "precomputed" else "собрано по запросу (live)"
     if backend == "llm":
         src += ", LLM"
-    return " · ".join(parts) + f"\nИсточник: {src}"
-
-
-def _body(summary_text: str) -> str:
-    lines = (summary_text or "").splitlines()
-    if lines and not lines[0].startswith("•") and ":" in lines[0] and not lines[0].rstrip().endswith(":"):
-        lines = lines[1:]  # the summary's own title (label: period) — the header says it already
-    return "\n".join(lines).strip()
+    return [" · ".join(parts), f"Источник: {src}"]
 
 
 def finish(prep: Prepared, settings: Settings | None = None, lake=None, record: bool = True) -> Answer:
@@ -637,18 +642,21 @@ def finish(prep: Prepared, settings: Settings | None = None, lake=None, record: 
     if prep.compare:
         return _finish_compare(prep, ctx, record)
     if prep.summary_id is not None and (row := ctx.summary(prep.summary_id)) is not None:
-        source, backend, body = "precomputed", row.get("backend"), _body(row.get("text") or "")
+        stored = row.get("sections")
+        sections = sections_from_json(stored if isinstance(stored, str) else None)
+        source, backend = "precomputed", row.get("backend")
     else:
         from crmsum.summarize import summarize_scope
 
         target = ctx.lake if s.use_llm else ctx.cursor()
         summ = summarize_scope(target, manager=prep.manager, company=prep.company_id, start=prep.start,
                                end=prep.end, settings=s)
-        source, backend, body = "live", summ.backend, _body(summ.text)
-    text = _header(prep, source, backend) + "\n\n" + body
-    a = Answer(text=text, source=source, manager=prep.manager, company=prep.company, start=prep.start,
+        source, backend, sections = "live", summ.backend, summ.sections
+    heading = _header(prep, source, backend)
+    a = Answer(text=layout_text(answer_layout(heading, sections)), source=source, manager=prep.manager, company=prep.company, start=prep.start,
                end=prep.end, backend=backend, answer_id=uuid.uuid4().hex[:16], period=prep.period,
-               question=prep.question, chat_id=prep.chat_id, manager_name=prep.manager_name)
+               question=prep.question, chat_id=prep.chat_id, manager_name=prep.manager_name, heading=heading,
+               sections=sections)
     a.latency_ms = round((time.perf_counter() - prep.t0) * 1000, 2)
     if record:
         record_answer(a, ctx)

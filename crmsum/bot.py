@@ -28,6 +28,7 @@ from telebot import types
 from crmsum import answer as A
 from crmsum import telegram_html as th
 from crmsum.config import Settings, get_settings
+from crmsum.summarize import render as R
 from crmsum.delivery import call_api, chat_digest, make_bot, send_rendered
 
 log = logging.getLogger(__name__)
@@ -35,24 +36,15 @@ log = logging.getLogger(__name__)
 PLACEHOLDER = "Собираю данные…"
 COMMANDS = [("ask", "задать вопрос: /ask Что Ева делала в марте?"), ("digest", "дайджест последней недели"),
             ("help", "что умеет бот")]
-_SECTION_TITLES = ("Что произошло:", "Что сработало:", "Что не получилось:", "Что делать дальше:")
+_STYLE: dict[str, Callable[[str], str]] = {R.HEAD: th.b, R.SOURCE: th.i, R.TITLE: th.b, R.TEXT: th.escape}
 
 
 # -- rendering ----------------------------------------------------------------------------------
-def answer_html(text: str) -> list[str]:
-    """An answer's display text as Telegram HTML parts (header bold, source italic, titles bold)."""
-    lines = text.split("\n")
-    out = []
-    for n, line in enumerate(lines):
-        if n == 0 and line.startswith(("Менеджер:", "Сравнение:")):
-            out.append(th.b(line))
-        elif n == 1 and line.startswith("Источник:"):
-            out.append(th.i(line))
-        elif line.strip() in _SECTION_TITLES:
-            out.append(th.b(line))
-        else:
-            out.append(th.escape(line))
-    return th.split_html("\n".join(out), th.MAX_MESSAGE)
+def answer_html(ans: A.Answer, show: Callable[[str], str] = str) -> list[str]:
+    """An answer as Telegram HTML parts, from its records (heading bold, source italic, section titles
+    bold); `show` resolves pseudonyms for the reader."""
+    html = "\n".join(_STYLE[style](show(line)) for style, line in ans.layout())
+    return th.split_html(html, th.MAX_MESSAGE)
 
 
 def rating_keyboard(answer_id: str) -> types.InlineKeyboardMarkup:
@@ -160,7 +152,7 @@ class BotApp:
             else:
                 self.send(chat_id, msg)
             return
-        parts = answer_html(ans.display(ctx.vault))
+        parts = answer_html(ans, ctx.vault.resolve)
         kb = rating_keyboard(ans.answer_id)
         for n, part in enumerate(parts):
             markup = kb if n == len(parts) - 1 else None

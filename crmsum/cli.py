@@ -19,6 +19,20 @@ app.add_typer(ingest_app, name="ingest")
 console = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"crmsum {version('crmsum')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(_: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit.")) -> None:
+    """crmsum: learn from a sales team's own history."""
+
+
 def fail(message: str, code: int = 1) -> None:
     """One clear line on stderr, then exit: how every expected error ends a command."""
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
@@ -41,7 +55,8 @@ def generate(
     except ValueError:
         fail(f"--end-date must be YYYY-MM-DD, got {end_date!r}")
     try:
-        stats = run(out, leads=leads, chat_days=chat_days, seed=seed, end_date=end)
+        with _progress() as progress:
+            stats = run(out, leads=leads, chat_days=chat_days, seed=seed, end_date=end, progress=progress)
     except GenerateError as exc:
         fail(str(exc))
     console.print(f"[green]wrote[/] {out}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
@@ -226,6 +241,102 @@ def search(
         console.print("nothing close enough found", highlight=False)
     for r in rows:
         sys.stdout.write(f"{r['score']:.3f}  {r['id']:<24} {(r['created_at'] or '')[:10]}  {r['text']}\n")
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON.")) -> None:
+    """What to check first: endpoints and credentials, lake freshness, watermarks, last runs, failed deliveries."""
+    from crmsum.config import get_settings
+    from crmsum.status import status as run
+
+    report = run(get_settings())
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, default=str) + "\n")
+    else:
+        _show_status(report)
+    if report.attention:
+        console.print(f"[bold red]needs attention:[/] {report.attention}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _show_status(report) -> None:
+    from rich.table import Table
+
+    out = Console()
+    mark = {True: "[green]ok[/]", False: "[bold red]FAIL[/]", None: "[dim]-[/]"}
+    checks = Table("check", "", "detail", title="crmsum status", title_justify="left")
+    for c in report.checks:
+        checks.add_row(c.name, mark[c.ok], c.detail)
+    out.print(checks)
+    tables = Table("table", "rows", "newest")
+    for t in report.tables:
+        tables.add_row(t.name, f"{t.rows:,}".replace(",", " "), t.newest or "-")
+    out.print(tables)
+    for name, when in report.watermarks.items():
+        out.print(f"  watermark {name:<12} {when}", highlight=False)
+    for name, run in report.runs.items():
+        how = "ok" if run.get("ok") else f"FAILED ({run.get('error')})"
+        out.print(f"  last {name:<18} {run.get('finished') or run.get('started')}  {how}", highlight=False)
+    spend = report.llm_last_night
+    out.print(f"  LLM since {spend['since']}: {spend['calls']} calls ({spend['cache_hits']} cached, "
+              f"{spend['failed']} failed), {spend['tokens_in']} tokens in, {spend['tokens_out']} out", highlight=False)
+
+
+@app.command()
+def impact(
+    since: Optional[str] = typer.Option(None, help="First month to show, YYYY-MM-DD (default: all history)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Is crmsum helping: answers and ratings per month, sales against the same month a year before."""
+    from crmsum.impact import impact as run
+    from crmsum.lake import open_lake
+
+    try:
+        start = dt.date.fromisoformat(since) if since else None
+    except ValueError:
+        fail(f"--since must be YYYY-MM-DD, got {since!r}")
+    con = open_lake().connect()
+    try:
+        report = run(con, start)
+    finally:
+        con.close()
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, default=str) + "\n")
+    else:
+        _show_impact(report)
+
+
+def _show_impact(report) -> None:
+    from rich.table import Table
+
+    from crmsum.ru import money, percent
+
+    out = Console()
+    t = Table("month", "answers", "ratings", "mean", "4–5", "won volume", "a year before", "won", "win rate",
+              "a year before", title="crmsum impact", title_justify="left")
+    for m in report.months:
+        mean = "—" if m.rating_mean is None else f"{m.rating_mean:.2f}"
+        last = "—" if m.volume_last_year is None else money(m.volume_last_year)
+        t.add_row(m.month + (" ★" if m.started else ""), str(m.answers), str(m.ratings), mean, percent(m.share_4_5),
+                  money(m.volume), last, str(m.won), f"{percent(m.win_rate)} (n={m.won + m.lost})",
+                  f"{percent(m.win_rate_last_year)} (n={m.closed_last_year or 0})")
+    out.print(t)
+    out.print(f"★ crmsum started answering on {report.started or '—'}", highlight=False)
+    tr = report.trend
+    out.print(f"rating trend: {tr.reason}" if tr.reason else
+              f"rating trend: {tr.slope_per_month:+.3f} per month, 95% CI {tr.ci95[0]:+.3f}…{tr.ci95[1]:+.3f} "
+              f"({tr.ratings} ratings, {tr.months} months): {tr.direction}", highlight=False)
+    ba = report.before_after
+    if ba.yoy_after is not None:
+        before = "—" if ba.yoy_before is None else f"{ba.yoy_before:+.0%}"
+        out.print(f"since the start ({ba.months_after} months): won volume {ba.yoy_after:+.0%} against the same "
+                  f"months a year before; in the {ba.months_before} months before the start: {before}",
+                  highlight=False)
+    if ba.reason:
+        out.print(ba.reason, highlight=False)
+    out.print(ba.caveat, highlight=False)
+    for low in report.lowest:
+        out.print(f"  {low.rating}★ {low.created_at} {low.question[:80]!r} → {low.text[:80]!r}", highlight=False)
 
 
 def _progress():

@@ -15,6 +15,7 @@ from typing import Any
 
 from crmsum.config import Settings, get_settings
 from crmsum.lake import Lake, open_lake
+from crmsum.runs import tracked
 
 log = logging.getLogger(__name__)
 Progress = Callable[..., Any] | None
@@ -56,8 +57,11 @@ def sync_amocrm(settings: Settings | None = None, lake: Lake | None = None, prog
     from crmsum.ingest.amocrm import sync
 
     s = settings or get_settings()
-    with _anonymizer(s) as anon:
-        return sync(s, lake or open_lake(s), anon, progress=progress)
+    with tracked(s.state_dir, "sync_amocrm") as run, _anonymizer(s) as anon:
+        report = sync(s, lake or open_lake(s), anon, progress=progress)
+        run.counts = {"fetched": sum(report.fetched.values()), "written": sum(report.written.values()),
+                      "skipped": report.skipped, "requests": report.requests}
+        return report
 
 
 def import_telegram(path: Path, settings: Settings | None = None, lake: Lake | None = None,
@@ -104,4 +108,9 @@ def precompute(settings: Settings | None = None, lake: Lake | None = None, progr
     from crmsum.precompute import precompute as run
 
     s = settings or get_settings()
-    return run(settings=s, lake=lake or open_lake(s), progress=_absolute(progress, "summaries"))
+    with tracked(s.state_dir, "precompute") as step:
+        report = run(settings=s, lake=lake or open_lake(s), progress=_absolute(progress, "summaries"))
+        step.counts = {"computed": report.computed, "skipped": report.skipped, "failed": report.failed,
+                       "llm_calls": report.llm_calls, "tokens_in": report.tokens_in}
+        step.ok = not report.failed
+        return report

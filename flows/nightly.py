@@ -15,6 +15,7 @@ from prefect import flow, task
 
 from crmsum import pipeline, scale
 from crmsum.config import get_settings
+from crmsum.runs import tracked
 from crmsum.state import run_lock
 
 
@@ -36,7 +37,7 @@ def precompute() -> dict:
 @flow(name="crmsum-nightly", log_prints=True)
 def nightly(amocrm: bool = True) -> dict:
     settings = get_settings()
-    with scale.nightly_slot(settings), run_lock(settings.state_dir, "nightly"):
+    with scale.nightly_slot(settings), run_lock(settings.state_dir, "nightly"), tracked(settings.state_dir, "nightly"):
         report = {"amocrm": sync_amocrm() if amocrm and settings.amocrm_base_url else None}
         report["telegram"] = import_inbox()
         if scale.uses_dask(settings):

@@ -2,6 +2,6 @@
 organisations, calendar). Everything that reads or writes Russian imports from here."""
 
 from crmsum.ru.morph import morph
-from crmsum.ru.numbers import count, money, number, plural
+from crmsum.ru.numbers import count, money, number, percent, plural
 
-__all__ = ["count", "money", "morph", "number", "plural"]
+__all__ = ["count", "money", "morph", "number", "percent", "plural"]

@@ -31,7 +31,8 @@ from pydantic import BaseModel, Field
 
 from crmsum.facts import to_jsonable
 from crmsum.summarize.keypoints import salience
-from crmsum.summarize.offline import SECTION_TITLES, SECTIONS, period_title
+from crmsum.summarize.model import SUMMARY_SECTIONS
+from crmsum.summarize.offline import period_title
 from crmsum.summarize.tokens import count_messages, count_tokens
 
 log = logging.getLogger(__name__)
@@ -75,16 +76,16 @@ class Point(BaseModel):
 class SummaryModel(BaseModel):
     """Резюме работы за период."""
 
-    happened: list[Point] = Field(default_factory=list, description="что произошло")
-    worked: list[Point] = Field(default_factory=list, description="что сработало")
-    failed: list[Point] = Field(default_factory=list, description="что не получилось")
-    next: list[Point] = Field(default_factory=list, description="что делать дальше")
+    happened: list[Point] = Field(default_factory=list, description=SUMMARY_SECTIONS["happened"].lower())
+    worked: list[Point] = Field(default_factory=list, description=SUMMARY_SECTIONS["worked"].lower())
+    failed: list[Point] = Field(default_factory=list, description=SUMMARY_SECTIONS["failed"].lower())
+    next: list[Point] = Field(default_factory=list, description=SUMMARY_SECTIONS["next"].lower())
 
 
 SYSTEM = (
     "Ты — аналитик отдела продаж. По фактам из CRM и записям (заметки, звонки, задачи, сообщения "
     "командного чата) ты пишешь короткое деловое резюме на русском языке в четырёх разделах: "
-    "что произошло (happened), что сработало (worked), что не получилось (failed), что делать дальше (next).\n"
+    + ", ".join(f"{title.lower()} ({key})" for key, title in SUMMARY_SECTIONS.items()) + ".\n"
     "Правила:\n"
     "1. Используй только блок ФАКТЫ и блок ЗАПИСИ. Не придумывай числа, суммы, даты и имена; числа бери из фактов "
     "или из процитированных записей.\n"
@@ -94,10 +95,8 @@ SYSTEM = (
     "4. К каждому пункту добавь citations — id записей, на которых он основан, например note:123 или msg:-100:5.\n"
     "5. В каждом разделе не больше 4 пунктов по одному предложению."
 )
-TEXT_FORMAT = (
-    "Ответь строго в формате:\nЧто произошло:\n• пункт [note:1]\nЧто сработало:\n• ...\n"
-    "Что не получилось:\n• ...\nЧто делать дальше:\n• ..."
-)
+TEXT_FORMAT = "Ответь строго в формате:\n" + "\n".join(
+    f"{title}:\n• {'пункт [note:1]' if n == 0 else '...'}" for n, title in enumerate(SUMMARY_SECTIONS.values()))
 
 
 @dataclass
@@ -150,7 +149,7 @@ REDUCE_POINTS_PER_SECTION = 4
 
 def _partial_lines(i: int, p: SummaryModel) -> list[str]:
     lines = []
-    for sec in SECTIONS:
+    for sec in SUMMARY_SECTIONS:
         for pt in getattr(p, sec)[:REDUCE_POINTS_PER_SECTION]:
             cites = "".join(f" [{c}]" for c in pt.citations[:4])
             lines.append(f"- ({i}, {sec}) {_clean(pt.text)[:REDUCE_POINT_CHARS]}{cites}")
@@ -225,14 +224,14 @@ def estimate_calls(facts: dict, records: list[dict], context_tokens: int) -> lis
     return calls
 
 
-_SECTION_RE = {sec: re.compile(rf"^\s*#*\s*{re.escape(title)}\s*:?\s*$", re.I) for sec, title in SECTION_TITLES.items()}
+_SECTION_RE = {sec: re.compile(rf"^\s*#*\s*{re.escape(title)}\s*:?\s*$", re.I) for sec, title in SUMMARY_SECTIONS.items()}
 _CITE_RE = re.compile(r"\[([^\[\]]+)\]")
 _ID_RE = re.compile(r"(?:note|task|event):[\w-]+|msg:-?\d+:\d+")
 
 
 def parse_text(text: str) -> SummaryModel:
     """Fallback parser for a plain-text answer with section headers and bullet points."""
-    data: dict[str, list[Point]] = {s: [] for s in SECTIONS}
+    data: dict[str, list[Point]] = {s: [] for s in SUMMARY_SECTIONS}
     stripped = (text or "").strip()
     if stripped.startswith("{"):
         try:

@@ -650,7 +650,7 @@ def finish(prep: Prepared, settings: Settings | None = None, lake=None, record: 
 
         target = ctx.lake if s.use_llm else ctx.cursor()
         summ = summarize_scope(target, manager=prep.manager, company=prep.company_id, start=prep.start,
-                               end=prep.end, settings=s)
+                               end=prep.end, settings=s, question=ctx.anonymize(prep.question) if s.use_llm else None)
         source, backend, sections = "live", summ.backend, summ.sections
     heading = _header(prep, source, backend)
     a = Answer(text=layout_text(answer_layout(heading, sections)), source=source, manager=prep.manager, company=prep.company, start=prep.start,

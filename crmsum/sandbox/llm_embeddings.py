@@ -87,9 +87,10 @@ def create(app, body: Any) -> dict:
     if not isinstance(body, dict):
         raise _invalid("We could not parse the JSON body of your request.")
     ep: EmbeddingsEndpoint = app.embeddings
+    raw = body.get("input")
+    count = len(raw) if isinstance(raw, list) and raw and not isinstance(raw[0], int) else int(bool(raw))
     with ep.lock:
-        raw = body.get("input")
-        ep.requests.append({k: v for k, v in body.items() if k != "input"} | {"n": len(raw) if isinstance(raw, list) and raw and not isinstance(raw[0], int) else int(bool(raw))})
+        ep.requests.append({k: v for k, v in body.items() if k != "input"} | {"n": count})
     model = body.get("model")
     if not model:
         raise _invalid("you must provide a model parameter", param="model")

@@ -358,3 +358,32 @@ def test_cli_search_builds_embeddings_on_request(env, monkeypatch):
         assert lake.row_count("record_embeddings") > 0
     finally:
         reset_settings()
+
+
+def test_llm_summary_of_a_topic_takes_its_evidence_through_the_retriever(embedded):
+    import re
+
+    from crmsum.config import Settings
+    from crmsum.sandbox.llm_emulator import LLMEmulator
+    from crmsum.summarize import summarize_scope
+    from crmsum.summarize.llm import EVIDENCE_K
+    from crmsum.summarize.records import records_for
+
+    s, lake, _ = embedded
+    start, end = dt.date(2024, 2, 1), dt.date(2024, 4, 30)
+    records = records_for(lake.connect(), start, end)
+    plain_ids = {r["id"] for r in records if not r["id"].startswith("event:")}
+    assert len(plain_ids) > EVIDENCE_K
+    with LLMEmulator(api_key="sk-topic") as emu:
+        cfg = Settings(llm="llm", data_dir=s.data_dir, OPENAI_API_KEY="sk-topic", OPENAI_BASE_URL=emu.url,
+                       llm_model="emulated-gpt", llm_timeout=5.0)
+        topic = summarize_scope(lake, start=start, end=end, settings=cfg, question="клиент просит скидку")
+        lines = [ln for p in emu.prompts() for ln in p.splitlines() if re.match(r"\[(note|task|msg):", ln)]
+    sent = {re.match(r"\[([^\]]+)\]", ln).group(1) for ln in lines}
+    assert sent <= plain_ids and len(sent) == EVIDENCE_K
+    by_id = {r["id"]: r["text"].lower() for r in records}
+    share_sent = sum("скидк" in by_id[i] for i in sent) / len(sent)
+    share_all = sum("скидк" in by_id[i] for i in plain_ids) / len(plain_ids)
+    assert share_sent > 2 * share_all  # the prompt is about the question, not the first records of the period
+    assert topic.backend == "llm" and 0 <= topic.grounding <= 1  # the grounding check ran over the evidence
+    assert all(c["id"] in sent or c["id"].startswith("event:") for c in topic.citations)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 TABLE = "record_embeddings"
 BATCH = 4000  # rows per lake write (and per embedding call)
+PARALLEL_ABOVE = 20_000  # distinct texts worth a second process (it pays ~2 s to start and load pymorphy3)
+MAX_WORKERS = 2
 META = ["kind", "lead_id", "company_id", "manager", "created_at"]
 
 
@@ -71,7 +74,16 @@ def _fit_if_due(settings, texts: pd.Series, cache: dict[str, list[str]]) -> tupl
 
 
 def _tokenized(texts, cache: dict[str, list[str]]) -> list[list[str]]:
-    """Token lists of texts, each distinct text tokenized once per run."""
+    """Token lists of texts, each distinct text tokenized once per run (on every core when there are many)."""
+    missing = [t for t in dict.fromkeys(texts) if t not in cache]
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    if len(missing) >= PARALLEL_ABOVE and workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: the parent holds DuckDB and Prefect threads
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            cache.update(zip(missing, pool.map(tokens, missing, chunksize=1000)))
     return [cache[t] if t in cache else cache.setdefault(t, tokens(t)) for t in texts]
 
 

@@ -9,14 +9,42 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
-app = typer.Typer(help="crmsum: learn from a sales team's own history.", no_args_is_help=True,
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """One clear line on stderr, then exit: how every expected error ends a command."""
+    line = " ".join(str(message).split()) or "failed"
+    console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+class _Commands(TyperGroup):
+    """The one place expected failures end: a `CrmsumError` from any command (or sub-command) — or
+    an operating-system refusal (a missing or read-only data root, a full disk) — becomes one line
+    on stderr and exit code 1. Anything else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from crmsum.errors import CrmsumError
+
+        try:
+            return super().invoke(ctx)
+        except CrmsumError as exc:
+            fail(str(exc) or type(exc).__name__)
+        except OSError as exc:
+            fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
+
+
+app = typer.Typer(cls=_Commands, help="crmsum: learn from a sales team's own history.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 ingest_app = typer.Typer(help="Bring data into the lake.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
-console = Console(stderr=True)
 
 
 def _version(value: bool) -> None:
@@ -33,12 +61,6 @@ def _main(_: bool = typer.Option(False, "--version", callback=_version, is_eager
     """crmsum: learn from a sales team's own history."""
 
 
-def fail(message: str, code: int = 1) -> None:
-    """One clear line on stderr, then exit: how every expected error ends a command."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
 @app.command()
 def generate(
     out: Path = typer.Option(..., "--out", help="Folder to write the sample account into."),
@@ -48,17 +70,14 @@ def generate(
     end_date: Optional[str] = typer.Option(None, help="Last day of history, YYYY-MM-DD (default: yesterday)."),
 ) -> None:
     """Write a deterministic sample account: amoCRM data, a Telegram export and the planted PII."""
-    from crmsum.sandbox.generate import GenerateError, generate as run
+    from crmsum.sandbox.generate import generate as run
 
     try:
         end = dt.date.fromisoformat(end_date) if end_date else None
     except ValueError:
         fail(f"--end-date must be YYYY-MM-DD, got {end_date!r}")
-    try:
-        with _progress() as progress:
-            stats = run(out, leads=leads, chat_days=chat_days, seed=seed, end_date=end, progress=progress)
-    except GenerateError as exc:
-        fail(str(exc))
+    with _progress() as progress:
+        stats = run(out, leads=leads, chat_days=chat_days, seed=seed, end_date=end, progress=progress)
     console.print(f"[green]wrote[/] {out}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
 
 
@@ -92,18 +111,13 @@ def ingest_amocrm() -> None:
     from crmsum import pipeline
     from crmsum.config import get_settings
     from crmsum.logs import setup_logging
-    from crmsum.sources.amocrm import AmoError
-    from crmsum.state import LockedError
 
     settings = get_settings()
     setup_logging(settings)
     if not settings.amocrm_base_url:
         fail("CRMSUM_AMOCRM_BASE_URL is not set (e.g. https://yourco.amocrm.ru)")
-    try:
-        with _progress() as progress:
-            report = pipeline.sync_amocrm(settings, progress=progress)
-    except (AmoError, LockedError) as exc:
-        fail(str(exc))
+    with _progress() as progress:
+        report = pipeline.sync_amocrm(settings, progress=progress)
     _show(report)
 
 
@@ -113,15 +127,11 @@ def ingest_telegram(path: Path = typer.Argument(..., help="result.json or the ex
     from crmsum import pipeline
     from crmsum.config import get_settings
     from crmsum.logs import setup_logging
-    from crmsum.sources.telegram import ExportError
 
     settings = get_settings()
     setup_logging(settings)
-    try:
-        with _progress() as progress:
-            report = pipeline.import_telegram(path, settings, progress=progress)
-    except ExportError as exc:
-        fail(str(exc))
+    with _progress() as progress:
+        report = pipeline.import_telegram(path, settings, progress=progress)
     _show(report)
 
 
@@ -146,16 +156,12 @@ def digest(
 ) -> None:
     """Weekly digests: sent to the chats when CRMSUM_TELEGRAM_TOKEN is set, else written to DATA_DIR/outbox/."""
     from crmsum.config import get_settings
-    from crmsum.delivery import DeliveryError, deliver_digests
-    from crmsum.digest import DigestError
+    from crmsum.delivery import deliver_digests
     from crmsum.logs import setup_logging
 
     settings = get_settings()
     setup_logging(settings)
-    try:
-        report = deliver_digests(week, force=force, settings=settings)
-    except (DeliveryError, DigestError) as exc:
-        fail(str(exc))
+    report = deliver_digests(week, force=force, settings=settings)
     console.print(str(report), highlight=False)
     for line in report.warnings + report.errors:
         console.print(f"  {line}", highlight=False)
@@ -168,7 +174,7 @@ def digest(
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="A question, e.g. «Что Ева делала в марте по Теххренмашу?»"),
-    as_json: bool = typer.Option(False, "--json", help="Print {answer, source, manager, company, start, end}."),
+    as_json: bool = typer.Option(False, "--json", help="Print {answer, source, manager, company, start, end, intent, unresolved, period_defaulted}."),
 ) -> None:
     """Answer one question from the lake (precomputed summaries, else a live summary)."""
     from crmsum import answer as A
@@ -356,13 +362,10 @@ def demo(
 ) -> None:
     """Everything offline: sample data, emulators, nightly and weekly flows, a digest and an answer."""
     from crmsum.config import get_settings
-    from crmsum.demo import DemoError, run_demo
+    from crmsum.demo import run_demo
 
-    try:
-        run_demo(data_dir or Path(get_settings().data_dir), leads=leads, chat_days=chat_days, seed=seed,
-                 rps=rps, llm=llm, console=Console())
-    except DemoError as exc:
-        fail(str(exc))
+    run_demo(data_dir or Path(get_settings().data_dir), leads=leads, chat_days=chat_days, seed=seed,
+             rps=rps, llm=llm, console=Console())
 
 
 @app.command("eval")
@@ -376,15 +379,12 @@ def evaluate(
 ) -> None:
     """Score the answer path against the sample account's truth (RAG metrics), written to eval_results."""
     from crmsum.config import get_settings
-    from crmsum.evaluation.run import EvalError, run_eval
+    from crmsum.evaluation.run import run_eval
 
     settings = get_settings()
     truth = truth or Path(settings.data_dir) / "sample" / "truth"
-    try:
-        report = run_eval(settings, None, truth, tuple(backend), judge, limit,
-                          console=None if as_json else Console(), n=questions)
-    except EvalError as exc:
-        fail(str(exc))
+    report = run_eval(settings, None, truth, tuple(backend), judge, limit,
+                      console=None if as_json else Console(), n=questions)
     if as_json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, default=str))
 
@@ -397,16 +397,13 @@ def feedback(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Ratings analytics: distribution by backend, scope and week; the lowest-rated answers."""
-    from crmsum.feedback import FeedbackError, feedback_report, monthly_feedback_summary
+    from crmsum.feedback import feedback_report, monthly_feedback_summary
     from crmsum.lake import open_lake
 
-    try:
-        if month:
-            print(monthly_feedback_summary(open_lake(), month))
-            return
-        report = feedback_report(open_lake(), since, limit)
-    except FeedbackError as exc:
-        fail(str(exc))
+    if month:
+        print(monthly_feedback_summary(open_lake(), month))
+        return
+    report = feedback_report(open_lake(), since, limit)
     if as_json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, default=str))
     else:

@@ -21,7 +21,9 @@ from typing import Any
 
 import duckdb
 
-from crmsum import telegram_html as th
+from crmsum.cites import strip_trailing_cites as _strip_cites
+from crmsum.errors import CrmsumError
+from crmsum.telegram import markup as th
 from crmsum.facts import LOST, WON, FactsError, facts_for, period_bounds, period_label
 from crmsum.ru import count, money
 from crmsum.summarize.model import SUMMARY_SECTIONS, Point, Section, points_of, sections_from_json
@@ -35,7 +37,7 @@ WATCH_TITLE = "На что обратить внимание"
 _WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
 
 
-class DigestError(ValueError):
+class DigestError(CrmsumError, ValueError):
     """A digest that cannot be built (bad week, no data)."""
 
 
@@ -58,6 +60,7 @@ class DigestData:
     lost: list[dict] = field(default_factory=list)
     worked: list[Point] = field(default_factory=list)  # the team's (or manager's) «worked» section
     watch: list[Point] = field(default_factory=list)  # «failed» and «next»
+    extra: list[Section] = field(default_factory=list)  # sections of other producers (insights, ...), shown last
     precomputed: bool = True
 
     @property
@@ -265,6 +268,7 @@ def render_digest(data: DigestData, display: Display = identity, chart: bool = T
         paras.append(_points_block(SUMMARY_SECTIONS["worked"], data.worked, show))
     if data.watch:
         paras.append(_points_block(WATCH_TITLE, data.watch, show))
+    paras += [_points_block(sec.title, list(sec.points), show) for sec in data.extra if sec.points]
     if not data.precomputed:
         paras.append(th.i("Сводки за эту неделю ещё не посчитаны: цифры собраны из CRM напрямую."))
     messages = th.join_paragraphs(paras, th.MAX_MESSAGE)

@@ -228,7 +228,7 @@ TABLES: dict[str, Table] = {
         _t("eval_results", ("run_id", "question_id"), "Evaluation of the answer path against the sample truth.",
            ("run_id", STR, "evaluation run"),
            ("question_id", STR, "question id"),
-           ("kind", STR, "manager, company, period, comparison, loss_reasons"),
+           ("kind", STR, "manager, company, period, comparison, loss_reasons, or intent:<intent> (exact-value questions)"),
            ("question", STR, "question (pseudonyms only)"),
            ("reference", STR, "reference answer"),
            ("answer", STR, "answer given"),

@@ -123,7 +123,7 @@ def check_oauth(settings: Settings) -> Check:
 def check_telegram(settings: Settings) -> Check:
     if settings.telegram_token is None:
         return Check("telegram", None, "no bot token: digests go to the outbox")
-    from crmsum.delivery import make_bot
+    from crmsum.telegram.client import make_bot
 
     try:
         from telebot import apihelper

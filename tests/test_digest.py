@@ -10,12 +10,12 @@ import telebot
 from hypothesis import given, settings as hsettings
 from hypothesis import strategies as st
 
-from crmsum import telegram_html as th
+from crmsum.telegram import markup as th
 from crmsum.delivery import deliver_digests, digest_targets, match_manager
 from crmsum.digest import DigestError, build_digest, latest_complete_week, render_digest
 from crmsum.privacy import PSEUDONYM_RE
 from crmsum.sandbox.telegram_emulator import TelegramEmulator, parse_html
-from crmsum.summarize.model import SUMMARY_SECTIONS, points_of, sections_from_json
+from crmsum.summarize.model import SUMMARY_SECTIONS, Point, Section, points_of, sections_from_json
 from delivery_env import ALLOWED, REAL, TODAY, TOKEN, build_base, copy_env, settings_for
 from lake_fixture import CHAT_ID, MANAGERS
 
@@ -142,6 +142,10 @@ def test_digest_and_answer_render_from_stored_sections_with_the_text_column_empt
     body = "\n".join(render_digest(data, chart=False).messages)
     for p in data.worked + data.watch + [p for m in data.managers for p in m["points"]]:
         assert th.escape(p.text) in body
+    # other producers' sections render the same way, after the summary's
+    data.extra = [Section("risks", "Риски недели", (Point("risk", "«Поставка» <без движения> 20 дней", lead_id=1),))]
+    body = "\n".join(render_digest(data, chart=False).messages)
+    assert body.rstrip().endswith("<b>Риски недели</b>\n• «Поставка» &lt;без движения&gt; 20 дней")
     A.reset_contexts()
     try:
         a = A.answer_question(f"Итоги команды за неделю {WEEK}", settings=settings_for(data_dir), lake=lake,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from crmsum.privacy.vault import PSEUDONYM_RE
+from crmsum.cites import PSEUDONYM_RE
 from crmsum.retrieval.find import NO_EMBEDDINGS, _names, search, search_question
 from crmsum.retrieval.types import RetrievalError, SearchResult
 

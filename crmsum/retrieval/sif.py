@@ -25,7 +25,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from crmsum.privacy.vault import PSEUDONYM_RE
+from crmsum.cites import PSEUDONYM_RE
 
 A = 3e-3  # SIF smoothing: above the paper's 1e-4..1e-3 because an account's corpus is small and repetitive,
 #   which inflates p(w) of domain words (chosen on tests/data/retrieval.jsonl: bench/bench_retrieval.py)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from crmsum.privacy.vault import PSEUDONYM_RE
+from crmsum.cites import PSEUDONYM_RE
 
 MAX_CHARS = 4000  # a record or query is cut here: bounded work on hostile input (10,000 characters)
 # parts of speech that carry no topic: prepositions, conjunctions, particles, interjections, pronouns

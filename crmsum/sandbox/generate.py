@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from crmsum.errors import CrmsumError
 from crmsum.sandbox import sample_corpus as C
 from crmsum.sandbox.sample_people import (
     PHONE_STYLES, Person, card, fmt_phone, inn_personal, landline, new_person, passport, snils,
@@ -42,7 +43,7 @@ _B32 = "0123456789abcdefghjkmnpqrstvwxyz"
 _CHUNK_LEADS = 256
 
 
-class GenerateError(ValueError):
+class GenerateError(CrmsumError, ValueError):
     """Nonsense arguments for `generate` (one clear line)."""
 
 

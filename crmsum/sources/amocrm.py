@@ -26,6 +26,7 @@ from typing import Any
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from crmsum.errors import CrmsumError
 from crmsum.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ PAGE_LIMIT = 250
 EVENTS_LIMIT = 100
 
 
-class AmoError(RuntimeError):
+class AmoError(CrmsumError, RuntimeError):
     """An amoCRM call failed in a way the sync cannot work around."""
 
 

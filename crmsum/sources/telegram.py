@@ -31,6 +31,8 @@ from zoneinfo import ZoneInfo
 
 import ijson
 
+from crmsum.errors import CrmsumError
+
 log = logging.getLogger(__name__)
 
 #: chat types imported from a whole-account export by default (team chats, not private dialogs)
@@ -46,7 +48,7 @@ _CHAT_PREFIXES = {"chats.list.item": "chats", "left_chats.list.item": "left_chat
 _HEADER_KEYS = ("name", "type", "id")
 
 
-class ExportError(Exception):
+class ExportError(CrmsumError):
     """The file is not a readable Telegram Desktop JSON export; the message says what to do."""
 
 

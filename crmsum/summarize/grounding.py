@@ -18,11 +18,9 @@ from typing import Any
 
 from razdel import sentenize
 
+from crmsum.cites import PSEUDONYM_RE, cited_ids, strip_citations
 from crmsum.summarize.model import Point, Section
 
-PSEUDONYM_RE = re.compile(r"\b(?:PER|TEL|EML|TG|URL|DOC)-[0-9a-f]{8}\b")
-CITE_RE = re.compile(r"\[([^\[\]]{3,200})\]")
-ID_RE = re.compile(r"(?:note|task|event):[\w-]+|msg:-?\d+:\d+")
 DATE_RE = re.compile(r"\b(\d{1,2})\.(\d{1,2})(?:\.(\d{2,4}))?\b|\b(\d{4})-(\d{2})-(\d{2})\b")
 NUM_RE = re.compile(r"(?<![\w.,])(\d{1,3}(?:[ \u00a0\u202f]\d{3})+|\d+)(?:[.,](\d+))?(?![\d])\s*(млн|тыс|%)?", re.I)
 PERIOD_RE = re.compile(r"\b\d{4}-W\d{2}\b|\b\d{4}-\d{2}\b")
@@ -159,17 +157,6 @@ def _supported(base: Support, sup: Support, nums, dates, names) -> bool:
     return (all(base.supports_number(v, u) or sup.supports_number(v, u) for v, u in nums)
             and all(d in base.dates or d in sup.dates for d in dates)
             and all(n in base.names or n in sup.names for n in names))
-
-
-def cited_ids(text: str) -> list[str]:
-    ids = []
-    for m in CITE_RE.finditer(text):
-        ids.extend(ID_RE.findall(m.group(1)))
-    return ids
-
-
-def strip_citations(text: str) -> str:
-    return CITE_RE.sub(lambda m: " " if ID_RE.search(m.group(1)) else m.group(0), text)
 
 
 def check(sections: list[Section], facts: dict, records: list[dict], remove: bool = True) -> Grounding:

@@ -29,6 +29,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from crmsum.cites import cited_ids, strip_citations
+from crmsum.errors import CrmsumError
 from crmsum.facts import to_jsonable
 from crmsum.summarize.keypoints import salience
 from crmsum.summarize.model import SUMMARY_SECTIONS
@@ -47,7 +49,7 @@ BREAKER_AFTER = 3  # consecutive failed calls (after retries) before a run stops
 BREAKER_PROBE_EVERY = 10  # while open, every Nth call probes the endpoint: a short outage costs a few summaries
 
 
-class LLMUnavailable(RuntimeError):
+class LLMUnavailable(CrmsumError, RuntimeError):
     """The endpoint failed after bounded retries (timeout, rate limit, 5xx, garbage)."""
 
 
@@ -225,8 +227,6 @@ def estimate_calls(facts: dict, records: list[dict], context_tokens: int) -> lis
 
 
 _SECTION_RE = {sec: re.compile(rf"^\s*#*\s*{re.escape(title)}\s*:?\s*$", re.I) for sec, title in SUMMARY_SECTIONS.items()}
-_CITE_RE = re.compile(r"\[([^\[\]]+)\]")
-_ID_RE = re.compile(r"(?:note|task|event):[\w-]+|msg:-?\d+:\d+")
 
 
 def parse_text(text: str) -> SummaryModel:
@@ -249,8 +249,8 @@ def parse_text(text: str) -> SummaryModel:
             body = re.sub(r"^\s*(?:[-*•–]|\d{1,2}[.)])\s+", "", line).strip()
             is_bullet = bool(re.match(r"^\s*(?:[-*•–]|\d{1,2}[.)])\s+", line))
             if body and (current or is_bullet):
-                cites = [i for m in _CITE_RE.finditer(body) for i in _ID_RE.findall(m.group(1))]
-                clean = _CITE_RE.sub(lambda m: "" if _ID_RE.search(m.group(1)) else m.group(0), body).strip()
+                cites = cited_ids(body)
+                clean = strip_citations(body, "").strip()
                 if clean:
                     (data[current] if current else loose).append(Point(text=clean, citations=cites))
     if not any(data.values()):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -361,8 +362,6 @@ def test_cli_search_builds_embeddings_on_request(env, monkeypatch):
 
 
 def test_llm_summary_of_a_topic_takes_its_evidence_through_the_retriever(embedded):
-    import re
-
     from crmsum.config import Settings
     from crmsum.sandbox.llm_emulator import LLMEmulator
     from crmsum.summarize import summarize_scope
@@ -387,3 +386,16 @@ def test_llm_summary_of_a_topic_takes_its_evidence_through_the_retriever(embedde
     assert share_sent > 2 * share_all  # the prompt is about the question, not the first records of the period
     assert topic.backend == "llm" and 0 <= topic.grounding <= 1  # the grounding check ran over the evidence
     assert all(c["id"] in sent or c["id"].startswith("event:") for c in topic.citations)
+
+
+def test_similar_question_answers_with_past_deals_and_records(shared):
+    from crmsum.answer import answer_question
+
+    s, lake, _ = shared
+    a = answer_question("похожие сделки на «клиент сравнивает с конкурентом»", settings=s, lake=lake,
+                        today=dt.date(2024, 5, 15))
+    assert a.intent == "similar", a.text
+    assert "Ближайшие прошлые сделки" in a.text and ("выиграна" in a.text or "проиграна" in a.text)
+    assert re.search(r"\[(note|task|msg):[^\]]+\]", a.text)  # cited records
+    deals = [i for i in a.items if "outcome" in i]
+    assert deals and all(d["outcome"] in ("won", "lost") for d in deals)

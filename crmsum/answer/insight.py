@@ -165,9 +165,11 @@ def answer_similar(prep: Prepared, ctx: AnswerContext) -> Answer:
     head = heading("Похожие сделки", prep, "live")
     try:
         deals = similar_deals(ctx.lake, question, k=5, settings=ctx.settings, **scope)
-        hits = search(ctx.lake, question, k=5, settings=ctx.settings, **scope)
+        hits = search(ctx.lake, question, k=20, settings=ctx.settings, **scope)
     except RetrievalError as exc:
         return make_answer(prep, "live", head, [f"Не получилось найти похожее: {exc}"])
+    texts: set[str] = set()
+    hits = [h for h in hits if not (h.text in texts or texts.add(h.text))][:5]  # templates repeat: one of each
     if not deals and not hits:
         return make_answer(prep, "live", head, ["Похожих сделок и записей не нашлось."])
     lines = [f"Ближайшие прошлые сделки ({count(len(deals), 'сделка', 'сделки', 'сделок')}), самые похожие первыми:"]

@@ -96,8 +96,8 @@ def similar_deals(lake, text_or_lead_id: str | int, *, k: int = 5, manager: str 
     deals = deals_frame(con, closed_only, manager, company_id, since, until)
     con.close()
     deals = deals[deals["lead_id"] != source] if source is not None else deals
-    rec_scores = index.matrix @ q
-    deal_score = pd.Series(vecs @ q, index=ids)
+    rec_scores = cosines(index.matrix, q)
+    deal_score = pd.Series(cosines(vecs, q), index=ids)
     if source is None:
         best = pd.Series(rec_scores).groupby(index.meta["lead_id"]).max()
         deal_score = TEXT_MAX_WEIGHT * best.reindex(ids).fillna(0).to_numpy() + (1 - TEXT_MAX_WEIGHT) * deal_score

@@ -63,14 +63,17 @@ def _index(lake, emb, settings):
 
 
 def hits_at(index, positions: np.ndarray, scores: np.ndarray) -> list[Hit]:
-    rows = index.meta.iloc[positions]
-    out = []
-    for (_, r), score in zip(rows.iterrows(), scores):
-        out.append(Hit(id=r["record_id"], lead_id=None if pd.isna(r["lead_id"]) else int(r["lead_id"]), kind=r["kind"],
-                       text=r["text"] or "", created_at=None if pd.isna(r["created_at"]) else r["created_at"].to_pydatetime(),
-                       score=float(score), manager=r["manager"] if isinstance(r["manager"], str) else None,
-                       company_id=None if pd.isna(r["company_id"]) else int(r["company_id"])))
-    return out
+    """Hits of index rows (positions) with their scores, in the given order."""
+    rows = index.meta.iloc[positions].to_dict("records")
+    return [Hit(id=r["record_id"], lead_id=_int(r["lead_id"]), kind=r["kind"], text=r["text"] or "",
+                created_at=None if pd.isna(r["created_at"]) else pd.Timestamp(r["created_at"]).to_pydatetime(),
+                score=float(score), manager=r["manager"] if isinstance(r["manager"], str) else None,
+                company_id=_int(r["company_id"]))
+            for r, score in zip(rows, scores)]
+
+
+def _int(v) -> int | None:
+    return None if v is None or pd.isna(v) else int(v)
 
 
 def search(lake, text: str, *, k: int = 10, manager: str | None = None, company_id: int | None = None,

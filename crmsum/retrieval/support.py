@@ -53,7 +53,7 @@ def evidence(lake, question: str, records: list[dict], *, k: int = 40, settings=
     known = [(i, by_id[r["id"]]) for i, r in enumerate(records) if r.get("id") in by_id]
     if known:
         rows, pos = map(np.asarray, zip(*known))
-        score[rows] = index.matrix[pos] @ q
+        score[rows] = cosines(index.matrix[pos], q)
     events = {i for i, r in enumerate(records) if str(r.get("id", "")).startswith("event:")}
     # unscored records: after every scored one, the newest first (their order index breaks ties)
     order = sorted((i for i in range(len(records)) if i not in events), key=lambda i: (-score[i], -i))

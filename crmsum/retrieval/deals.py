@@ -17,6 +17,7 @@ import pandas as pd
 
 from crmsum.facts import LOST, WON
 from crmsum.retrieval.find import _index, check_query, hits_at
+from crmsum.retrieval.index import cosines
 from crmsum.retrieval.types import DealHit, RetrievalError
 
 TEXT_MAX_WEIGHT = 0.6

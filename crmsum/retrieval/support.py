@@ -15,6 +15,7 @@ import logging
 
 import numpy as np
 
+from crmsum.retrieval.index import cosines
 from crmsum.retrieval.types import RetrievalError
 
 log = logging.getLogger(__name__)

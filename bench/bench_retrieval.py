@@ -14,8 +14,8 @@ a broken embedding would score.
 Scales: the synthetic lake of bench_precompute.py (scale 1 = 1,000 deals, 3 years of CRM history
 and chat; scale 10 = 10x). Per scale, in a fresh subprocess: the first embedding run (fit + embed
 every record; records/s over all records and over distinct texts, peak RSS), a rerun (must embed
-0), at scale 1 one typical day of new data (embed vs the offline precompute of the same night: the
-share of the nightly run), the table's size on disk (as written, and compacted), and query latency p50/p95
+0), with --share one typical day of new data (embed vs the offline precompute of the same night:
+the share of the nightly run), the table's size on disk (as written, and compacted), and query latency p50/p95
 over 200 queries for the exact top-k and the approximate HNSW index (usearch), with the
 approximate index's recall@10 against exact and its build time.
 
@@ -97,7 +97,7 @@ def _latency(fn, queries) -> dict:
             "n": len(times)}
 
 
-def run_scale(scale: int) -> dict:
+def run_scale(scale: int, share: bool = False) -> dict:
     from bench.bench_precompute import END, add_day, synth
     from crmsum.config import Settings
     from crmsum.lake import Lake
@@ -129,7 +129,7 @@ def run_scale(scale: int) -> dict:
         lake.compact("record_embeddings")
         out["disk_mb"]["compacted"] = _du(Path(s.lake_dir) / "record_embeddings")
         out["disk_mb"]["bytes_per_record"] = round(out["disk_mb"]["compacted"] * 1e6 / first.records)
-        if scale == 1:  # a full offline precompute at scale 10 takes hours on a shared machine
+        if share:  # a full offline precompute first: long (hours at scale 10 on a shared machine)
             out["nightly"] = _nightly_share(lake, s, scale, add_day, END)
         emb = get_embeddings(s)
         t0 = time.perf_counter()
@@ -180,18 +180,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scales", type=int, nargs="*", default=[1, 10])
     ap.add_argument("--quality-only", action="store_true")
+    ap.add_argument("--share", action="store_true", help="also measure the share of a nightly run (runs a full precompute)")
     ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.scale_child is not None:
-        print(json.dumps(run_scale(args.scale_child)))
+        print(json.dumps(run_scale(args.scale_child, args.share)))
         return
     results: dict = {"when": dt.datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="bench-retrieval-q-") as tmp:
         results["quality"] = quality(Path(tmp))
     _print_quality(results["quality"])
     for scale in [] if args.quality_only else args.scales:
-        proc = subprocess.run([sys.executable, __file__, "--scale-child", str(scale)], capture_output=True, text=True,
-                              cwd=ROOT)
+        proc = subprocess.run([sys.executable, __file__, "--scale-child", str(scale)] + ["--share"] * args.share,
+                              capture_output=True, text=True, cwd=ROOT)
         if proc.returncode:
             print(proc.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"scale {scale} failed")

@@ -399,3 +399,19 @@ def test_similar_question_answers_with_past_deals_and_records(shared):
     assert re.search(r"\[(note|task|msg):[^\]]+\]", a.text)  # cited records
     deals = [i for i in a.items if "outcome" in i]
     assert deals and all(d["outcome"] in ("won", "lost") for d in deals)
+
+
+def test_an_empty_lake_fits_later_when_records_arrive(tmp_path):
+    from crmsum.config import Settings
+    from crmsum.lake import Lake
+    from crmsum.retrieval import update_embeddings
+
+    s = Settings(data_dir=tmp_path, llm="offline")
+    lake = Lake(s.lake_dir)
+    empty = update_embeddings(lake, s)
+    assert (empty.records, empty.embedded) == (0, 0)
+    tables = build_lake(tmp_path / "other")  # the fixture's rows arrive in this lake
+    for name in ("crm_users", "crm_companies", "crm_leads", "crm_notes", "crm_tasks", "chat_messages"):
+        lake.write(name, tables.read(name))
+    later = update_embeddings(lake, s)
+    assert later.refit and later.embedded == later.records > 0

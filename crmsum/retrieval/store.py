@@ -62,7 +62,8 @@ def plan(current: pd.DataFrame, have: pd.DataFrame, model: str) -> tuple[pd.Data
 def _fit_if_due(settings, texts: pd.Series, cache: dict[str, list[str]]) -> tuple[sif.SifModel, bool]:
     """The frozen offline model, refitted when the corpus grew by `embeddings_refit_growth` since the fit."""
     model = load_sif(settings)
-    due = model is None or len(texts) >= model.records * (1 + settings.embeddings_refit_growth) > model.records
+    # an empty first fit (no records yet) is refitted as soon as there are records
+    due = model is None or len(texts) >= max(1, model.records) * (1 + settings.embeddings_refit_growth)
     if not due:
         return model, False
     new = sif.fit(_tokenized(texts, cache))

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     telegram_digest_chats: str = Field("", description='what a listed chat gets: "chat_id:team" or "chat_id:<manager>" pairs, comma-separated')
     telegram_user_rate: int = Field(20, description="questions per user per hour")
     telegram_lead_chat: int | None = Field(None, description="the team lead's chat (an allowed chat): monthly ratings summary")
+    brief_stages: str = Field("", description="stage names (comma-separated) whose entry sends the deal's manager a brief; default: the stage before won in each pipeline")
 
     llm: str | None = Field(None, description="offline or llm, to force a backend (default: llm when OPENAI_API_KEY is set)")
     llm_model: str = Field("gpt-4o-mini", description="model name for the LLM backend")

@@ -1,5 +1,5 @@
 """Nightly ingestion: amoCRM sync, then new Telegram exports from the inbox, then record embeddings and
-insights, then precompute.
+insights, then precompute, then deal briefs (hand-overs, decisive stage).
 
 Thin orchestration over `crmsum.pipeline`; run with `python flows/nightly.py`, through
 `crmsum demo`, or as the `nightly` deployment in prefect.yaml.
@@ -45,6 +45,11 @@ def precompute() -> dict:
     return pipeline.plain(pipeline.precompute())
 
 
+@task(retries=1, retry_delay_seconds=60)
+def briefs() -> dict:
+    return pipeline.plain(pipeline.briefs())
+
+
 @flow(name="crmsum-nightly", log_prints=True)
 def nightly(amocrm: bool = True) -> dict:
     settings = get_settings()
@@ -59,6 +64,7 @@ def nightly(amocrm: bool = True) -> dict:
             report["precompute"] = run_precompute(settings)
         else:
             report["precompute"] = precompute()
+        report["briefs"] = briefs()
     return report
 
 

@@ -134,6 +134,16 @@ def _write(lake, chat_id: int, key: Key, status: str, ids: list, error: str | No
         "updated_at": dt.datetime.now().replace(microsecond=0)}]))
 
 
+def ledger_row(lake, chat_id: int, key: Key) -> dict | None:
+    """The ledger's row for (chat, key), or None: what was delivered or decided before."""
+    return _ledger(lake, chat_id, key)
+
+
+def mark(lake, chat_id: int, key: Key, status: str, note: str | None = None) -> None:
+    """Record a decision about (chat, key) without sending (e.g. `no_chat`: nobody to send it to)."""
+    _write(lake, chat_id, key, status, [], note, 1)
+
+
 def _done_ids(prev: dict) -> list:
     try:
         return list(json.loads(prev.get("message_ids") or "[]"))

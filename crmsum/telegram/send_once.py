@@ -31,7 +31,7 @@ from typing import NamedTuple, Protocol, Union
 import pandas as pd
 
 from crmsum.failpoints import failpoint
-from crmsum.telegram.client import call_api, error_text
+from crmsum.telegram.client import call_api, error_text, no_preview
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Telegram:
                            sleep=self.sleep)
         elif isinstance(part, Text):
             msg = call_api(self.bot.send_message, chat_id, part.html, parse_mode="HTML",
-                           disable_web_page_preview=True, sleep=self.sleep)
+                           link_preview_options=no_preview(), sleep=self.sleep)
         else:
             raise TypeError(f"Telegram cannot send a {type(part).__name__}")
         return msg.message_id

@@ -70,11 +70,12 @@ def import_telegram(path: Path, settings: Settings | None = None, lake: Lake | N
         return import_export(Path(path), lake or open_lake(s), anon, progress=_absolute(progress, "export bytes"))
 
 
-def import_inbox(settings: Settings | None = None, lake: Lake | None = None) -> list:
+def import_inbox(settings: Settings | None = None, lake: Lake | None = None, failed: list[str] | None = None) -> list:
     """Import every export dropped into DATA_DIR/inbox/.
 
     An imported export is deleted (its raw personal data must not outlive the import) and a receipt
-    is left in inbox/done/; a broken one moves to inbox/failed/ for a person to look at.
+    is left in inbox/done/; a broken one moves to inbox/failed/ for a person to look at (its name is
+    appended to `failed`, so the nightly run can say so and end Failed).
     """
     s = settings or get_settings()
     inbox = s.inbox_dir
@@ -89,6 +90,8 @@ def import_inbox(settings: Settings | None = None, lake: Lake | None = None) -> 
             log.warning("inbox: %s not imported: %s", path.name, exc)
             (inbox / "failed").mkdir(parents=True, exist_ok=True)
             shutil.move(str(path), inbox / "failed" / path.name)
+            if failed is not None:
+                failed.append(path.name)
             continue
         reports.append(report)
         # the raw export is personal data: once anonymized into the lake, only a receipt stays
@@ -105,3 +108,11 @@ def precompute(settings: Settings | None = None, lake: Lake | None = None, progr
 
     s = settings or get_settings()
     return run(settings=s, lake=lake or open_lake(s), progress=_absolute(progress, "summaries"))
+
+
+def compact_lake(settings: Settings | None = None, lake: Lake | None = None) -> dict[str, int]:
+    """Compact every table's part files into its base (nightly, after the writes of the night)."""
+    s = settings or get_settings()
+    done = (lake or open_lake(s)).compact_all()
+    log.info("lake compaction: %s", ", ".join(f"{t} ({n} files)" for t, n in done.items()) or "nothing to do")
+    return done

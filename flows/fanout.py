@@ -12,13 +12,17 @@ from __future__ import annotations
 from prefect import flow
 
 from crmsum import scale
-from crmsum.config import get_settings
+from crmsum.config import Settings
+from flows.shell import flow_logging, flow_settings
 
 
 @flow(name="crmsum-precompute-fanout", log_prints=True)
-def precompute_fanout(force: bool = False, chunk_size: int = scale.PRECOMPUTE_CHUNK) -> dict:
+def precompute_fanout(settings: Settings | None = None, force: bool = False,
+                      chunk_size: int = scale.PRECOMPUTE_CHUNK) -> dict:
     """(Re)compute changed summaries; each chunk of work items is one task on the runner."""
-    report = scale.precompute_fanout(get_settings(), force=force, chunk_size=chunk_size)
+    s = flow_settings(settings)
+    with flow_logging(s):
+        report = scale.precompute_fanout(s, force=force, chunk_size=chunk_size)
     print(report)
     return report.as_dict()
 
@@ -36,13 +40,14 @@ def anonymize_fanout(texts: list, vault_dir: str, use_ner: bool = True,
         anon.close()
 
 
-def with_runner(f, settings=None):
+def with_runner(f, settings: Settings):
     """The flow bound to the task runner of the settings (Dask when configured)."""
-    return f.with_options(task_runner=scale.task_runner(settings or get_settings()))
+    return f.with_options(task_runner=scale.task_runner(settings))
 
 
-def run_precompute(settings=None, **kw) -> dict:
-    return with_runner(precompute_fanout, settings)(**kw)
+def run_precompute(settings: Settings | None = None, **kw) -> dict:
+    s = flow_settings(settings)
+    return with_runner(precompute_fanout, s)(s, **kw)
 
 
 def run_anonymize(texts: list, vault_dir: str, settings=None, **kw) -> list:

@@ -137,6 +137,7 @@ def test_precompute_covers_every_period_with_activity(tmp_path, kind):
     assert starts[0] <= dt.date(2024, 2, 5) and len(starts) == len(set(starts))
 
 
+@pytest.mark.slow  # two full precomputes, one over a process pool
 def test_parallel_offline_precompute_is_identical_to_serial(tmp_path, monkeypatch):
     import crmsum.precompute as P
 

@@ -74,6 +74,7 @@ def message(i: int, text, author="Глеб Воронцов") -> dict:
 @SLOW
 @given(odd=st.lists(ODD, min_size=1, max_size=4), phone=PHONES, email=EMAILS, sep=SEP,
        person=st.sampled_from(PEOPLE), big=st.integers(0, 60_000), title=ODD)
+@pytest.mark.slow  # a full import per example
 def test_odd_unicode_and_huge_messages_land_without_contacts(tmp_path_factory, anon, odd, phone, email, sep,
                                                              person, big, title):
     tmp = tmp_path_factory.mktemp("odd")
@@ -113,6 +114,7 @@ def _structure():
 
 @SLOW
 @given(doc=_structure(), cut=st.one_of(st.none(), st.integers(0, 400)))
+@pytest.mark.slow  # a full import per example
 def test_wrong_structure_is_an_export_error_or_a_clean_import(tmp_path_factory, anon, doc, cut):
     tmp = tmp_path_factory.mktemp("shape")
     raw = json.dumps(doc, ensure_ascii=False).encode()

@@ -347,6 +347,7 @@ def _mutations():
     return st.lists(st.tuples(st.integers(0, 7), keys, value), max_size=4)
 
 
+@pytest.mark.slow  # a full import per example
 @settings(max_examples=examples(25), deadline=None, suppress_health_check=list(HealthCheck))
 @given(mutations=_mutations(), cut=st.one_of(st.none(), st.integers(0, len(_BASE_EXPORT))),
        noise=st.binary(max_size=3))

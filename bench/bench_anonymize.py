@@ -22,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from crmsum.ru import CASES, case_forms, strip_legal_form  # noqa: E402
+
 FIRST_M = ["Юрий", "Иван", "Сергей", "Алексей", "Дмитрий", "Андрей", "Михаил", "Николай", "Павел", "Олег",
            "Кирилл", "Артём", "Виктор", "Григорий", "Денис", "Константин"]
 FIRST_F = ["Ольга", "Ева", "Анна", "Мария", "Елена", "Татьяна", "Наталья", "Ирина", "Светлана", "Марина",
@@ -37,7 +39,6 @@ RARE_SURN = ["Бжезинский", "Шевчук", "Хабибуллин", "Г
              "Кшиштофский", "Гринберг", "Шмидт", "Ткаченко", "Бондаренко", "Мельник", "Сафин", "Зиннатуллин"]
 CITIES = ["Москве", "Казани", "Екатеринбурге", "Новосибирске", "Перми", "Самаре"]
 PRODUCTS = ["станок ЧПУ", "линию упаковки", "компрессор", "сервисный контракт", "запчасти", "поставку металла"]
-CASES = ["nomn", "gent", "datv", "accs", "ablt", "loct"]
 
 TEMPLATES = [
     ("Созвонились с {ablt}, обсудили {prod}. Ждут КП до {date}.", "ablt"),
@@ -65,14 +66,10 @@ PHONE_FORMATS = [
 
 
 def _inflect(word: str, case: str, gender: str, kind: str) -> str:
-    from crmsum.privacy.people import morph
-    for p in morph().parse(word):
-        if kind in p.tag:
-            f = p.inflect({case, "sing", gender} if kind == "Surn" else {case, "sing"})
-            if f:
-                w = f.word
-                return w[:1].upper() + w[1:]
-    return word
+    try:
+        return case_forms(word, kind, gender)[CASES.index(case)]
+    except ValueError:  # a name pymorphy3 does not know stays as written
+        return word
 
 
 def make_person(rng: random.Random, rare: bool = False) -> tuple[str, str, str]:
@@ -196,7 +193,7 @@ def sample_recall(anon_factory, tmp: Path, leads: int = 60, chat_days: int = 60)
     values = [v for k in ("names", "phones", "emails") for v in pii.get(k, [])]
     left = [v for v in values if v and re.search(r"(?<![\w@])" + re.escape(v) + r"(?![\w])", joined)]
     original = "\n".join(t for t in texts if t)
-    bare = [re.sub(r"^(?:ООО|АО|ПАО|ЗАО|ТД|НПО|ГК)\s+|[«»\"]", "", c).strip() for c in companies]
+    bare = [re.sub(r"[«»\"]", "", strip_legal_form(c)).strip() for c in companies]
     mentioned = [c for c in set(bare) if c and c in original]
     kept_companies = f"{sum(1 for c in mentioned if c in joined)}/{len(mentioned)}"
     return {"texts": len(texts), "planted_values": len(values), "leaked": len(left), "leaked_examples": left[:10],

@@ -30,10 +30,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from crmsum.ru import MONTHS_LOC as MONTHS_IN  # noqa: E402
+
 FIRST = ["Ева", "Иван", "Анна", "Олег", "Мария", "Дмитрий", "Ольга", "Алексей", "Татьяна", "Сергей"]
 LAST = ["Соколова", "Петров", "Кузнецова", "Волков", "Морозова", "Смирнов", "Новикова", "Лебедев", "Егорова", "Орлов"]
-MONTHS_IN = ["январе", "феврале", "марте", "апреле", "мае", "июне", "июле", "августе", "сентябре", "октябре",
-             "ноябре", "декабре"]
 
 
 def build(data_dir: Path) -> dict:

@@ -1,7 +1,8 @@
 """The Telegram bot (`crmsum bot`): pyTelegramBotAPI handlers, long polling.
 
 Handlers are thin: each one calls a `BotApp` method, and `BotApp` calls the library
-(`crmsum.answer` for questions, ratings, access and limits; `crmsum.delivery` for /digest).
+(`crmsum.answer` for questions, ratings, access and limits; `crmsum.delivery` for /digest;
+`crmsum.telegram` for the client and Telegram HTML).
 
 - /start, /help: what the bot can do and whom it knows;
 - /digest: this chat's latest weekly digest (chart + text);
@@ -11,7 +12,8 @@ Handlers are thin: each one calls a `BotApp` method, and `BotApp` calls the libr
 
 Only chats in CRMSUM_TELEGRAM_ALLOWED_CHATS are served; any other chat gets one polite refusal per
 process and nothing else. A per-user limit (CRMSUM_TELEGRAM_USER_RATE questions per hour) protects
-the LLM budget. Bot API 429 answers are waited out (`crmsum.delivery.call_api`).
+the LLM budget. Both are pyTelegramBotAPI class middlewares (`crmsum.answer.access`), so no handler
+runs before them. Bot API 429 answers are waited out (`crmsum.telegram.client.call_api`).
 """
 
 from __future__ import annotations
@@ -26,39 +28,77 @@ import telebot
 from telebot import types
 
 from crmsum import answer as A
-from crmsum import telegram_html as th
+from crmsum.telegram import markup as th
 from crmsum.config import Settings, get_settings
-from crmsum.delivery import call_api, chat_digest, make_bot, send_rendered
+from crmsum.summarize import render as R
+from crmsum.delivery import chat_digest, digest_parts
+from crmsum.rating_callback import RatingRefused, rating_data, rating_key, verify
+from crmsum.telegram.client import call_api, make_bot
+from crmsum.telegram.send_once import Telegram
 
 log = logging.getLogger(__name__)
 
 PLACEHOLDER = "Собираю данные…"
+PAGE = 10  # deals per page of a long list
+PAGES_KEPT = 200  # long answers kept in memory for paging
 COMMANDS = [("ask", "задать вопрос: /ask Что Ева делала в марте?"), ("digest", "дайджест последней недели"),
             ("help", "что умеет бот")]
-_SECTION_TITLES = ("Что произошло:", "Что сработало:", "Что не получилось:", "Что делать дальше:")
+_STYLE: dict[str, Callable[[str], str]] = {R.HEAD: th.b, R.SOURCE: th.i, R.TITLE: th.b, R.TEXT: th.escape}
 
 
 # -- rendering ----------------------------------------------------------------------------------
-def answer_html(text: str) -> list[str]:
-    """An answer's display text as Telegram HTML parts (header bold, source italic, titles bold)."""
-    lines = text.split("\n")
-    out = []
-    for n, line in enumerate(lines):
-        if n == 0 and line.startswith(("Менеджер:", "Сравнение:")):
-            out.append(th.b(line))
-        elif n == 1 and line.startswith("Источник:"):
-            out.append(th.i(line))
-        elif line.strip() in _SECTION_TITLES:
-            out.append(th.b(line))
-        else:
-            out.append(th.escape(line))
-    return th.split_html("\n".join(out), th.MAX_MESSAGE)
+def answer_html(ans: A.Answer, show: Callable[[str], str] = str) -> list[str]:
+    """An answer as Telegram HTML parts, from its records (heading bold, source italic, section titles
+    bold); `show` resolves pseudonyms for the reader."""
+    html = "\n".join(_STYLE[style](show(line)) for style, line in ans.layout())
+    return th.split_html(html, th.MAX_MESSAGE)
 
 
-def rating_keyboard(answer_id: str) -> types.InlineKeyboardMarkup:
+def rating_keyboard(answer_id: str, chat_id: int, key: bytes, page: int | None = None,
+                    pages: int = 1) -> types.InlineKeyboardMarkup:
+    """1–5 rating buttons whose data is signed for this chat and answer (`crmsum.rating_callback`);
+    with `pages` > 1 also «◀ n/N ▶» to page a long list."""
     kb = types.InlineKeyboardMarkup(row_width=5)
-    kb.add(*[types.InlineKeyboardButton(str(n), callback_data=f"rate:{answer_id}:{n}") for n in range(1, 6)])
+    if page is not None and pages > 1:
+        nav = [types.InlineKeyboardButton("◀", callback_data=f"page:{answer_id}:{max(0, page - 1)}"),
+               types.InlineKeyboardButton(f"{page + 1}/{pages}", callback_data=f"page:{answer_id}:{page}"),
+               types.InlineKeyboardButton("▶", callback_data=f"page:{answer_id}:{min(pages - 1, page + 1)}")]
+        kb.row(*nav)
+    kb.add(*[types.InlineKeyboardButton(str(n), callback_data=rating_data(key, chat_id, answer_id, n))
+             for n in range(1, 6)])
     return kb
+
+
+_ITEM = re.compile(r"^\d+\. ")
+
+
+def answer_pages(ans: A.Answer, show: Callable[[str], str] = str, per_page: int = PAGE) -> list[str]:
+    """A long list answer (deals, stalled) as pages of `per_page` items, each page with the heading and
+    the lines before the list; other answers as one page."""
+    layout = ans.layout()
+    items = [n for n, (_st, line) in enumerate(layout) if _ITEM.match(line)]
+    if len(items) <= per_page:
+        return ["\n".join(_STYLE[st](show(line)) for st, line in layout)]
+    head, body = layout[:items[0]], layout[items[0]:]
+    groups: list[list[tuple[str, str]]] = []
+    for st, line in body:  # an item and its sub-lines (last notes) stay together
+        if _ITEM.match(line) or not groups:
+            groups.append([])
+        groups[-1].append((st, line))
+    pages = []
+    for k in range(0, len(groups), per_page):
+        lines = head + [x for g in groups[k:k + per_page] for x in g]
+        pages.append("\n".join(_STYLE[st](show(line)) for st, line in lines))
+    return pages
+
+
+def _buttons(message) -> list[str] | None:
+    """The callback data of a message's own inline keyboard, when Telegram sent it along."""
+    markup = getattr(message, "reply_markup", None)
+    rows = getattr(markup, "keyboard", None)
+    if not rows:
+        return None
+    return [b.callback_data for row in rows for b in row if getattr(b, "callback_data", None)]
 
 
 def question_of(message) -> str:
@@ -80,25 +120,19 @@ class BotApp:
         self.limiter = A.RateLimiter(settings.telegram_user_rate)
         self.today = today or (lambda: A.today_in(settings))
         self.sleep = sleep
+        self.pages: dict[str, list[str]] = {}  # answer id -> the pages of a long list (for «◀ ▶»)
+        self.rating_key = rating_key(settings.state_dir)
 
     # sending with 429 handling
     def send(self, chat_id: int, html: str, **kw):
         return call_api(self.bot.send_message, chat_id, html, parse_mode="HTML", disable_web_page_preview=True,
                         sleep=self.sleep, **kw)
 
-    def allowed(self, chat_id: int) -> bool:
-        verdict = self.gate.check(chat_id)
-        if verdict == "refuse":
-            log.info("refused a chat that is not allowed")
-            try:
-                self.send(chat_id, th.escape(A.AccessGate.REFUSAL))
-            except Exception:  # noqa: BLE001
-                log.warning("could not send the refusal")
-        return verdict == "ok"
+    def reply(self, chat_id: int, text: str) -> None:
+        """Send plain text (the middlewares' refusals and limit notices)."""
+        self.send(chat_id, th.escape(text))
 
     def on_help(self, message) -> None:
-        if not self.allowed(message.chat.id):
-            return
         ctx = A.get_context(self.settings, self.lake)
         names = ", ".join(n for _, n in ctx.managers[:20]) or "—"
         text = (f"{th.b('Я отвечаю на вопросы о работе отдела продаж')} по данным amoCRM и командного чата.\n\n"
@@ -110,8 +144,6 @@ class BotApp:
         self.send(message.chat.id, text)
 
     def on_digest(self, message) -> None:
-        if not self.allowed(message.chat.id):
-            return
         from crmsum.digest import DigestError
 
         try:
@@ -123,22 +155,15 @@ class BotApp:
             log.warning("digest for a chat failed: %s", type(exc).__name__)
             self.send(message.chat.id, th.escape("Не получилось собрать дайджест, попробуйте позже."))
             return
-        for r in rendered:
-            send_rendered(self.bot, message.chat.id, r, sleep=self.sleep)
+        channel = Telegram(self.bot, self.sleep)
+        for r in rendered:  # on demand: no ledger, the chat asked for it
+            channel.send_all(message.chat.id, digest_parts(r))
 
     def on_question(self, message, text: str | None = None) -> None:
         chat_id = message.chat.id
-        if not self.allowed(chat_id):
-            return
         text = question_of(message) if text is None else text
         if not text:
             self.send(chat_id, th.escape("Напишите вопрос после /ask, например: /ask Что Ева делала в марте?"))
-            return
-        user = message.from_user.id if message.from_user else chat_id
-        ok, wait = self.limiter.allow(user)
-        if not ok:
-            self.send(chat_id, th.escape(f"Слишком много вопросов: не больше {self.settings.telegram_user_rate} в час. "
-                                         f"Попробуйте через {max(1, round(wait / 60))} мин."))
             return
         prep = A.prepare(text, self.settings, self.lake, self.today(), chat_id)
         ctx = A.get_context(self.settings, self.lake)
@@ -160,8 +185,20 @@ class BotApp:
             else:
                 self.send(chat_id, msg)
             return
-        parts = answer_html(ans.display(ctx.vault))
-        kb = rating_keyboard(ans.answer_id)
+        pages = answer_pages(ans, ctx.vault.resolve)
+        if len(pages) > 1:
+            self.pages[ans.answer_id] = pages
+            while len(self.pages) > PAGES_KEPT:
+                self.pages.pop(next(iter(self.pages)))
+            kb = rating_keyboard(ans.answer_id, chat_id, self.rating_key, 0, len(pages))
+            if pending is not None:
+                call_api(self.bot.edit_message_text, pages[0], chat_id, pending.message_id, parse_mode="HTML",
+                         reply_markup=kb, disable_web_page_preview=True, sleep=self.sleep)
+            else:
+                self.send(chat_id, pages[0], reply_markup=kb)
+            return
+        parts = answer_html(ans, ctx.vault.resolve)
+        kb = rating_keyboard(ans.answer_id, chat_id, self.rating_key)
         for n, part in enumerate(parts):
             markup = kb if n == len(parts) - 1 else None
             if n == 0 and pending is not None:
@@ -170,13 +207,30 @@ class BotApp:
             else:
                 self.send(chat_id, part, reply_markup=markup)
 
-    def on_rate(self, call) -> None:
+    def on_page(self, call) -> None:
+        """«◀ ▶» under a long list: show another page in the same message."""
         msg = call.message
-        if msg is None or msg.chat.id not in self.gate.allowed:
-            return  # not an allowed chat: nothing at all
         try:
-            _, answer_id, rating = call.data.split(":")
-            rating_n = int(rating)
+            _, answer_id, page = call.data.split(":")
+            pages, n = self.pages[answer_id], int(page)
+        except (ValueError, KeyError):
+            call_api(self.bot.answer_callback_query, call.id, "Список устарел — спросите ещё раз", sleep=self.sleep)
+            return
+        n = max(0, min(n, len(pages) - 1))
+        call_api(self.bot.edit_message_text, pages[n], msg.chat.id, msg.message_id, parse_mode="HTML",
+                 reply_markup=rating_keyboard(answer_id, msg.chat.id, self.rating_key, n, len(pages)), disable_web_page_preview=True,
+                 sleep=self.sleep)
+        call_api(self.bot.answer_callback_query, call.id, f"Страница {n + 1} из {len(pages)}", sleep=self.sleep)
+
+    def on_rate(self, call) -> None:
+        msg = call.message  # AccessMiddleware let only allowed chats through
+        try:
+            answer_id, rating_n = verify(self.rating_key, msg.chat.id, call.data, _buttons(msg))
+        except RatingRefused as exc:
+            log.warning("rating refused: %s", exc)
+            call_api(self.bot.answer_callback_query, call.id, "Оценка не принята", sleep=self.sleep)
+            return
+        try:
             A.record_feedback(answer_id, msg.chat.id, msg.message_id, call.from_user.id, rating_n,
                               self.settings, self.lake)
         except (ValueError, TypeError):
@@ -200,8 +254,10 @@ def build_bot(settings: Settings | None = None, lake=None, today: Callable[[], d
               threaded: bool = True) -> tuple[telebot.TeleBot, BotApp]:
     """A TeleBot with crmsum's handlers (pointed at Settings.telegram_api_url) and its BotApp."""
     s = settings or get_settings()
-    bot = make_bot(s, threaded=threaded)
+    bot = make_bot(s, threaded=threaded, use_class_middlewares=True)
     app = BotApp(bot, s, lake, today)
+    bot.setup_middleware(A.AccessMiddleware(app.gate, app.reply))
+    bot.setup_middleware(A.RateLimitMiddleware(app.limiter, app.reply))
 
     @bot.message_handler(commands=["start", "help"])
     @_guard
@@ -222,6 +278,11 @@ def build_bot(settings: Settings | None = None, lake=None, today: Callable[[], d
     @_guard
     def text(message):
         app.on_question(message)
+
+    @bot.callback_query_handler(func=lambda c: (c.data or "").startswith("page:"))
+    @_guard
+    def page(call):
+        app.on_page(call)
 
     @bot.callback_query_handler(func=lambda c: (c.data or "").startswith("rate:"))
     @_guard

@@ -9,20 +9,56 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
-app = typer.Typer(help="crmsum: learn from a sales team's own history.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
-ingest_app = typer.Typer(help="Bring data into the lake.", no_args_is_help=True)
-app.add_typer(ingest_app, name="ingest")
 console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> None:
     """One clear line on stderr, then exit: how every expected error ends a command."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    line = " ".join(str(message).split()) or "failed"
+    console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+class _Commands(TyperGroup):
+    """The one place expected failures end: a `CrmsumError` from any command (or sub-command) — or
+    an operating-system refusal (a missing or read-only data root, a full disk) — becomes one line
+    on stderr and exit code 1. Anything else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from crmsum.errors import CrmsumError
+
+        try:
+            return super().invoke(ctx)
+        except CrmsumError as exc:
+            fail(str(exc) or type(exc).__name__)
+        except OSError as exc:
+            fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
+
+
+app = typer.Typer(cls=_Commands, help="crmsum: learn from a sales team's own history.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+ingest_app = typer.Typer(help="Bring data into the lake.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"crmsum {version('crmsum')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(_: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit.")) -> None:
+    """crmsum: learn from a sales team's own history."""
 
 
 @app.command()
@@ -34,16 +70,14 @@ def generate(
     end_date: Optional[str] = typer.Option(None, help="Last day of history, YYYY-MM-DD (default: yesterday)."),
 ) -> None:
     """Write a deterministic sample account: amoCRM data, a Telegram export and the planted PII."""
-    from crmsum.sandbox.generate import GenerateError, generate as run
+    from crmsum.sandbox.generate import generate as run
 
     try:
         end = dt.date.fromisoformat(end_date) if end_date else None
     except ValueError:
         fail(f"--end-date must be YYYY-MM-DD, got {end_date!r}")
-    try:
-        stats = run(out, leads=leads, chat_days=chat_days, seed=seed, end_date=end)
-    except GenerateError as exc:
-        fail(str(exc))
+    with _progress() as progress:
+        stats = run(out, leads=leads, chat_days=chat_days, seed=seed, end_date=end, progress=progress)
     console.print(f"[green]wrote[/] {out}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
 
 
@@ -77,18 +111,13 @@ def ingest_amocrm() -> None:
     from crmsum import pipeline
     from crmsum.config import get_settings
     from crmsum.logs import setup_logging
-    from crmsum.sources.amocrm import AmoError
-    from crmsum.state import LockedError
 
     settings = get_settings()
     setup_logging(settings)
     if not settings.amocrm_base_url:
         fail("CRMSUM_AMOCRM_BASE_URL is not set (e.g. https://yourco.amocrm.ru)")
-    try:
-        with _progress() as progress:
-            report = pipeline.sync_amocrm(settings, progress=progress)
-    except (AmoError, LockedError) as exc:
-        fail(str(exc))
+    with _progress() as progress:
+        report = pipeline.sync_amocrm(settings, progress=progress)
     _show(report)
 
 
@@ -98,15 +127,11 @@ def ingest_telegram(path: Path = typer.Argument(..., help="result.json or the ex
     from crmsum import pipeline
     from crmsum.config import get_settings
     from crmsum.logs import setup_logging
-    from crmsum.sources.telegram import ExportError
 
     settings = get_settings()
     setup_logging(settings)
-    try:
-        with _progress() as progress:
-            report = pipeline.import_telegram(path, settings, progress=progress)
-    except ExportError as exc:
-        fail(str(exc))
+    with _progress() as progress:
+        report = pipeline.import_telegram(path, settings, progress=progress)
     _show(report)
 
 
@@ -119,7 +144,7 @@ def precompute() -> None:
 
     settings = get_settings()
     setup_logging(settings)
-    with _progress() as progress:
+    with _progress() as progress:  # another run holding the lock: LockedError, one line (CrmsumError)
         report = pipeline.precompute(settings, progress=progress)
     _show(report)
 
@@ -131,16 +156,12 @@ def digest(
 ) -> None:
     """Weekly digests: sent to the chats when CRMSUM_TELEGRAM_TOKEN is set, else written to DATA_DIR/outbox/."""
     from crmsum.config import get_settings
-    from crmsum.delivery import DeliveryError, deliver_digests
-    from crmsum.digest import DigestError
+    from crmsum.delivery import deliver_digests
     from crmsum.logs import setup_logging
 
     settings = get_settings()
     setup_logging(settings)
-    try:
-        report = deliver_digests(week, force=force, settings=settings)
-    except (DeliveryError, DigestError) as exc:
-        fail(str(exc))
+    report = deliver_digests(week, force=force, settings=settings)
     console.print(str(report), highlight=False)
     for line in report.warnings + report.errors:
         console.print(f"  {line}", highlight=False)
@@ -153,7 +174,7 @@ def digest(
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="A question, e.g. «Что Ева делала в марте по Теххренмашу?»"),
-    as_json: bool = typer.Option(False, "--json", help="Print {answer, source, manager, company, start, end}."),
+    as_json: bool = typer.Option(False, "--json", help="Print {answer, source, manager, company, start, end, intent, unresolved, period_defaulted}."),
 ) -> None:
     """Answer one question from the lake (precomputed summaries, else a live summary)."""
     from crmsum import answer as A
@@ -187,6 +208,102 @@ def bot() -> None:
     run_bot(settings)
 
 
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON.")) -> None:
+    """What to check first: endpoints and credentials, lake freshness, watermarks, last runs, failed deliveries."""
+    from crmsum.config import get_settings
+    from crmsum.status import status as run
+
+    report = run(get_settings())
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, default=str) + "\n")
+    else:
+        _show_status(report)
+    if report.attention:
+        console.print(f"[bold red]needs attention:[/] {report.attention}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _show_status(report) -> None:
+    from rich.table import Table
+
+    out = Console()
+    mark = {True: "[green]ok[/]", False: "[bold red]FAIL[/]", None: "[dim]-[/]"}
+    checks = Table("check", "", "detail", title="crmsum status", title_justify="left")
+    for c in report.checks:
+        checks.add_row(c.name, mark[c.ok], c.detail)
+    out.print(checks)
+    tables = Table("table", "rows", "newest")
+    for t in report.tables:
+        tables.add_row(t.name, f"{t.rows:,}".replace(",", " "), t.newest or "-")
+    out.print(tables)
+    for name, when in report.watermarks.items():
+        out.print(f"  watermark {name:<12} {when}", highlight=False)
+    for name, run in report.runs.items():
+        how = "ok" if run.get("ok") else f"FAILED ({run.get('error')})"
+        out.print(f"  last {name:<18} {run.get('finished') or run.get('started')}  {how}", highlight=False)
+    spend = report.llm_last_night
+    out.print(f"  LLM since {spend['since']}: {spend['calls']} calls ({spend['cache_hits']} cached, "
+              f"{spend['failed']} failed), {spend['tokens_in']} tokens in, {spend['tokens_out']} out", highlight=False)
+
+
+@app.command()
+def impact(
+    since: Optional[str] = typer.Option(None, help="First month to show, YYYY-MM-DD (default: all history)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Is crmsum helping: answers and ratings per month, sales against the same month a year before."""
+    from crmsum.impact import impact as run
+    from crmsum.lake import open_lake
+
+    try:
+        start = dt.date.fromisoformat(since) if since else None
+    except ValueError:
+        fail(f"--since must be YYYY-MM-DD, got {since!r}")
+    con = open_lake().connect()
+    try:
+        report = run(con, start)
+    finally:
+        con.close()
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, default=str) + "\n")
+    else:
+        _show_impact(report)
+
+
+def _show_impact(report) -> None:
+    from rich.table import Table
+
+    from crmsum.ru import money, percent
+
+    out = Console()
+    t = Table("month", "answers", "ratings", "mean", "4–5", "won volume", "a year before", "won", "win rate",
+              "a year before", title="crmsum impact", title_justify="left")
+    for m in report.months:
+        mean = "—" if m.rating_mean is None else f"{m.rating_mean:.2f}"
+        last = "—" if m.volume_last_year is None else money(m.volume_last_year)
+        t.add_row(m.month + (" ★" if m.started else ""), str(m.answers), str(m.ratings), mean, percent(m.share_4_5),
+                  money(m.volume), last, str(m.won), f"{percent(m.win_rate)} (n={m.won + m.lost})",
+                  f"{percent(m.win_rate_last_year)} (n={m.closed_last_year or 0})")
+    out.print(t)
+    out.print(f"★ crmsum started answering on {report.started or '—'}", highlight=False)
+    tr = report.trend
+    out.print(f"rating trend: {tr.reason}" if tr.reason else
+              f"rating trend: {tr.slope_per_month:+.3f} per month, 95% CI {tr.ci95[0]:+.3f}…{tr.ci95[1]:+.3f} "
+              f"({tr.ratings} ratings, {tr.months} months): {tr.direction}", highlight=False)
+    ba = report.before_after
+    if ba.yoy_after is not None:
+        before = "—" if ba.yoy_before is None else f"{ba.yoy_before:+.0%}"
+        out.print(f"since the start ({ba.months_after} months): won volume {ba.yoy_after:+.0%} against the same "
+                  f"months a year before; in the {ba.months_before} months before the start: {before}",
+                  highlight=False)
+    if ba.reason:
+        out.print(ba.reason, highlight=False)
+    out.print(ba.caveat, highlight=False)
+    for low in report.lowest:
+        out.print(f"  {low.rating}★ {low.created_at} {low.question[:80]!r} → {low.text[:80]!r}", highlight=False)
+
+
 def _progress():
     from crmsum.progress import RichProgress
 
@@ -204,13 +321,10 @@ def demo(
 ) -> None:
     """Everything offline: sample data, emulators, nightly and weekly flows, a digest and an answer."""
     from crmsum.config import get_settings
-    from crmsum.demo import DemoError, run_demo
+    from crmsum.demo import run_demo
 
-    try:
-        run_demo(data_dir or Path(get_settings().data_dir), leads=leads, chat_days=chat_days, seed=seed,
-                 rps=rps, llm=llm, console=Console())
-    except DemoError as exc:
-        fail(str(exc))
+    run_demo(data_dir or Path(get_settings().data_dir), leads=leads, chat_days=chat_days, seed=seed,
+             rps=rps, llm=llm, console=Console())
 
 
 @app.command("eval")
@@ -224,15 +338,12 @@ def evaluate(
 ) -> None:
     """Score the answer path against the sample account's truth (RAG metrics), written to eval_results."""
     from crmsum.config import get_settings
-    from crmsum.evaluation.run import EvalError, run_eval
+    from crmsum.evaluation.run import run_eval
 
     settings = get_settings()
     truth = truth or Path(settings.data_dir) / "sample" / "truth"
-    try:
-        report = run_eval(settings, None, truth, tuple(backend), judge, limit,
-                          console=None if as_json else Console(), n=questions)
-    except EvalError as exc:
-        fail(str(exc))
+    report = run_eval(settings, None, truth, tuple(backend), judge, limit,
+                      console=None if as_json else Console(), n=questions)
     if as_json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, default=str))
 
@@ -245,16 +356,13 @@ def feedback(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Ratings analytics: distribution by backend, scope and week; the lowest-rated answers."""
-    from crmsum.feedback import FeedbackError, feedback_report, monthly_feedback_summary
+    from crmsum.feedback import feedback_report, monthly_feedback_summary
     from crmsum.lake import open_lake
 
-    try:
-        if month:
-            print(monthly_feedback_summary(open_lake(), month))
-            return
-        report = feedback_report(open_lake(), since, limit)
-    except FeedbackError as exc:
-        fail(str(exc))
+    if month:
+        print(monthly_feedback_summary(open_lake(), month))
+        return
+    report = feedback_report(open_lake(), since, limit)
     if as_json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, default=str))
     else:
@@ -263,14 +371,17 @@ def feedback(
 
 @app.command()
 def sql(query: str = typer.Argument(..., help="SQL over the lake's views."),
-        fmt: str = typer.Option("table", "--format", help="table, csv or json")) -> None:
-    """Query the lake through DuckDB (one view per table)."""
+        fmt: str = typer.Option("table", "--format", help="table, csv or json"),
+        unsafe: bool = typer.Option(False, "--unsafe", help="Lift the lake-only lockdown: files, COPY, "
+                                    "extensions, SET. Equivalent to a shell; for operators only.")) -> None:
+    """Query the lake through DuckDB (one view per table); reads the lake and nothing else."""
     import duckdb
 
     from crmsum.lake import open_lake
+    from crmsum.lake_sql import run_query
 
     try:
-        df = open_lake().connect().execute(query).df()
+        df = run_query(open_lake(), query, unsafe=unsafe)  # SqlRefused is a CrmsumError: one line
     except duckdb.Error as exc:
         fail(str(exc).splitlines()[0])
     if fmt == "csv":

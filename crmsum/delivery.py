@@ -1,94 +1,60 @@
-"""Digest delivery: exactly once per (chat, week, kind), recorded in the `deliveries` table.
+"""Digest delivery: what goes to which chat; sending is `crmsum.telegram.send_once` (exactly once per
+chat, period and kind, recorded in the `deliveries` table).
 
 - Targets: every chat in CRMSUM_TELEGRAM_ALLOWED_CHATS gets the team digest; chats listed in
   CRMSUM_TELEGRAM_DIGEST_CHATS ("chat_id:Manager Name" or "chat_id:team", comma-separated) get what
   is listed there instead (a personal digest is matched by the manager's real name in the vault, a
   unique first name or surname, or the pseudonym). A chat that is not allowed gets nothing.
-- A chat's row is written right after its messages went out (status `sent` with message ids), so
-  a crash later in the run never resends to it. Progress is also stored after every part (status
-  `failed`, "interrupted: digest partly sent", with the ids sent so far), so a crash or an error in
-  the middle of a chat resumes with the next part on the next run instead of repeating any.
-  `force=True` resends. A run lock keeps two runs from sending at once.
+- Each digest is one `send_once` call: a chat that got it is never sent it again, a run killed
+  between two parts resumes with the next one; `force=True` resends. A run lock keeps two runs from
+  sending at once.
 - Without a bot token the same digests go to DATA_DIR/outbox/<week>/<chat>.md + .png with
   pseudonyms only (status `outbox`).
-- Telegram 429 answers are honoured: wait `retry_after` seconds and retry, a bounded number of times.
 - Once a month the team lead's chat (CRMSUM_TELEGRAM_LEAD_CHAT, which must also be allowed) gets the
   ratings summary of the month before (`deliver_feedback_summary`), with the same exactly-once rows
   (week = "YYYY-MM", kind = "feedback-month") and outbox (DATA_DIR/outbox/<YYYY-MM>/feedback_<chat>.html).
+
+Later deliveries (hand-over briefs, ...) call `send_once` the same way: a `Key(period, kind)` and parts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from crmsum.config import Settings, get_settings
-from crmsum.failpoints import failpoint
 from crmsum.digest import DigestData, RenderedDigest, build_digest, check_week, identity, latest_complete_week, render_digest
+from crmsum.errors import CrmsumError
+from crmsum.failpoints import failpoint
+from crmsum.ru import today as _today
+from crmsum.telegram.client import make_bot
+from crmsum.telegram.send_once import Channel, File, Key, Outbox, Part, Photo, Sent, Telegram, Text, send_once
 
 log = logging.getLogger(__name__)
 
-MAX_429_RETRIES = 4
-MAX_RETRY_WAIT = 120.0  # seconds; a longer flood wait fails the chat (retried on the next run)
 OUTBOX_CHAT = 0  # chat id recorded for the outbox copy when no chat is configured
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(CrmsumError, RuntimeError):
     """Delivery cannot run (bad configuration, another run in progress)."""
 
 
-# -- Telegram plumbing ----------------------------------------------------------------------------
-def configure_telebot(settings: Settings) -> None:
-    """Point pyTelegramBotAPI at Settings.telegram_api_url (the official API or an emulator)."""
-    from telebot import apihelper
-
-    base = settings.telegram_api_url.rstrip("/")
-    apihelper.API_URL = base + "/bot{0}/{1}"
-    apihelper.FILE_URL = base + "/file/bot{0}/{1}"
+class DeliveriesFailed(DeliveryError):
+    """Every delivery of a run failed: the flow must end Failed, not green."""
 
 
-def make_bot(settings: Settings, threaded: bool = False):
-    import telebot
-
-    if settings.telegram_token is None:
-        raise DeliveryError("CRMSUM_TELEGRAM_TOKEN is not set")
-    configure_telebot(settings)
-    return telebot.TeleBot(settings.telegram_token.get_secret_value(), threaded=threaded, parse_mode=None)
-
-
-def retry_after_of(exc: BaseException) -> float | None:
-    """Seconds to wait if `exc` is a Bot API 429 (ApiTelegramException), else None."""
-    if getattr(exc, "error_code", None) != 429:
-        return None
-    params = (getattr(exc, "result_json", None) or {}).get("parameters") or {}
-    try:
-        return float(params.get("retry_after", 1))
-    except (TypeError, ValueError):
-        return 1.0
-
-
-def call_api(fn: Callable[..., Any], *args: Any, sleep: Callable[[float], None] = time.sleep,
-             retries: int = MAX_429_RETRIES, max_wait: float = MAX_RETRY_WAIT, **kwargs: Any) -> Any:
-    """Call a telebot method; on 429 wait retry_after (+ a little) and retry, at most `retries` times."""
-    for attempt in range(retries + 1):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - only 429 is retried here
-            wait = retry_after_of(exc)
-            if wait is None or attempt >= retries or wait > max_wait:
-                raise
-            log.warning("Telegram flood control: waiting %.0fs (attempt %d)", wait, attempt + 1)
-            sleep(wait + 0.1)
-    raise AssertionError("unreachable")
+def require_delivered(report: dict[str, Any]) -> None:
+    """Raise DeliveriesFailed when something was due and every attempt failed (a report as a dict, as
+    flows receive it from their task). Nothing due (all already delivered) is not a failure."""
+    if report.get("failed") and not report.get("sent") and not report.get("outbox"):
+        first = (report.get("errors") or ["no error recorded"])[0]
+        raise DeliveriesFailed(f"all {report['failed']} deliveries of {report.get('week') or 'this run'} failed "
+                               f"(first: {first}); they are retried on the next run")
 
 
 # -- targets --------------------------------------------------------------------------------------
@@ -175,49 +141,46 @@ class DeliveryReport:
 
 
 # -- sending --------------------------------------------------------------------------------------
-def _now() -> dt.datetime:
-    return dt.datetime.now().replace(microsecond=0)
+def digest_parts(rendered: RenderedDigest) -> list[Part]:
+    """A rendered digest as Telegram parts: the chart with its caption, then the messages."""
+    parts: list[Part] = [Photo(rendered.chart, rendered.caption)] if rendered.chart else []
+    return parts + [Text(m) for m in rendered.messages]
 
 
-def _existing(lake, week: str) -> dict[tuple[int, str], dict]:
-    df = lake.read("deliveries", "week = ?", [week])
-    return {(int(r["chat_id"]), r["kind"]): r for r in df.to_dict("records")}
+def _digest_parts(data: Callable[[], DigestData], show: Callable[[str], str],
+                  outbox: Path | None) -> Callable[[], list[Part]]:
+    """What `send_once` delivers for one digest, rendered only when it is sent: Telegram parts, or
+    for the outbox `<outbox>.md` + `<outbox>.png` (pseudonyms only)."""
+    def parts() -> list[Part]:
+        r = render_digest(data(), show)
+        if outbox is None:
+            return digest_parts(r)
+        return [File(outbox.with_suffix(".md"), r.markdown.encode("utf-8")), File(outbox.with_suffix(".png"), r.chart)]
+    return parts
 
 
-def _record(lake, target: Target, week: str, status: str, message_ids: list, error: str | None, attempts: int) -> None:
-    lake.write("deliveries", pd.DataFrame([{
-        "chat_id": target.chat_id, "week": week, "kind": target.kind, "status": status,
-        "message_ids": json.dumps(message_ids), "error": error, "attempts": attempts, "updated_at": _now()}]))
+def _outbox_stem(t: Target, per_chat: dict[int, int]) -> str:
+    if t.kind == "team" or per_chat[t.chat_id] == 1:
+        return str(t.chat_id)
+    return f"{t.chat_id}_{t.kind.replace(':', '_')}"
 
 
-def send_rendered(bot, chat_id: int, rendered: RenderedDigest, done: list | None = None,
-                  sleep: Callable[[float], None] = time.sleep, on_part: Callable[[list], None] | None = None) -> list:
-    """Send the chart (with caption) and the messages; resume after the `done` parts. Returns message ids."""
-    ids = list(done or [])
-    parts: list[tuple[str, Any]] = []
-    if rendered.chart:
-        parts.append(("photo", rendered.caption))
-    parts += [("text", m) for m in rendered.messages]
-    for idx, (kind, body) in enumerate(parts):
-        if idx < len(ids):
-            continue
-        failpoint("delivery.part")
-        if kind == "photo":
-            msg = call_api(bot.send_photo, chat_id, rendered.chart, caption=body, parse_mode="HTML", sleep=sleep)
-        else:
-            msg = call_api(bot.send_message, chat_id, body, parse_mode="HTML", disable_web_page_preview=True,
-                           sleep=sleep)
-        ids.append(msg.message_id)
-        if on_part:
-            on_part(ids)
-    return ids
+def _count(report: DeliveryReport, sent: Sent, what: str) -> None:
+    """Add one send_once outcome to the report."""
+    if sent.status == "skipped":
+        report.skipped += 1
+    elif sent.status == "failed":
+        report.failed += 1
+        report.errors.append(f"{what}: {sent.error}")
+    elif sent.status == "outbox":
+        report.outbox += 1
+    else:
+        report.sent += 1
+        report.messages += sent.new
 
 
-def _outbox_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+class _Unbuildable(Exception):
+    """A digest that could not be built: that chat fails, the others go on."""
 
 
 def _managers(settings: Settings, con) -> list[tuple[str, str]]:
@@ -242,14 +205,7 @@ def deliver_digests(week: str | None = None, force: bool = False, settings: Sett
     lake = lake or open_lake(s)
     t0 = time.perf_counter()
     con = lake.connect()
-    if today is None:
-        try:
-            from zoneinfo import ZoneInfo
-
-            today = dt.datetime.now(ZoneInfo(s.timezone)).date()
-        except Exception:  # noqa: BLE001
-            today = dt.date.today()
-    week = check_week(week) if week else latest_complete_week(con, today)
+    week = check_week(week) if week else latest_complete_week(con, today or _today(s))
     outbox = s.telegram_token is None and bot is None
     report = DeliveryReport(week=week, mode="outbox" if outbox else "telegram")
     targets, warnings = digest_targets(s, _managers(s, con))
@@ -269,75 +225,36 @@ def deliver_digests(week: str | None = None, force: bool = False, settings: Sett
     except LockedError as exc:
         raise DeliveryError(str(exc)) from None
     try:
-        existing = _existing(lake, week)
         cache: dict[str, DigestData] = {}
         vault = Vault(s.vault_dir) if not outbox else None
-        if not outbox and bot is None:
-            bot = make_bot(s)
-        per_chat = {}
+        channel = Outbox() if outbox else Telegram(bot or make_bot(s), sleep)
+        per_chat: dict[int, int] = {}
         for t in targets:
             per_chat[t.chat_id] = per_chat.get(t.chat_id, 0) + 1
+
+        def digest_of(t: Target) -> DigestData:
+            """Built once per kind, and only for a chat that is still to be served."""
+            if t.kind not in cache:
+                try:
+                    cache[t.kind] = build_digest(con, week, manager=t.manager)
+                except Exception as exc:  # noqa: BLE001 - one bad digest must not stop the others
+                    log.exception("digest %s could not be built", t.kind)
+                    raise _Unbuildable(f"{type(exc).__name__}: {exc}") from exc
+            return cache[t.kind]
+
         for t in targets:
             failpoint("delivery.chat")
-            prev = existing.get((t.chat_id, t.kind))
-            status = prev["status"] if prev else None
-            if not force and (status == "sent" or (outbox and status == "outbox")):
-                report.skipped += 1
-                continue
+            base = s.outbox_dir / week / _outbox_stem(t, per_chat) if outbox else None
+            parts = _digest_parts(lambda t=t: digest_of(t), identity if outbox else vault.resolve, base)
             try:
-                if t.kind not in cache:
-                    cache[t.kind] = build_digest(con, week, manager=t.manager)
-                data = cache[t.kind]
-            except Exception as exc:  # noqa: BLE001 - one bad digest must not stop the others
-                report.failed += 1
-                report.errors.append(f"{t.chat_id} {t.kind}: {type(exc).__name__}: {exc}")
-                log.exception("digest %s for chat %s could not be built", t.kind, t.chat_id)
-                continue
-            attempts = int(prev["attempts"] or 0) + 1 if prev is not None else 1
-            if outbox:
-                rendered = render_digest(data, identity)
-                stem = str(t.chat_id) if t.kind == "team" or per_chat[t.chat_id] == 1 else \
-                    f"{t.chat_id}_{t.kind.replace(':', '_')}"
-                base = s.outbox_dir / week / stem
-                _outbox_write(base.with_suffix(".md"), rendered.markdown.encode("utf-8"))
-                _outbox_write(base.with_suffix(".png"), rendered.chart)
-                _record(lake, t, week, "outbox", [], None, attempts)
-                report.outbox += 1
+                sent = send_once(lake, channel, t.chat_id, Key(week, t.kind), parts, force=force)
+            except _Unbuildable as exc:
+                sent = Sent("failed", error=str(exc))
+            _count(report, sent, f"{t.chat_id} {t.kind}")
+            if sent.status == "outbox":
                 report.files += [str(base.with_suffix(".md")), str(base.with_suffix(".png"))]
-                continue
-            rendered = render_digest(data, vault.resolve)
-            done: list = []
-            if not force and prev is not None and status == "failed":
-                try:
-                    done = json.loads(prev["message_ids"] or "[]")
-                except ValueError:
-                    done = []
-            sent_ids: list = list(done)
-
-            n_parts = int(bool(rendered.chart)) + len(rendered.messages)
-
-            def keep(ids: list, t=t, attempts=attempts, n_parts=n_parts) -> None:
-                sent_ids[:] = ids
-                if len(ids) < n_parts:  # persist each part as it goes: a killed run resumes, never resends
-                    _record(lake, t, week, "failed", ids, "interrupted: digest partly sent", attempts)
-
-            try:
-                ids = send_rendered(bot, t.chat_id, rendered, done=done, sleep=sleep, on_part=keep)
-            except Exception as exc:  # noqa: BLE001 - recorded and retried on the next run
-                code = getattr(exc, "error_code", None)
-                # a network error's text holds the request URL: the bot token and the digest (real names)
-                err = (f"Telegram {code}: {getattr(exc, 'description', '')}" if code is not None
-                       else f"{type(exc).__name__}: Telegram unreachable or the request failed")
-                _record(lake, t, week, "failed", sent_ids, err[:500], attempts)
-                report.failed += 1
-                report.errors.append(f"{t.chat_id} {t.kind}: {err}")
-                log.warning("digest %s to chat %s failed: %s", t.kind, t.chat_id, err)
-                continue
-            _record(lake, t, week, "sent", ids, None, attempts)
-            report.sent += 1
-            report.messages += len(ids) - len(done)
-            if progress:
-                progress(f"{t.chat_id} {t.kind}: {len(ids)} messages")
+            elif sent.status == "sent" and progress:
+                progress(f"{t.chat_id} {t.kind}: {len(sent.message_ids)} messages")
     finally:
         lock.__exit__(None, None, None)
     report.seconds = round(time.perf_counter() - t0, 3)
@@ -381,20 +298,11 @@ def _month_label(month: Any) -> str:
 
 def _resolve_html(html: str, vault) -> str:
     """Pseudonyms -> real values, escaped for Telegram HTML (a name may hold '&' or '<')."""
-    from crmsum.privacy import PSEUDONYM_RE
-    from crmsum.telegram_html import escape
+    from crmsum.cites import PSEUDONYM_RE
+    from crmsum.telegram.markup import escape
 
     real = {p: vault.real(p) for p in set(PSEUDONYM_RE.findall(html))}
     return PSEUDONYM_RE.sub(lambda m: escape(real.get(m.group(0)) or m.group(0)), html)
-
-
-def _today(s: Settings) -> dt.date:
-    try:
-        from zoneinfo import ZoneInfo
-
-        return dt.datetime.now(ZoneInfo(s.timezone)).date()
-    except Exception:  # noqa: BLE001
-        return dt.date.today()
 
 
 def deliver_feedback_summary(month: Any = None, force: bool = False, settings: Settings | None = None, lake=None,
@@ -408,7 +316,7 @@ def deliver_feedback_summary(month: Any = None, force: bool = False, settings: S
     only). A `deliveries` row (week=month, kind='feedback-month') makes reruns skip; `force` resends;
     a run interrupted between parts resumes with the next part.
     """
-    from crmsum import telegram_html as th
+    from crmsum.telegram import markup as th
     from crmsum.feedback import monthly_feedback_summary
     from crmsum.lake import open_lake
     from crmsum.privacy import Vault
@@ -447,53 +355,23 @@ def deliver_feedback_summary(month: Any = None, force: bool = False, settings: S
     except LockedError as exc:
         raise DeliveryError(str(exc)) from None
     try:
-        prev = _existing(lake, label).get((target.chat_id, target.kind))
-        status = prev["status"] if prev else None
-        if not force and (status == "sent" or (outbox and status == "outbox")):
-            report.skipped += 1
-            return done()
-        attempts = int(prev["attempts"] or 0) + 1 if prev is not None else 1
-        html = monthly_feedback_summary(lake, label)  # pseudonyms only
         if outbox:
             path = s.outbox_dir / label / f"feedback_{target.chat_id}.html"
-            _outbox_write(path, html.encode("utf-8"))
-            _record(lake, target, label, "outbox", [], None, attempts)
-            report.outbox += 1
+            channel: Channel = Outbox()
+
+            def parts() -> list[Part]:
+                return [File(path, monthly_feedback_summary(lake, label).encode("utf-8"))]  # pseudonyms only
+        else:
+            channel = Telegram(bot or make_bot(s), sleep)
+
+            def parts() -> list[Part]:
+                html = monthly_feedback_summary(lake, label)
+                shown = _resolve_html(html, Vault(s.vault_dir)) if is_allowed(target.chat_id, s.allowed_chats) else html
+                return [Text(p) for p in th.split_html(shown, th.MAX_MESSAGE)]
+        sent = send_once(lake, channel, target.chat_id, Key(label, target.kind), parts, force=force)
+        _count(report, sent, f"{target.chat_id} {target.kind}")
+        if sent.status == "outbox":
             report.files.append(str(path))
-            return done()
-        shown = _resolve_html(html, Vault(s.vault_dir)) if is_allowed(target.chat_id, s.allowed_chats) else html
-        parts = th.split_html(shown, th.MAX_MESSAGE)
-        if bot is None:
-            bot = make_bot(s)
-        ids: list = []
-        if not force and status == "failed" and prev is not None:
-            try:
-                ids = list(json.loads(prev["message_ids"] or "[]"))
-            except ValueError:
-                ids = []
-        already = len(ids)
-        try:
-            for idx, part in enumerate(parts):
-                if idx < len(ids):
-                    continue
-                failpoint("delivery.part")
-                msg = call_api(bot.send_message, target.chat_id, part, parse_mode="HTML",
-                               disable_web_page_preview=True, sleep=sleep)
-                ids.append(msg.message_id)
-                if len(ids) < len(parts):  # persist progress: a killed run resumes, never resends
-                    _record(lake, target, label, "failed", ids, "interrupted: summary partly sent", attempts)
-        except Exception as exc:  # noqa: BLE001 - recorded and retried on the next run
-            code = getattr(exc, "error_code", None)
-            err = (f"Telegram {code}: {getattr(exc, 'description', '')}" if code is not None
-                   else f"{type(exc).__name__}: Telegram unreachable or the request failed")
-            _record(lake, target, label, "failed", ids, err[:500], attempts)
-            report.failed += 1
-            report.errors.append(f"{target.chat_id} {target.kind}: {err}")
-            log.warning("ratings summary to chat %s failed: %s", target.chat_id, err)
-            return done()
-        _record(lake, target, label, "sent", ids, None, attempts)
-        report.sent += 1
-        report.messages += len(ids) - already
         return done()
     finally:
         lock.__exit__(None, None, None)

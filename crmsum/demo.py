@@ -22,13 +22,13 @@ from rich.markdown import Markdown
 from rich.panel import Panel
 
 from crmsum.config import Settings, get_settings
+from crmsum.errors import CrmsumError
+from crmsum.ru import MONTHS_LOC, is_female
 
 DEMO_MARKER = ".crmsum-demo"
-MONTHS_IN = ["январе", "феврале", "марте", "апреле", "мае", "июне", "июле", "августе", "сентябре",
-             "октябре", "ноябре", "декабре"]
 
 
-class DemoError(RuntimeError):
+class DemoError(CrmsumError, RuntimeError):
     """The demo cannot run here (e.g. the data root holds a real account)."""
 
 
@@ -103,8 +103,6 @@ def _child_env(s: Settings) -> dict[str, str]:
 
 def demo_question(settings: Settings) -> str:
     """A question a manager would ask about the busiest manager and client of last month."""
-    import pymorphy3
-
     from crmsum.lake import open_lake
     from crmsum.privacy import Vault
 
@@ -125,8 +123,8 @@ def demo_question(settings: Settings) -> str:
     first = real.split()[0]
     namesakes = [n for _, n in vault.people("manager") if n.split()[0] == first]
     who = first if len(namesakes) == 1 else real  # a shared first name would need a clarification
-    verb = "делала" if "femn" in pymorphy3.MorphAnalyzer().parse(first)[0].tag else "делал"
-    return f"Что {who} {verb} в {MONTHS_IN[row[2].month - 1]} по {row[1]}?"
+    verb = "делала" if is_female(first) else "делал"
+    return f"Что {who} {verb} в {MONTHS_LOC[row[2].month - 1]} по {row[1]}?"
 
 
 def run_demo(data_dir: Path, leads: int = 200, chat_days: int = 365, seed: int = 7, rps: float = 7.0,

@@ -3,7 +3,8 @@
 Two steps, because names are resolved at send time:
 
 - `build_digest(con, week, manager=None)` -> `DigestData`: everything the digest says, with
-  pseudonyms only (safe to cache, log or write to the outbox);
+  pseudonyms only (safe to cache, log or write to the outbox); the summary points come from the
+  stored records (`summaries.sections`), never from the summary text;
 - `render_digest(data, display)` -> `RenderedDigest`: Telegram HTML (caption + messages split under
   the limits), a Markdown copy and the chart PNG. `display` maps pseudonym text to what the reader
   may see (`Vault.resolve` for allowed chats, identity for the outbox).
@@ -20,18 +21,23 @@ from typing import Any
 
 import duckdb
 
-from crmsum import telegram_html as th
+from crmsum.cites import strip_trailing_cites as _strip_cites
+from crmsum.errors import CrmsumError
+from crmsum.telegram import markup as th
 from crmsum.facts import LOST, WON, FactsError, facts_for, period_bounds, period_label
 from crmsum.ru import count, money
+from crmsum.summarize.model import SUMMARY_SECTIONS, Point, Section, points_of, sections_from_json
 
 Display = Callable[[str], str]
 MAX_DEALS = 8
 MAX_POINTS = 4
-_CITES = re.compile(r"(?:\s*\[[^\[\]]+\])+\s*$")
+MANAGER_SECTIONS = ("worked", "happened", "failed", "next")  # where a manager's two cited points come from
+WATCH_SECTIONS = ("failed", "next")
+WATCH_TITLE = "На что обратить внимание"
 _WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
 
 
-class DigestError(ValueError):
+class DigestError(CrmsumError, ValueError):
     """A digest that cannot be built (bad week, no data)."""
 
 
@@ -49,11 +55,12 @@ class DigestData:
     kind: str  # "team" or "manager:<pseudonym>"
     label: str  # "Команда" or the manager pseudonym
     numbers: dict[str, Any]
-    managers: list[dict] = field(default_factory=list)  # {key, facts, points}
+    managers: list[dict] = field(default_factory=list)  # {key, facts, points: [Point]}
     won: list[dict] = field(default_factory=list)
     lost: list[dict] = field(default_factory=list)
-    worked: list[str] = field(default_factory=list)
-    watch: list[str] = field(default_factory=list)
+    worked: list[Point] = field(default_factory=list)  # the team's (or manager's) «worked» section
+    watch: list[Point] = field(default_factory=list)  # «failed» and «next»
+    extra: list[Section] = field(default_factory=list)  # sections of other producers (insights, ...), shown last
     precomputed: bool = True
 
     @property
@@ -99,31 +106,14 @@ def latest_complete_week(con: duckdb.DuckDBPyConnection, today: dt.date) -> str:
 
 
 # -- building -----------------------------------------------------------------------------------
-def sections_of(text: str) -> dict[str, list[str]]:
-    """Bullets per section title of a rendered summary text ('Что сработало' -> ['...'])."""
-    out: dict[str, list[str]] = {}
-    current = None
-    for line in (text or "").splitlines():
-        s = line.strip()
-        if not s:
-            continue
-        if s.endswith(":") and not s.startswith("•"):
-            current = s[:-1]
-            out.setdefault(current, [])
-        elif s.startswith("•") and current:
-            out[current].append(s[1:].strip())
-    return out
-
-
-def _strip_cites(s: str) -> tuple[str, bool]:
-    stripped = _CITES.sub("", s)
-    return stripped.strip(), stripped != s
-
-
 def _summary_rows(con, week: str) -> list[dict]:
-    df = con.execute("SELECT scope, key, label, text, facts FROM summaries WHERE period_kind = 'week' AND period = ?",
+    """The week's precomputed rows with their sections as records."""
+    df = con.execute("SELECT scope, key, label, sections, facts FROM summaries WHERE period_kind = 'week' AND period = ?",
                      [week]).df()
-    return df.to_dict("records")
+    rows = df.to_dict("records")
+    for r in rows:
+        r["sections"] = sections_from_json(r["sections"] if isinstance(r["sections"], str) else None)
+    return rows
 
 
 def _deals(con, start: dt.date, end: dt.date, manager: str | None) -> tuple[list[dict], list[dict]]:
@@ -151,14 +141,12 @@ def _deals(con, start: dt.date, end: dt.date, manager: str | None) -> tuple[list
     return [r for r in rows if r["status_id"] == WON], [r for r in rows if r["status_id"] == LOST]
 
 
-def _points(text: str, sections: tuple[str, ...], limit: int, cited_only: bool) -> list[str]:
-    secs = sections_of(text)
-    out = []
-    for title in sections:
-        for bullet in secs.get(title, []):
-            s, cited = _strip_cites(bullet)
-            if s and (cited or not cited_only) and s not in out:
-                out.append(s)
+def _points(sections: list[Section], keys: tuple[str, ...], limit: int, cited_only: bool) -> list[Point]:
+    """The first `limit` distinct points of the sections `keys` (only those citing a record if `cited_only`)."""
+    out: list[Point] = []
+    for p in points_of(sections, *keys):
+        if (p.cites or not cited_only) and p.text not in {q.text for q in out}:
+            out.append(p)
     return out[:limit]
 
 
@@ -173,26 +161,25 @@ def build_digest(con: duckdb.DuckDBPyConnection, week: str, manager: str | None 
     own = by_id.get((scope, key))
     if own is not None:
         numbers = json.loads(own["facts"])
-        text = own["text"] or ""
+        sections = own["sections"]
     else:  # not precomputed (or no activity): the same facts, computed now
         try:
             numbers = facts_for(con, scope, key, start, end, as_of=as_of)
         except FactsError as exc:
             raise DigestError(str(exc)) from None
-        text = ""
+        sections = []
     managers = []
     for r in sorted((r for r in rows if r["scope"] == "manager"), key=lambda r: r["key"]):
         if manager and r["key"] != manager:
             continue
         f = json.loads(r["facts"])
         managers.append({"key": r["key"], "facts": f,
-                         "points": _points(r["text"] or "", ("Что сработало", "Что произошло", "Что не получилось",
-                                                             "Что делать дальше"), 2, cited_only=True)})
+                         "points": _points(r["sections"], MANAGER_SECTIONS, 2, cited_only=True)})
     managers.sort(key=lambda m: (-int(m["facts"].get("won_amount") or 0), -int(m["facts"].get("stage_moves") or 0),
                                  m["key"]))
     won, lost = _deals(con, start, end, manager)
-    worked = _points(text, ("Что сработало",), MAX_POINTS, cited_only=False)
-    watch = _points(text, ("Что не получилось", "Что делать дальше"), MAX_POINTS, cited_only=False)
+    worked = _points(sections, ("worked",), MAX_POINTS, cited_only=False)
+    watch = _points(sections, WATCH_SECTIONS, MAX_POINTS, cited_only=False)
     return DigestData(week=week, start=start, end=end, kind=f"manager:{manager}" if manager else "team",
                       label=manager or "Команда", numbers=numbers, managers=managers, won=won, lost=lost,
                       worked=worked, watch=watch, precomputed=own is not None)
@@ -238,6 +225,10 @@ def _deals_block(title: str, deals: list[dict], show: Display, lost: bool) -> st
     return "\n".join(lines)
 
 
+def _points_block(title: str, points: list[Point], show: Display) -> str:
+    return th.b(title) + "\n" + "\n".join(f"• {th.escape(show(p.text))}" for p in points)
+
+
 def chart_rows(data: DigestData, show: Display = identity) -> list[dict]:
     return [{"name": show(m["key"]), **{k: _n(m["facts"], k) for k in
                                         ("deals_created", "stage_moves", "deals_won", "deals_lost")}}
@@ -267,16 +258,17 @@ def render_digest(data: DigestData, display: Display = identity, chart: bool = T
                     f"звонков {_n(mf, 'calls')}, задач {_n(mf, 'tasks_done')}")
             if _n(mf, "tasks_overdue"):
                 head += f" (просрочено {_n(mf, 'tasks_overdue')})"
-            lines = [head] + [f"• {th.escape(show(p))}" for p in m["points"]]
+            lines = [head] + [f"• {th.escape(show(p.text))}" for p in m["points"]]
             paras.append("\n".join(lines))
     if data.won:
         paras.append(_deals_block("✅ Выиграны", data.won, show, lost=False))
     if data.lost:
         paras.append(_deals_block("❌ Проиграны", data.lost, show, lost=True))
     if data.worked:
-        paras.append(th.b("Что сработало") + "\n" + "\n".join(f"• {th.escape(show(s))}" for s in data.worked))
+        paras.append(_points_block(SUMMARY_SECTIONS["worked"], data.worked, show))
     if data.watch:
-        paras.append(th.b("На что обратить внимание") + "\n" + "\n".join(f"• {th.escape(show(s))}" for s in data.watch))
+        paras.append(_points_block(WATCH_TITLE, data.watch, show))
+    paras += [_points_block(sec.title, list(sec.points), show) for sec in data.extra if sec.points]
     if not data.precomputed:
         paras.append(th.i("Сводки за эту неделю ещё не посчитаны: цифры собраны из CRM напрямую."))
     messages = th.join_paragraphs(paras, th.MAX_MESSAGE)

@@ -48,6 +48,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from crmsum.errors import CrmsumError
+from crmsum.ru import COMPANY_KIND_WORDS, LEGAL_FORMS
+from crmsum.ru import now as _now
+
 WON, LOST = 142, 143
 STALL_DAYS = 14
 TOP_N = 3
@@ -66,7 +70,7 @@ INT_METRICS = [
 AMOUNT_METRICS = ["created_amount", "won_amount", "lost_amount", "open_amount"]
 
 
-class FactsError(ValueError):
+class FactsError(CrmsumError, ValueError):
     """A facts request that cannot be answered (unknown manager/company, bad period)."""
 
 
@@ -104,8 +108,6 @@ def period_of(kind: str, day: dt.date) -> tuple[str, dt.date, dt.date]:
 
 
 # -- SQL --------------------------------------------------------------------------------------
-LEGAL_FORMS = ("ооо", "зао", "пао", "оао", "ао", "ип", "нко", "llc", "ltd", "inc", "gmbh",
-               "группа", "компания", "холдинг", "завод", "фирма")
 
 
 def mention_ctes() -> str:
@@ -116,7 +118,7 @@ def mention_ctes() -> str:
     words of 6+ letters so «по Теххренмашу» matches «Теххренмаш»). An equi-join on the first four
     letters keeps this a hash join instead of messages x companies substring scans.
     """
-    forms = ", ".join(f"'{f}'" for f in LEGAL_FORMS)
+    forms = ", ".join(f"'{f}'" for f in sorted(LEGAL_FORMS | COMPANY_KIND_WORDS))
     return rf"""company_keys AS (
         SELECT company_id, CASE WHEN length(w) >= 6 THEN left(w, length(w) - 1) ELSE w END AS stem
         FROM (
@@ -367,17 +369,6 @@ def _run(con: duckdb.DuckDBPyConnection, kind: str | None, params: dict, filtere
     ORDER BY m.scope, m.key, m.p
     """
     return con.execute(sql, params).df()
-
-
-def _now() -> dt.datetime:
-    try:
-        from zoneinfo import ZoneInfo
-
-        from crmsum.config import get_settings
-
-        return dt.datetime.now(ZoneInfo(get_settings().timezone)).replace(tzinfo=None)
-    except Exception:  # noqa: BLE001 - settings problems must not break facts
-        return dt.datetime.now()
 
 
 def _labels(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

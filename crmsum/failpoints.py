@@ -39,7 +39,7 @@ NAMES = (
     "anonymize.batch",            # privacy/anonymizer.py: a batch of texts is about to be scrubbed
     "precompute.item",            # precompute.py: one summary computed, its chunk not yet written
     "delivery.chat",              # delivery.py: before a chat's digest is built and sent
-    "delivery.part",              # delivery.py: before one part (chart or text message) of a digest is sent
+    "delivery.part",              # telegram/send_once.py: before one part (chart or text message) is sent
 )
 
 

@@ -17,16 +17,16 @@ from typing import Any
 
 import pandas as pd
 
-from crmsum.telegram_html import escape
+from crmsum.errors import CrmsumError
+from crmsum.ru import MONTHS_NOM
+from crmsum.telegram.markup import escape
 
 RATINGS = (1, 2, 3, 4, 5)
-MONTHS_NOM = ["январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь", "октябрь",
-              "ноябрь", "декабрь"]
 SCOPE_RU = {"manager": "менеджер", "company": "компания", "manager+company": "менеджер + компания",
             "team": "команда", "clarify": "уточнение", "unknown": "неизвестно"}
 
 
-class FeedbackError(ValueError):
+class FeedbackError(CrmsumError, ValueError):
     """Bad arguments for the feedback analytics (one actionable line)."""
 
 

@@ -19,12 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from crmsum.errors import CrmsumError
 from crmsum.failpoints import failpoint
 
 LOCK_NAME = "nightly"
 
 
-class StateError(RuntimeError):
+class StateError(CrmsumError, RuntimeError):
     """The state directory cannot be read or written."""
 
 

@@ -20,7 +20,7 @@ from flows.weekly_digest import weekly_digest
 @flow(name="crmsum-demo", log_prints=True)
 def demo_flows(settings: Settings | None = None) -> dict:
     s = flow_settings(settings)
-    return {"nightly": nightly(s), "weekly": weekly_digest(s)}
+    return {"nightly": nightly(settings=s), "weekly": weekly_digest(settings=s)}
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def with_runner(f, settings: Settings):
 
 def run_precompute(settings: Settings | None = None, **kw) -> dict:
     s = flow_settings(settings)
-    return with_runner(precompute_fanout, s)(s, **kw)
+    return with_runner(precompute_fanout, s)(settings=s, **kw)
 
 
 if __name__ == "__main__":

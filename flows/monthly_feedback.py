@@ -12,9 +12,8 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from crmsum.config import Settings
-from crmsum.delivery import deliver_feedback_summary
+from crmsum.delivery import deliver_feedback_summary, require_delivered
 from flows.shell import flow_logging, flow_settings
-from flows.weekly_digest import DeliveryFailed
 
 
 @task(retries=1, retry_delay_seconds=60, cache_policy=NO_CACHE)
@@ -23,7 +22,7 @@ def deliver(settings: Settings, month: str | None, force: bool) -> dict:
 
 
 @flow(name="crmsum-monthly-feedback", log_prints=True)
-def monthly_feedback(settings: Settings | None = None, month: str | None = None, force: bool = False,
+def monthly_feedback(month: str | None = None, force: bool = False, settings: Settings | None = None,
                      data_dir: str | None = None) -> dict:
     s = flow_settings(settings, data_dir)
     with flow_logging(s):
@@ -31,8 +30,7 @@ def monthly_feedback(settings: Settings | None = None, month: str | None = None,
     print(f"ratings summary {report['week']} ({report['mode']}): {report['sent']} sent, {report['outbox']} outbox, "
           f"{report['skipped']} already delivered, {report['failed']} failed"
           + "".join(f"\nwarning: {w}" for w in report["warnings"]))
-    if report["failed"]:
-        raise DeliveryFailed("ratings summary not delivered: " + "; ".join(report["errors"][:3]))
+    require_delivered(report)  # every delivery failed: the flow run ends Failed
     return report
 
 

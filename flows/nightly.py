@@ -26,6 +26,7 @@ from crmsum import pipeline, scale
 from crmsum.config import Settings
 from crmsum.lake import open_lake
 from crmsum.night import night_report
+from crmsum.runs import tracked
 from crmsum.state import run_lock
 from flows.shell import flow_logging, flow_settings
 
@@ -68,16 +69,16 @@ def _step(name: str, fn, failures: list[str], *args: Any) -> Any:
 
 
 @flow(name="crmsum-nightly", log_prints=True)
-def nightly(settings: Settings | None = None, amocrm: bool = True, data_dir: str | None = None) -> dict:
+def nightly(amocrm: bool = True, settings: Settings | None = None, data_dir: str | None = None) -> dict:
     s = flow_settings(settings, data_dir)
-    with flow_logging(s), scale.nightly_slot(s), run_lock(s.state_dir, "nightly"):
+    with flow_logging(s), scale.nightly_slot(s), run_lock(s.state_dir, "nightly"), \
+            tracked(s.state_dir, "nightly") as run:
         failures: list[str] = []
         steps: dict[str, Any] = {"amocrm": _step("amoCRM sync", sync_amocrm, failures, s)
                                  if amocrm and s.amocrm_base_url else None}
         inbox = _step("Telegram inbox", import_inbox, failures, s) or {}
         steps["telegram"] = inbox.get("reports", [])
-        failures += [f"Telegram export {name} not imported (moved to inbox/failed/)"
-                     for name in inbox.get("failed", [])]
+        failures += [f"Telegram export {name} not imported (see the log)" for name in inbox.get("failed", [])]
         if scale.uses_dask(s):
             from flows.fanout import run_precompute
 
@@ -92,8 +93,10 @@ def nightly(settings: Settings | None = None, amocrm: bool = True, data_dir: str
             report = night_report(steps, failures, con)
         create_markdown_artifact(report.markdown(), key=ARTIFACT_KEY, description="What the night did")
         print(report.markdown())
-    if report.failed:
-        raise NightFailed("; ".join(report.failures))
+        run.counts = {"records_synced": report.records_synced, "messages_imported": report.messages_imported,
+                      "summaries_computed": report.summaries_computed, "llm_calls": report.llm_calls}
+        if report.failed:
+            raise NightFailed("; ".join(report.failures))
     return steps
 
 

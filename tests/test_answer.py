@@ -87,7 +87,9 @@ def test_unclear_and_ambiguous_questions_get_clarifications(env):
     assert b.clarify and set(b.candidates) == {OLEG, "PER-0ddba115"}
     assert "Олег Петров" in b.display(vault) and "Олег Сидоров" in b.display(vault)
     assert b.to_json(vault)["source"] == "live" and set(b.to_json(vault)) == {"answer", "source", "manager", "company",
-                                                                               "start", "end"}
+                                                                               "start", "end", "intent", "unresolved",
+                                                                               "period_defaulted"}
+    assert b.to_json(vault)["intent"] == "clarify"
 
 
 def test_answers_are_recorded_anonymized(env):
@@ -144,7 +146,9 @@ def test_cli_ask_json(env, monkeypatch):
         res = CliRunner().invoke(app, ["ask", "Что Олег Петров делал в марте 2024?", "--json"])
         assert res.exit_code == 0, res.output
         out = json.loads(res.stdout)
-        assert list(out) == ["answer", "source", "manager", "company", "start", "end"]
+        assert list(out) == ["answer", "source", "manager", "company", "start", "end", "intent", "unresolved",
+                             "period_defaulted"]
+        assert (out["intent"], out["unresolved"], out["period_defaulted"]) == ("activity", [], False)
         assert out["source"] == "precomputed" and out["manager"] == "Олег Петров" and out["company"] is None
         assert (out["start"], out["end"]) == ("2024-03-01", "2024-03-31")
         assert "Олег Петров" in out["answer"]  # the operator's terminal sees real names
@@ -183,11 +187,11 @@ def test_compare_precomputed_facts_equal_live_facts(env):
     assert [p.summary_id for p in prep.compare] == [f"manager:{EVA}:2024-03", f"manager:{OLEG}:2024-03"]
     assert not prep.live
     ctx = A.get_context(s, lake)
-    src, pre = A._compare_facts(ctx, prep)
+    src, pre = A.compare_facts(ctx, prep)
     for p in prep.compare:
         p.summary_id = None
     assert prep.live
-    src2, live = A._compare_facts(ctx, prep)
+    src2, live = A.compare_facts(ctx, prep)
     assert (src, src2) == ("precomputed", "live")
     keys = ("deals_won", "deals_lost", "won_amount", "lost_amount", "deals_touched", "notes", "calls")
     assert [{k: f[k] for k in keys} for f in pre] == [{k: f[k] for k in keys} for f in live]
@@ -231,10 +235,12 @@ def test_compare_tie_and_nothing_to_compare():
     assert leaders == ["A"] and "50%" in text and "нет закрытых сделок" in text
 
 
-def test_compare_json_keeps_six_keys(env):
+def test_compare_json_keeps_the_design_keys(env):
     vault = A.get_context(*env).vault
     out = ask(env, "Сравни Еву и Анну за прошлый месяц").to_json(vault)
-    assert list(out) == ["answer", "source", "manager", "company", "start", "end"]
+    assert list(out) == ["answer", "source", "manager", "company", "start", "end", "intent", "unresolved",
+                         "period_defaulted"]
+    assert out["intent"] == "compare"
     assert out["manager"] == "Ева Смирнова" and out["company"] is None
     assert (out["start"], out["end"]) == ("2024-04-01", "2024-04-30")
     assert "Анна Кузнецова" in out["answer"] and out["source"] in ("precomputed", "live")
@@ -246,3 +252,83 @@ def test_explicit_week_comes_from_the_parser(env):
     assert (a.source, a.manager, a.period) == ("precomputed", EVA, "2024-W10")
     b = ask(env, "Итоги команды, неделя 10 2024")
     assert (b.start, b.end, b.source) == (dt.date(2024, 3, 4), dt.date(2024, 3, 10), "precomputed")
+
+
+# -- intents ------------------------------------------------------------------------------------
+def _leads(lake):
+    df = lake.read("crm_leads")
+    df["outcome"] = df.status_id.map({142: "won", 143: "lost"}).fillna("open")
+    return df
+
+
+def test_deals_lists_every_matching_deal_with_reason(env):
+    lead = _leads(env[1])
+    want = lead[(lead.outcome == "lost") & (lead.loss_reason == "Дорого")]
+    a = ask(env, "Какие сделки проиграли по цене?")
+    assert a.intent == "deals" and a.period_defaulted and "всю историю" in a.text
+    assert sorted(d["lead_id"] for d in a.items) == sorted(want.lead_id) and len(want) > 0
+    for lid in want.lead_id:
+        assert a.text.count(f"#{lid}") == 1  # each deal once
+    assert f"Найдено {len(want)} " in a.text and "Дорого" in a.text
+
+
+def test_metric_gives_the_figure_with_its_base(env):
+    lead = _leads(env[1])
+    won = lead[(lead.outcome == "won") & (lead.responsible_user_id == 101)]
+    a = ask(env, "Какой средний чек у Евы Смирновой?")
+    assert (a.intent, a.manager) == ("metric", EVA) and len(won) > 0
+    assert a.value == pytest.approx(won.price.mean())
+    assert f"база: {len(won)} " in a.text
+    rate = ask(env, "Какая конверсия у Олега Петрова в марте 2024?")
+    assert rate.intent == "metric" and not rate.period_defaulted and rate.items[0]["metric"] == "win_rate"
+
+
+def test_ranking_orders_managers_with_their_base(env):
+    lead = _leads(env[1])
+    closed = lead[lead.outcome != "open"]
+    by = closed.groupby("responsible_user_id").outcome.apply(lambda s: (s == "won").mean())
+    a = ask(env, "Кто лучший по конверсии?")
+    assert a.intent == "ranking" and a.period_defaulted
+    got = [r["key"] for r in a.items if r["value"] is not None]
+    from lake_fixture import MANAGERS as PSEUDO
+    assert [PSEUDO[u] for u in by.sort_values(ascending=False, kind="stable").index][:1] == got[:1] or \
+        by.max() == by.min()
+    assert all("база:" in line for line in a.text.splitlines() if line[:2] in ("1.", "2.", "3."))
+
+
+def test_unknown_name_is_said_not_dropped(env):
+    a = ask(env, "Что Зоя делала в марте 2024 по Теххренмашу?")
+    assert a.unresolved == ["Зоя"] and a.company == "Теххренмаш" and a.manager is None
+    assert "Не нашёл менеджера «Зоя» — вот кого знаю:" in a.text
+    out = a.to_json(A.get_context(*env).vault)
+    assert out["unresolved"] == ["Зоя"] and "Ева Смирнова" in out["answer"]
+
+
+def test_no_period_default_is_said(env):
+    a = ask(env, "Как дела у Олега Петрова?")
+    assert a.period_defaulted and "последнюю полную неделю" in a.text
+    m = ask(env, "Сколько сделок выиграл Олег Петров?")
+    assert m.period_defaulted and m.intent == "metric" and "всю историю" in m.text
+
+
+def test_why_company_shows_every_loss_and_stalled_and_what_wins(env):
+    lead = _leads(env[1])
+    lost = lead[(lead.outcome == "lost") & (lead.company_id == 501)]
+    a = ask(env, "Почему проиграли Теххренмаш?")
+    assert a.intent == "why"
+    for lid in lost.lead_id:
+        assert f"#{lid}" in a.text
+    s = ask(env, "Какие сделки висят без движения?")
+    assert s.intent == "stalled" and s.source in ("live", "precomputed")
+    w = ask(env, "Что помогает выигрывать сделки?")
+    assert w.intent == "what_wins" and "Причины проигрышей" in w.text
+
+
+@pytest.mark.parametrize("q", ["x" * 4000, "🙂🙂🙂", "/ask", "Что было 31 февраля?", "Что будет в 2031 году?",
+                               "Что было по Теxхренмашу в мартe 2024?"])
+def test_bad_input_gets_a_short_clarification_or_a_true_answer(env, q):
+    a = ask(env, q)
+    if q.startswith("Что было по Те"):
+        assert a.company == "Теххренмаш"  # lookalike Latin letters read as Cyrillic
+        return
+    assert a.clarify and len(a.text) < 300 and a.intent == "clarify"

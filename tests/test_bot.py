@@ -88,7 +88,7 @@ def test_live_answer_placeholder_then_edit_and_rating(tg, env, running):
     assert "live" in edit["text"]
 
     data = edit["reply_markup"]["inline_keyboard"][0][3]["callback_data"]
-    assert data.startswith("rate:") and data.endswith(":4")
+    assert data.startswith("rate:") and data.split(":")[2] == "4"  # rate:<answer>:<n>:<signature>
     tg.push_callback(CHAT_ID, edit["message_id"], data, user_id=501)
     tg.wait_for(lambda t: t.answered_callbacks, timeout=10)
     assert tg.answered_callbacks[0]["text"].startswith("Спасибо")
@@ -169,3 +169,18 @@ def test_comparison_answer_in_the_chat(tg, env, running):
     edit = answer_to(tg, CHAT_ID, since=since)
     assert edit["method"] == "editMessageText" and "live" in edit["text"]  # manager within a company: live
     assert edit["text"].startswith("Сравнение: Ева Смирнова / Анна Кузнецова · Компания: Теххренмаш")
+
+
+def test_long_deal_list_is_paged_with_buttons(tg, env, running):
+    running()
+    tg.push_message(CHAT_ID, "Покажи все сделки", chat_type="supergroup", user_id=503)
+    msg = answer_to(tg, CHAT_ID)
+    rows = msg["reply_markup"]["inline_keyboard"]
+    assert [b["text"] for b in rows[0]] == ["◀", "1/3", "▶"] and [b["text"] for b in rows[1]][0] == "1"
+    assert msg["text"].startswith("Сделки") and "Найдено 24 сделки" in msg["text"]
+    assert sum(1 for line in msg["text"].splitlines() if line[:1].isdigit() and ". «" in line) == 10
+    tg.push_callback(CHAT_ID, msg["message_id"], rows[0][2]["callback_data"], user_id=503)
+    edit = tg.wait_for_sent(lambda m: m["method"] == "editMessageText" and m["message_id"] == msg["message_id"],
+                            timeout=20)
+    assert "11. «" in edit["text"] and "1. «" not in edit["text"].split("\n11. ")[0].split("Найдено")[1]
+    assert [b["text"] for b in edit["reply_markup"]["inline_keyboard"][0]] == ["◀", "2/3", "▶"]

@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 
 from hypothesis_profiles import examples
 
-from crmsum import telegram_html as th
+from crmsum.telegram import markup as th
 from crmsum.delivery import deliver_digests, digest_targets, match_manager
 from crmsum.digest import DigestError, build_digest, latest_complete_week, render_digest
 from crmsum.privacy import PSEUDONYM_RE
 from crmsum.sandbox.telegram_emulator import TelegramEmulator, parse_html
+from crmsum.summarize.model import SUMMARY_SECTIONS, Point, Section, points_of, sections_from_json
 from delivery_env import ALLOWED, REAL, TODAY, TOKEN, build_base, copy_env, settings_for
 from lake_fixture import CHAT_ID, MANAGERS
 
@@ -121,6 +122,43 @@ def test_digest_content_from_summaries(env):
     assert "Проиграны" in body and all(d["loss_reason"] in body for d in lost.lost[:8])
     with pytest.raises(DigestError):
         build_digest(con, "2024-13")
+
+
+def test_digest_and_answer_render_from_stored_sections_with_the_text_column_emptied(env):
+    """The records are the summary: with `summaries.text` blanked, digest and answer say the same."""
+    from crmsum import answer as A
+    from crmsum.bot import answer_html
+
+    data_dir, lake = env
+    rows = lake.read("summaries")
+    stored = {r.summary_id: sections_from_json(r.sections) for r in rows.itertuples()}
+    lake.write("summaries", rows.assign(text=""))
+    assert (lake.read("summaries").text == "").all()
+    team = stored[f"team:team:{WEEK}"]
+    data = build_digest(lake.connect(), WEEK)
+    assert data.worked and data.worked == points_of(team, "worked")[:len(data.worked)]
+    assert data.watch and all(p in points_of(team, "failed", "next") for p in data.watch)
+    for m in data.managers:
+        mine = stored[f"manager:{m['key']}:{WEEK}"]
+        assert m["points"] and all(p.cites and p in points_of(mine, *SUMMARY_SECTIONS) for p in m["points"])
+    body = "\n".join(render_digest(data, chart=False).messages)
+    for p in data.worked + data.watch + [p for m in data.managers for p in m["points"]]:
+        assert th.escape(p.text) in body
+    # other producers' sections render the same way, after the summary's
+    data.extra = [Section("risks", "Риски недели", (Point("risk", "«Поставка» <без движения> 20 дней", lead_id=1),))]
+    body = "\n".join(render_digest(data, chart=False).messages)
+    assert body.rstrip().endswith("<b>Риски недели</b>\n• «Поставка» &lt;без движения&gt; 20 дней")
+    A.reset_contexts()
+    try:
+        a = A.answer_question(f"Итоги команды за неделю {WEEK}", settings=settings_for(data_dir), lake=lake,
+                              today=TODAY, record=False)
+    finally:
+        A.reset_contexts()
+    assert a.source == "precomputed" and a.sections == team
+    for sec in team:
+        assert f"{sec.title}:" in a.text and all(f"• {p.text}" in a.text for p in sec.points)
+    html = "\n".join(answer_html(a))
+    assert html.startswith("<b>Менеджер: все") and f"<b>{team[0].title}:</b>" in html
 
 
 def test_personal_digest_targets():

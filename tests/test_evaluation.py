@@ -181,13 +181,20 @@ def test_run_eval_writes_rows_without_real_names(evaluated):
     s, lake, truth = evaluated
     buf = io.StringIO()
     report = run_eval(s, lake, truth_dir=truth, limit=10, n=20, console=Console(file=buf, width=150))
-    assert isinstance(report, EvalReport) and report.written == len(report.rows) > 0
+    assert isinstance(report, EvalReport) and report.written == len(report.rows) + len(report.intent_rows) > 0
     out = buf.getvalue()
-    assert "faithfulness" in out and "context_recall" in out and "offline" in out
+    assert "faithfulness" in out and "context_recall" in out and "offline" in out and "by intent" in out
+    from crmsum.query.intent import INTENTS
+
+    bi = report.by_intent
+    assert set(INTENTS) <= set(bi.index), bi  # every intent asked
+    assert bi.loc[["ranking", "deals", "metric"], "exact_accuracy"].notna().all()
+    assert (bi["intent_accuracy"].dropna() >= 0.5).all(), bi
     df = lake.read("eval_results", "run_id = ?", [report.run_id])
-    assert len(df) == len(report.rows)
+    assert len(df) == report.written
     assert set(df.columns) == set(table("eval_results").schema.names)
-    assert set(df["backend"]) == {"offline"} and set(df["judge"]) == {"offline"}
+    assert set(df["backend"]) == {"offline"} and set(df["judge"]) <= {"offline", "exact"}
+    df = df[df["judge"] == "offline"]
     for m in ("faithfulness", "answer_relevancy", "context_precision", "context_recall", "semantic_similarity",
               "answer_correctness"):
         vals = df[m].dropna()
@@ -256,8 +263,8 @@ def test_run_eval_llm_judge_and_backends_side_by_side(evaluated, tmp_path):
         reset_contexts()
     assert emu.calls > 0
     df = lake.read("eval_results", "run_id = ?", [report.run_id])
-    assert set(df["backend"]) == {"offline", "llm"} and set(df["judge"]) == {"llm:emu"}
-    assert len(df) == 4
+    assert set(df["backend"]) == {"offline", "llm"} and set(df["judge"]) == {"llm:emu", "exact"}
+    assert len(df[df["judge"] != "exact"]) == 4
     agg = report.aggregates
     assert list(agg.columns) == ["offline", "llm"]
     assert "offline" in buf.getvalue() and "llm" in buf.getvalue()

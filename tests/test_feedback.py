@@ -12,7 +12,7 @@ from rich.console import Console
 
 from crmsum.feedback import FeedbackError, feedback_report, monthly_feedback_summary
 from crmsum.lake import Lake
-from crmsum.telegram_html import visible_len
+from crmsum.telegram.markup import visible_len
 
 
 def _answer(aid, q, manager=None, company=None, source="precomputed", backend="offline", day=dt.date(2024, 5, 6)):

@@ -70,6 +70,36 @@ def test_labelled_set_accuracy_per_field():
     assert all(a >= 0.97 for a in acc.values()), (acc, misses[:20])
 
 
+def test_labelled_set_covers_every_intent_with_filters():
+    from collections import Counter
+
+    from crmsum.query.intent import INTENTS
+
+    per = Counter(r["intent"] for r in ROWS)
+    assert all(per[i] >= 50 for i in INTENTS), per
+    tags = Counter(t for r in ROWS for t in r.get("tag", "").split(","))
+    assert tags["en"] >= 50 and tags["typo"] >= 20 and tags["translit"] >= 5
+    assert sum(1 for r in ROWS if "loss_reason" in r) >= 15 and sum(1 for r in ROWS if "metric" in r) >= 60
+
+
+def test_labelled_set_intent_and_filter_accuracy_per_intent():
+    from collections import Counter
+
+    ok, total, misses = Counter(), Counter(), []
+    for r in ROWS:
+        spec = LISTS[r["lists"]]
+        res = parse_question(r["text"], spec["managers"], spec["companies"], date.fromisoformat(r["today"]),
+                             loss_reasons=spec.get("loss_reasons", ()))
+        fields = ["intent"] + [k for k in ("outcome", "loss_reason", "metric", "order", "by") if k in r]
+        total[r["intent"]] += 1
+        if all(getattr(res, f) == r[f] for f in fields):
+            ok[r["intent"]] += 1
+        else:
+            misses.append((r["text"], {f: (r[f], getattr(res, f)) for f in fields if getattr(res, f) != r[f]}))
+    acc = {i: ok[i] / total[i] for i in total}
+    assert all(a >= 0.9 for a in acc.values()), (acc, misses[:20])
+
+
 # ----------------------------------------------------------------------------- managers
 
 @pytest.mark.parametrize("text,expected", [

@@ -16,6 +16,8 @@ from crmsum.summarize import NOTE_LLM_DOWN, summarize, summarize_scope
 from crmsum.summarize.grounding import check
 from crmsum.summarize.keypoints import key_points
 from crmsum.summarize.llm import SYSTEM, LLMClient, parse_text
+from crmsum.summarize.model import SUMMARY_SECTIONS, Point, Section, section, sections_from_json
+from crmsum.summarize.render import summary_text
 from crmsum.ru import count, money, plural
 from crmsum.summarize.records import records_for
 from lake_fixture import AS_OF, TRUTH_PII, build_lake
@@ -90,8 +92,14 @@ def test_offline_summary_is_deterministic_and_readable(lake):
                         as_of=AS_OF)
     assert a.text == b.text and a.input_hash == b.input_hash and a.citations == b.citations
     assert a.backend == "offline" and a.model is None and a.note is None
-    for title in ("Что произошло:", "Что сработало:", "Что не получилось:", "Что делать дальше:"):
-        assert title in a.text
+    assert [sec.key for sec in a.sections] == list(SUMMARY_SECTIONS)
+    for title in SUMMARY_SECTIONS.values():
+        assert f"{title}:" in a.text
+    assert a.text == summary_text(a.sections, f"PER-a1b2c3d4: {MARCH[0]:%d.%m.%Y}–{MARCH[1]:%d.%m.%Y}")
+    assert sections_from_json(a.to_row()["sections"]) == a.sections  # the lake column round-trips
+    kinds = {p.kind for sec in a.sections for p in sec.points}
+    assert {"fact", "keypoint"} <= kinds
+    assert all(p.cites for sec in a.sections for p in sec.points if p.kind == "keypoint")
     assert " ₽" in a.text and a.grounding == 1.0
     ids = {r["id"] for r in records_for(lake.connect(), *MARCH, manager="PER-a1b2c3d4")}
     assert a.citations and all(c["id"] in ids for c in a.citations)
@@ -118,15 +126,21 @@ def test_grounding_removes_injected_false_number(lake):
     recs = records_for(con, *MARCH)
     s = summarize(f, recs, settings=offline())
     assert s.grounding == 1.0
-    bad = s.text + "\n• Выиграно 987 сделок на 55 555 555 ₽.\n• Итог подтверждает PER-deadbeef.\n• Фальшивая цитата 3 [note:1]"
+    injected = Section("injected", "Вставлено", (
+        Point("llm", "Выиграно 987 сделок на 55 555 555 ₽."), Point("llm", "Итог подтверждает PER-deadbeef."),
+        Point("llm", "Фальшивая цитата 3", cites=("note:1",)),
+        Point("llm", "Всё верно. Но выиграно 987 сделок.")))
+    bad = list(s.sections) + [injected]
     g = check(bad, f, recs)
-    assert "987" not in g.text and "55 555 555" not in g.text and "PER-deadbeef" not in g.text
-    assert "[note:1]" not in g.text
-    assert len(g.removed) == 3 and g.score < 1.0
+    shown = summary_text(g.sections)
+    assert "987" not in shown and "55 555 555" not in shown and "PER-deadbeef" not in shown
+    assert "[note:1]" not in shown
+    assert section(g.sections, "injected").points == (Point("llm", "Всё верно."),)  # only the false sentence goes
+    assert len(g.removed) == 4 and g.score < 1.0
     kept = check(bad, f, recs, remove=False)
-    assert "⚠ Выиграно 987 сделок" in kept.text
+    assert "⚠ Выиграно 987 сделок" in summary_text(kept.sections)
     # everything true stays
-    assert check(s.text, f, recs).text == s.text
+    assert check(s.sections, f, recs).sections == s.sections
 
 
 # -- LLM backend (real HTTP to the emulator) ---------------------------------------------------
@@ -195,7 +209,8 @@ def test_text_mode_fallback_parses_sections(lake, emu, tmp_path):
     recs = records_for(con, *MARCH, manager="PER-a1b2c3d4")
     s = summarize(f, recs, settings=st, llm=LLMClient(st, structured=False))
     assert s.backend == "llm" and "response_format" not in emu.requests[0]
-    assert s.sections["happened"]
+    assert section(s.sections, "happened").points
+    assert all(p.kind == "llm" and "[" not in p.text for sec in s.sections for p in sec.points)
     parsed = parse_text("Что произошло:\n• 3 сделки выиграны [note:1]\nЧто делать дальше:\n1. Позвонить ЛПР [msg:-100:5]")
     assert parsed.happened[0].text == "3 сделки выиграны" and parsed.happened[0].citations == ["note:1"]
     assert parsed.next[0].citations == ["msg:-100:5"]
@@ -207,12 +222,14 @@ def test_offline_summary_lists_won_and_lost_deals_with_citations(lake):
     s = summarize_scope(con, start=start, end=end, settings=offline(), as_of=AS_OF)
     facts = facts_for(con, "team", "team", start, end, as_of=AS_OF)
     assert facts["won_deals"] and facts["lost_deals"]
-    won = next(line for line in s.text.splitlines() if "Успешно закрыто:" in line)
+    won = next(p for p in section(s.sections, "worked").points if p.kind == "deal_won")
     for d in facts["won_deals"]:
-        assert f"«{d['name']}»" in won and f"[event:{d['event_id']}]" in won
-    lost = next(line for line in s.text.splitlines() if "потерянн" in line.lower())
+        assert f"«{d['name']}»" in won.text and f"event:{d['event_id']}" in won.cites
+    assert won.figures["deals_won"] == facts["deals_won"]
+    lost = next(p for p in section(s.sections, "failed").points if p.kind == "deal_lost")
     for d in facts["lost_deals"]:
-        assert f"«{d['name']}»" in lost and d["reason"] in lost and f"[event:{d['event_id']}]" in lost
+        assert f"«{d['name']}»" in lost.text and d["reason"] in lost.text and f"event:{d['event_id']}" in lost.cites
+    assert f"[event:{facts['won_deals'][0]['event_id']}]" in s.text
     ids = {c["id"] for c in s.citations}
     assert {f"event:{d['event_id']}" for d in facts["won_deals"] + facts["lost_deals"]} <= ids
     assert s.grounding == 1.0 and not s.removed

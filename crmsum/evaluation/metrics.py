@@ -45,6 +45,10 @@ from typing import Any, Iterable, Sequence
 
 from razdel import sentenize
 
+from crmsum.cites import ID_RE, PSEUDONYM_RE, cited_ids, strip_citations
+from crmsum.errors import CrmsumError
+from crmsum.ru import company_core, morph
+
 log = logging.getLogger(__name__)
 
 METRICS = ("faithfulness", "answer_relevancy", "context_precision", "context_recall", "semantic_similarity",
@@ -52,9 +56,6 @@ METRICS = ("faithfulness", "answer_relevancy", "context_precision", "context_rec
 LEXICAL_SUPPORT = 0.5
 CORRECTNESS_WEIGHTS = (0.75, 0.25)
 
-PSEUDONYM_RE = re.compile(r"\b(?:PER|TEL|EML|TG|URL|DOC)-[0-9a-f]{8}\b")
-CITE_RE = re.compile(r"\[([^\[\]]{3,200})\]")
-ID_RE = re.compile(r"(?:note|task|event):[\w-]+|msg:-?\d+:\d+")
 DATE_RE = re.compile(r"\b(\d{1,2})\.(\d{1,2})\.(\d{4})\b|\b(\d{4})-(\d{2})-(\d{2})\b|\b(\d{1,2})\.(\d{1,2})\b(?!\.\d)")
 PERIOD_RE = re.compile(r"\b(\d{4})-W(\d{2})\b|\b(\d{4})-(\d{2})\b(?!-\d)")
 NUM_RE = re.compile(r"(?<![\w.,])(\d{1,3}(?:[ \u00a0\u202f]\d{3})+|\d+)(?:[.,](\d+))?(?!\d)\s*(млн|тыс|%)?", re.I)
@@ -62,7 +63,6 @@ WORD_RE = re.compile(r"[а-яёa-z]+", re.I)
 META_RE = re.compile(r"^\s*(Источник|Source)\s*:", re.I)
 NONCOMMITTAL_RE = re.compile(r"не понял|уточните|не знаю|нет данных|не могу ответить|не найден", re.I)
 OUTCOME_RE = re.compile(r"выигр|проигр|потер|конверс|причин|итог|закрыт", re.I)
-LEGAL_RE = re.compile(r"\b(ооо|оао|зао|пао|ао|нпо|нпп|ип|гк|тд)\b", re.I)
 STOP = set("""и в во не что он на я с со как а то все она так его но да ты к у же вы за бы по только ее мне было вот от
 меня еще нет о из ему теперь когда даже ну вдруг ли если уже или ни быть был него до вас нибудь опять уж вам ведь там потом
 себя ничего ей может они тут где есть надо ней для мы тебя их чем была сам чтоб без будто чего раз тоже себе под будет ж
@@ -86,19 +86,12 @@ FACT_WORDS = {
 
 
 # -- text tools ------------------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def _morph():
-    import pymorphy3
-
-    return pymorphy3.MorphAnalyzer()
-
-
 @lru_cache(maxsize=200_000)
 def lemma(word: str) -> str:
     w = word.lower().replace("ё", "е")
     if not re.match(r"[а-я]", w):
         return w
-    return _morph().parse(w)[0].normal_form.replace("ё", "е")
+    return morph().parse(w)[0].normal_form.replace("ё", "е")
 
 
 def lemmas(text: str, content: bool = True) -> list[str]:
@@ -106,20 +99,6 @@ def lemmas(text: str, content: bool = True) -> list[str]:
     text = PSEUDONYM_RE.sub(" ", ID_RE.sub(" ", text or ""))
     out = [lemma(w) for w in WORD_RE.findall(text)]
     return [w for w in out if len(w) > 1 and w not in STOP] if content else out
-
-
-def strip_citations(text: str) -> str:
-    return CITE_RE.sub(lambda m: " " if ID_RE.search(m.group(1)) else m.group(0), text)
-
-
-def cited_ids(text: str) -> list[str]:
-    """Record ids cited as [note:1] / [msg:-100:5, task:7] in a text, in order, unique."""
-    ids: list[str] = []
-    for m in CITE_RE.finditer(text or ""):
-        for i in ID_RE.findall(m.group(1)):
-            if i not in ids:
-                ids.append(i)
-    return ids
 
 
 @dataclass
@@ -189,13 +168,6 @@ def entities(text: str, companies: Iterable[str] = ()) -> dict[str, Any]:
     low = (text or "").lower().replace("ё", "е")
     comps = {c for c in (company_core(x) for x in companies) if c and len(c) >= 4 and c in low}
     return {"numbers": nums, "dates": dates, "periods": periods, "names": names, "companies": comps}
-
-
-def company_core(name: str) -> str:
-    """'ООО «Мир Окон»' -> 'мир окон' (how a company is looked for in text)."""
-    s = LEGAL_RE.sub(" ", (name or "").lower().replace("ё", "е"))
-    s = re.sub(r"[«»\"'“”„]", " ", s)
-    return " ".join(s.split())
 
 
 class Support:
@@ -624,7 +596,7 @@ def _judge_models():
     return Statements, Verdicts, Questions, Classified
 
 
-class JudgeError(RuntimeError):
+class JudgeError(CrmsumError, RuntimeError):
     """The judge endpoint failed for a metric."""
 
 

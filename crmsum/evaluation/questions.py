@@ -25,22 +25,17 @@ from typing import Any
 
 import pandas as pd
 
+from crmsum.errors import CrmsumError
 from crmsum.evaluation.metrics import RefClaim
-from crmsum.ru import money, plural
+from crmsum.ru import MONTHS_GEN, MONTHS_LOC, MONTHS_NOM, company_core, is_female, money, plural, strip_legal_form
 
 KINDS = ("manager", "company", "period", "comparison", "loss_reasons")
 SHARES = {"manager": 0.3, "company": 0.2, "period": 0.2, "comparison": 0.15, "loss_reasons": 0.15}
-MON_NOM = ["январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь", "октябрь",
-           "ноябрь", "декабрь"]
-MON_LOC = ["январе", "феврале", "марте", "апреле", "мае", "июне", "июле", "августе", "сентябре", "октябре",
-           "ноябре", "декабре"]
-MON_GEN = ["января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября", "октября",
-           "ноября", "декабря"]
 WON, LOST = 142, 143
 TEAM_ASPECT = ["команд", "менеджер: все", "все менеджеры", "отдел"]
 
 
-class QuestionsError(ValueError):
+class QuestionsError(CrmsumError, ValueError):
     """The truth or the lake cannot produce an evaluation set."""
 
 
@@ -82,15 +77,6 @@ def _deals(n: int) -> str:
     return f"{n} {plural(n, 'сделка', 'сделки', 'сделок')}"
 
 
-def _female(first: str) -> bool:
-    from crmsum.evaluation.metrics import _morph
-
-    for p in _morph().parse(first):
-        if "Name" in p.tag:
-            return p.tag.gender == "femn"
-    return first.endswith(("а", "я")) and first not in ("Никита", "Илья", "Кузьма", "Фома", "Лука")
-
-
 def _verb(female: bool, masc: str, fem: str) -> str:
     return fem if female else masc
 
@@ -103,17 +89,8 @@ def _local(ts: int | None, tz: str) -> dt.datetime | None:
 
 def _span_words(start: dt.date, end: dt.date) -> str:
     if start.month == end.month:
-        return f"с {start.day} по {end.day} {MON_GEN[end.month - 1]} {end.year}"
-    return f"с {start.day} {MON_GEN[start.month - 1]} по {end.day} {MON_GEN[end.month - 1]} {end.year}"
-
-
-def _company_phrase(name: str) -> str:
-    """How a user names a company: without the legal form, in quotes when it had them."""
-    import re
-
-    m = re.match(r"^\s*(?:ООО|АО|ОАО|ЗАО|ПАО|НПО|НПП|ГК|ТД|ИП)\s+(.*)$", name)
-    core = m.group(1) if m else name
-    return core.strip()
+        return f"с {start.day} по {end.day} {MONTHS_GEN[end.month - 1]} {end.year}"
+    return f"с {start.day} {MONTHS_GEN[start.month - 1]} по {end.day} {MONTHS_GEN[end.month - 1]} {end.year}"
 
 
 @dataclass
@@ -187,7 +164,7 @@ class _Truth:
         return real if full or self.firsts[first] > 1 else first
 
     def female(self, uid: int) -> bool:
-        return _female(self.people[uid][0].split()[0])
+        return is_female(self.people[uid][0].split()[0])
 
     def select(self, start: dt.date, end: dt.date, manager: int | None = None, company: int | None = None):
         lo, hi = dt.datetime.combine(start, dt.time()), dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
@@ -286,7 +263,7 @@ def build_questions(lake, truth_dir: str | Path, n: int = 40, today: dt.date | N
     for i, (uid, s, e, won, lost, created) in enumerate(_pick(cands, quota["manager"])):
         tpl, vm, vf = templates[i % len(templates)]
         fem = t.female(uid)
-        args = dict(v=_verb(fem, vm, vf), mon_loc=MON_LOC[s.month - 1], mon_nom=MON_NOM[s.month - 1], y=s.year)
+        args = dict(v=_verb(fem, vm, vf), mon_loc=MONTHS_LOC[s.month - 1], mon_nom=MONTHS_NOM[s.month - 1], y=s.year)
         p = t.pseudonym(uid)
         qs.append(Question(
             id="", kind="manager", text=tpl.format(name=t.spoken(uid, full=i % 3 == 2), **args),
@@ -304,10 +281,9 @@ def build_questions(lake, truth_dir: str | Path, n: int = 40, today: dt.date | N
     ctpl = ["Что было по {c} в {mon_loc} {y}?", "Как дела с {c} в {mon_loc} {y}?", "Итоги по {c} за {mon_nom} {y}"]
     for i, (cid, s, e, won, lost, created) in enumerate(_pick(cands, quota["company"])):
         name = t.companies.get(cid, "")
-        phrase = _company_phrase(name)
+        phrase = strip_legal_form(name)
         tpl = ctpl[i % len(ctpl)]
-        text = tpl.format(c=phrase, mon_loc=MON_LOC[s.month - 1], mon_nom=MON_NOM[s.month - 1], y=s.year)
-        from crmsum.evaluation.metrics import company_core
+        text = tpl.format(c=phrase, mon_loc=MONTHS_LOC[s.month - 1], mon_nom=MONTHS_NOM[s.month - 1], y=s.year)
 
         qs.append(Question(
             id="", kind="company", text=text, stored=text, reference="",
@@ -361,7 +337,7 @@ def build_questions(lake, truth_dir: str | Path, n: int = 40, today: dt.date | N
         if i % 2:
             ua, ub, a, b = ub, ua, b, a
         pa, pb = t.pseudonym(ua), t.pseudonym(ub)
-        y, mon = s.year, MON_LOC[s.month - 1]
+        y, mon = s.year, MONTHS_LOC[s.month - 1]
         text = f"Кто выиграл больше сделок в {mon} {y}: {t.spoken(ua)} или {t.spoken(ub)}?"
         stored = f"Кто выиграл больше сделок в {mon} {y}: {pa} или {pb}?"
         claims = []
@@ -393,7 +369,7 @@ def build_questions(lake, truth_dir: str | Path, n: int = 40, today: dt.date | N
     for i, (s, e, lost) in enumerate(_pick(cands, quota["loss_reasons"])):
         month = s.day == 1 and (e + dt.timedelta(days=1)).day == 1
         tpl = ltpl[i % 2] if month else ltpl[2]
-        text = tpl.format(mon_loc=MON_LOC[s.month - 1], y=s.year, span=_span_words(s, e))
+        text = tpl.format(mon_loc=MONTHS_LOC[s.month - 1], y=s.year, span=_span_words(s, e))
         claims = [c for c in _outcome_claims("Команда", [], lost, [], deals=False, with_created=False)
                   if c.kind in ("lost", "reason")]
         qs.append(Question(

@@ -32,9 +32,11 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from crmsum.evaluation.metrics import (METRICS, Context, LLMJudge, Sample, Similarity, cited_ids, company_core,
-                                       score_offline)
+from crmsum.cites import MSG_ID_RE, cited_ids
+from crmsum.errors import CrmsumError
+from crmsum.evaluation.metrics import METRICS, Context, LLMJudge, Sample, Similarity, score_offline
 from crmsum.evaluation.questions import Question, build_questions, real_names
+from crmsum.ru import company_core
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ TARGETS = {"faithfulness": 0.95, "context_recall": 0.9}
 SKIP_COPY = {"summaries", "answers", "feedback", "eval_results", "deliveries", "llm_calls"}
 
 
-class EvalError(ValueError):
+class EvalError(CrmsumError, ValueError):
     """The evaluation cannot run (no truth, empty lake, unknown backend): one actionable line."""
 
 
@@ -55,6 +57,27 @@ class EvalReport:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     written: int = 0
+    intent_rows: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per intent question
+
+    @property
+    def by_intent(self) -> pd.DataFrame:
+        """Per intent: questions, intent accuracy, exact-value accuracy, and the RAG metrics of its
+        questions (the RAG questions are `activity` and `compare` ones)."""
+        frames = []
+        if len(self.intent_rows):
+            g = self.intent_rows.groupby("intent")
+            frames.append(pd.DataFrame({"n": g.size(), "intent_accuracy": g["intent_ok"].mean(),
+                                        "exact_accuracy": g["exact_ok"].apply(lambda x: x.dropna().astype(float).mean()
+                                                                              if x.notna().any() else float("nan"))}))
+        if len(self.rows):
+            rag = self.rows[self.rows["backend"] == self.backends[0]].copy()
+            rag["intent"] = rag["kind"].map(lambda k: "compare" if k == "comparison" else "activity")
+            m = rag.groupby("intent")[list(METRICS)].mean(numeric_only=True)
+            frames.append(m)
+        if not frames:
+            return pd.DataFrame()
+        out = pd.concat(frames, axis=1)
+        return out.round(3)
 
     @property
     def aggregates(self) -> pd.DataFrame:
@@ -92,7 +115,10 @@ class EvalReport:
         return out
 
     def as_dict(self) -> dict[str, Any]:
+        bi = self.by_intent
         return {"run_id": self.run_id, "judge": self.judge, "backends": self.backends,
+                "by_intent": {str(i): {c: (None if pd.isna(v) else float(v)) for c, v in r.items()}
+                              for i, r in bi.iterrows()},
                 "aggregates": {b: {m: (None if pd.isna(v) else float(v)) for m, v in self.aggregates[b].items()}
                                for b in self.aggregates.columns},
                 "questions": self.questions,
@@ -135,6 +161,17 @@ class EvalReport:
             for (b, k), r in bk.iterrows():
                 t2.add_row(b, k, str(counts.get((b, k), 0)), *["—" if pd.isna(r[m]) else f"{r[m]:.2f}" for m in METRICS])
             console.print(t2)
+        bi = self.by_intent
+        if len(bi):
+            t3 = Table(title="by intent")
+            t3.add_column("intent")
+            for c in bi.columns:
+                t3.add_column(c.replace("_accuracy", " acc").replace("answer_", "").replace("context_", "c."),
+                              justify="right")
+            for intent, r in bi.iterrows():
+                t3.add_row(str(intent), *["—" if pd.isna(v) else (f"{int(v)}" if c == "n" else f"{v:.2f}")
+                                          for c, v in r.items()])
+            console.print(t3)
         for n in self.notes:
             console.print(f"• {n}", highlight=False)
 
@@ -149,7 +186,7 @@ def record_contexts(con, ids: Sequence[str]) -> dict[str, dict]:
     notes = [int(i.split(":")[1]) for i in ids if i.startswith("note:") and i.split(":")[1].isdigit()]
     tasks = [int(i.split(":")[1]) for i in ids if i.startswith("task:") and i.split(":")[1].isdigit()]
     events = [i.split(":", 1)[1] for i in ids if i.startswith("event:")]
-    msgs = [tuple(int(x) for x in i.split(":")[1:3]) for i in ids if re.fullmatch(r"msg:-?\d+:\d+", i)]
+    msgs = [tuple(int(x) for x in i.split(":")[1:3]) for i in ids if MSG_ID_RE.fullmatch(i)]
     if notes:
         for nid, text, ntype, ts, lead, by, resp, cid, lresp in con.execute("""
                 SELECT n.note_id, n.text, n.note_type, n.created_at, n.lead_id, n.created_by, n.responsible_user_id,
@@ -269,7 +306,7 @@ def _compared_facts(con, answer, q: Question, companies: dict[str, int]) -> list
 
 def contexts_for(con, lake, answer, q: Question, companies: dict[str, int],
                  users_by_pseudonym: dict[str, int]) -> list[Context]:
-    """Ranked retrieved contexts of one answer: facts first, then the cited records."""
+    """Ranked retrieved contexts of one answer: facts first, then the records its points cite."""
     if getattr(answer, "source", None) == "clarify":
         return []
     company_id = companies.get(answer.company) if answer.company else None
@@ -278,7 +315,7 @@ def contexts_for(con, lake, answer, q: Question, companies: dict[str, int],
     if facts is not None:
         ctx.append(Context("facts", "", data=facts, relevant=_facts_relevant(facts, answer, q, company_id)))
     ctx += _compared_facts(con, answer, q, companies)
-    ids = cited_ids(answer.text)
+    ids = list(dict.fromkeys(c for sec in answer.sections for p in sec.points for c in p.cites))
     metas = record_contexts(con, ids)
     for i in ids:
         m = metas.get(i)
@@ -346,6 +383,43 @@ def _answer(question: str, settings, lake, today):
     if "record" in inspect.signature(answer_question).parameters:
         kwargs["record"] = False  # evaluation answers are not user answers
     return answer_question(question, **kwargs)
+
+
+def _run_intents(settings, lake, truth: Path, scrub: Scrubber, run_id: str, notes: list[str],
+                 limit: int | None = None) -> pd.DataFrame:
+    """Every intent's questions through the answer path (at most `limit` per intent), scored on intent
+    and exact value."""
+    from crmsum.evaluation.intents import build_intent_questions, score
+
+    rows = []
+    seen: Counter = Counter()
+    for q in build_intent_questions(lake, truth):
+        seen[q.intent] += 1
+        if limit and seen[q.intent] > limit:
+            continue
+        try:
+            a = _answer(q.text, settings, lake, q.today)
+        except Exception as exc:  # noqa: BLE001 - a failing question is a data point
+            log.exception("answer failed for %s", q.id)
+            notes.append(f"intent/{q.id}: answer path raised {type(exc).__name__}: {exc}")
+            continue
+        sc = score(a, q)
+        rows.append({"run_id": run_id, "question_id": f"{q.id}@{settings.llm}", "kind": f"intent:{q.intent}",
+                     "question": scrub(q.stored), "reference": scrub(str(q.expected)), "answer": scrub(a.text),
+                     "backend": settings.llm, "judge": "exact", **{m: None for m in METRICS},
+                     "answer_correctness": None if sc["exact_ok"] is None else float(sc["exact_ok"]),
+                     "created_at": dt.datetime.now().replace(microsecond=0),
+                     "intent": q.intent, "got_intent": a.intent, "intent_ok": sc["intent_ok"],
+                     "exact_ok": sc["exact_ok"], "source": a.source})
+    df = pd.DataFrame(rows)
+    if len(df):
+        bad = df[~df["intent_ok"]]
+        if len(bad):
+            notes.append("intent misread: " + ", ".join(f"{r.question_id} → {r.got_intent}" for r in bad.head(8).itertuples()))
+        wrong = df[df["exact_ok"] == False]  # noqa: E712 - None means no exact value
+        if len(wrong):
+            notes.append("exact value wrong: " + ", ".join(wrong["question_id"].head(8)))
+    return df
 
 
 def run_eval(settings=None, lake=None, truth_dir: str | Path | None = None, backends: Sequence[str] = ("offline",),
@@ -442,9 +516,10 @@ def run_eval(settings=None, lake=None, truth_dir: str | Path | None = None, back
         for tmp in tmpdirs:
             tmp.cleanup()
     df = pd.DataFrame(rows)
+    intent_df = _run_intents(settings.model_copy(update={"llm": backends[0]}), lake, truth, scrub, run_id, notes, limit)
     if scrub.fixes:
         notes.append(f"privacy: {scrub.fixes} real name(s) found in answers/questions were masked before writing")
-    report = EvalReport(run_id, judge_name, backends, df, notes)
+    report = EvalReport(run_id, judge_name, backends, df, notes, intent_rows=intent_df)
     if len(df):
         wrong = df[~df["parsed_ok"]]
         if len(wrong):
@@ -455,6 +530,11 @@ def run_eval(settings=None, lake=None, truth_dir: str | Path | None = None, back
 
         cols = table("eval_results").schema.names
         report.written = lake.write("eval_results", df[cols])
+    if write and len(intent_df):
+        from crmsum.schema import table
+
+        cols = table("eval_results").schema.names
+        report.written += lake.write("eval_results", intent_df[cols])
     if judge is not None:
         judge.flush(lake)
     report.seconds = round(time.perf_counter() - t0, 2)

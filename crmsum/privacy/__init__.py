@@ -17,11 +17,13 @@ Decisions (see module docstrings for details):
   is not treated as a company word, so it stays private in free text.
 """
 
+from crmsum.cites import PSEUDONYM_RE
+
 from .anonymizer import Anonymizer
 from .detectors import normalize_phone
 from .display import display_name, display_text, is_allowed
 from .people import normalize_name
-from .vault import PSEUDONYM_RE, Vault, VaultError
+from .vault import Vault, VaultError
 
 __all__ = ["Anonymizer", "Vault", "VaultError", "PSEUDONYM_RE", "normalize_name", "normalize_phone",
            "display_text", "display_name", "is_allowed"]

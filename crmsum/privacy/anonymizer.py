@@ -20,16 +20,17 @@ import re
 from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
+from crmsum.cites import PSEUDONYM_RE
 from crmsum.failpoints import failpoint
+from crmsum.ru import COMPANY_KIND_WORDS, LEGAL_FORMS
 
 from . import detectors as D
 from .people import CAP_RE, Gazetteer, display_form, morph, ner_tagger, normalize_name, tok_info
-from .vault import PSEUDONYM_RE, Vault
+from .vault import Vault
 
 log = logging.getLogger(__name__)
 
-LEGAL_FORMS = {"ооо", "оао", "зао", "пао", "ао", "нао", "ип", "гк", "нпо", "нпп", "тд", "ltd", "llc",
-               "inc", "gmbh", "группа", "компания", "компаний", "завод", "холдинг", "и", "в", "на", "the"}
+NOT_COMPANY_WORDS = LEGAL_FORMS | COMPANY_KIND_WORDS | {"компаний", "и", "в", "на", "the"}
 SEP_RE = re.compile(r"^[ \u00a0]{1,2}$")
 INITIALS_AFTER_RE = re.compile(r"[ \u00a0]?[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?")
 INITIALS_BEFORE_RE = re.compile(r"(?:(?<=[\s(«\"])|^)[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?[ \u00a0]?$")
@@ -134,7 +135,7 @@ class Anonymizer:
         for n in names:
             for w in re.findall(r"[A-Za-zА-Яа-яЁё0-9]+(?:-[A-Za-zА-Яа-яЁё0-9]+)*", str(n)):
                 lw = w.lower()
-                if len(lw) < 3 or lw in LEGAL_FORMS:
+                if len(lw) < 3 or lw in NOT_COMPANY_WORDS:
                     continue
                 info = tok_info(w[:1].upper() + w[1:].lower())
                 if lw in self.gaz.first_forms or lw in self.gaz.surn_forms:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .vault import PSEUDONYM_RE, Vault
+from crmsum.cites import PSEUDONYM_RE
+
+from .vault import Vault
 
 
 def is_allowed(chat_id: int | str | None, allowed: Iterable[int]) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
 
-from crmsum.ru import morph
+from crmsum.ru import MONTHS_NOM, WEEKDAYS_NOM, morph, name_forms, surname_nominative
 
 _NER = None
 _LOCK = threading.Lock()
@@ -22,10 +22,8 @@ WORD_RE = re.compile(r"[A-Za-zА-Яа-яЁё]+(?:-[A-Za-zА-Яа-яЁё]+)*")
 CAP_RE = re.compile(r"(?<![\w@./\-])[А-ЯЁA-Z][а-яёa-z]+(?:-[А-ЯЁA-Z][а-яёa-z]+)?(?![\w@])")
 
 # Capitalized words that are never people even though pymorphy has a Name/Surn reading.
-STOP = {
-    "январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь", "октябрь",
-    "ноябрь", "декабрь", "понедельник", "вторник", "среда", "четверг", "пятница", "суббота",
-    "воскресенье", "клиент", "менеджер", "директор", "спасибо", "привет", "добрый", "коллеги",
+STOP = {*MONTHS_NOM, *WEEKDAYS_NOM,
+    "клиент", "менеджер", "директор", "спасибо", "привет", "добрый", "коллеги",
     "итого", "договор", "счет", "счёт", "оплата", "тендер", "сделка", "задача", "звонок", "встреча",
     "россия", "москва", "господь", "бог", "слава", "мир",
     "бухгалтер", "юрист", "инженер", "главный", "генеральный", "коммерческий", "закупщик", "логист",
@@ -132,25 +130,6 @@ def tok_info(word: str) -> TokInfo:
     return TokInfo(name, surn, patr, strong, top_name, anim, gender, m.word_is_known(low), place, stop)
 
 
-@lru_cache(maxsize=100_000)
-def surname_nominative(word: str, gender: str | None) -> str:
-    """Nominative surname in the given gender: «Смирновой» -> «смирнова», «Федосеевым» -> «федосеев»."""
-    m = morph()
-    cands = [p for p in m.parse(word) if "Surn" in p.tag]
-    if not cands:
-        return word.lower()
-    if gender:
-        same = [p for p in cands if str(p.tag.gender) in (gender, "ms-f")]
-        if same:
-            cands = same
-    p = cands[0]
-    g = gender or (str(p.tag.gender) if p.tag.gender else None)
-    if g not in ("masc", "femn"):
-        g = "masc"
-    inf = p.inflect({"sing", "nomn", g})
-    return (inf.word if inf else p.normal_form).lower()
-
-
 def _first_nominative(word: str) -> str:
     info = tok_info(word)
     return (info.name or word).lower()
@@ -228,12 +207,12 @@ class Gazetteer:
         first, surn, gender = split_name(real)
         if first:
             self.by_first.setdefault(parts[0], set()).add(norm)
-            for f in _forms(first, "Name", gender):
+            for f in name_forms(first, "Name", gender):
                 self.first_forms.setdefault(f, set()).add(norm)
         if surn:
             slem = parts[-1]
             self.by_surn.setdefault(slem, set()).add(norm)
-            for f in _forms(surn, "Surn", gender):
+            for f in name_forms(surn, "Surn", gender):
                 self.surn_forms.setdefault(f, set()).add(norm)
         return norm
 
@@ -241,24 +220,6 @@ class Gazetteer:
         if forms and len(forms) == 1:
             return next(iter(forms))
         return None
-
-
-def _forms(word: str, gram: str, gender: str | None) -> set[str]:
-    """All singular forms of a first name / surname in the person's gender."""
-    m = morph()
-    out = {word.lower()}
-    for p in m.parse(word):
-        if gram not in p.tag:
-            continue
-        for f in p.lexeme:
-            t = f.tag
-            if "plur" in t:
-                continue
-            if gender in ("masc", "femn") and t.gender is not None and str(t.gender) not in (gender, "ms-f"):
-                continue
-            out.add(f.word.lower())
-        break
-    return out
 
 
 def learn_many(g: Gazetteer, people: Iterable[tuple[str, str | None]]) -> list[str]:

@@ -12,16 +12,16 @@ import hashlib
 import hmac
 import logging
 import os
-import re
 import secrets
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Iterable
 
-log = logging.getLogger(__name__)
+from crmsum.cites import PSEUDONYM_RE
+from crmsum.errors import CrmsumError
 
-PSEUDONYM_RE = re.compile(r"\b(?:PER|TEL|EML|TG|URL|DOC)-[0-9a-f]{8}\b")
+log = logging.getLogger(__name__)
 
 PREFIX = {"person": "PER", "phone": "TEL", "email": "EML", "handle": "TG", "url": "URL", "doc": "DOC"}
 KIND_OF_PREFIX = {v: k for k, v in PREFIX.items()}
@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS companies (name TEXT PRIMARY KEY);
 """
 
 
-class VaultError(RuntimeError):
+class VaultError(CrmsumError, RuntimeError):
     """The vault cannot be opened or is unsafe (bad permissions, broken key)."""
 
 

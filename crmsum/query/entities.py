@@ -19,7 +19,9 @@ from functools import lru_cache
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from crmsum.ru import morph
+from crmsum.ru import DIMINUTIVES, LEGAL_FORMS, lexeme_forms, morph
+from crmsum.ru import QUOTES as _QUOTES
+from crmsum.ru import company_core as _company_core
 
 _LOCK = threading.Lock()  # guards the matcher cache
 
@@ -119,28 +121,6 @@ def tokenize(text: str) -> list[Token]:
 
 # ----------------------------------------------------------------------------- vocabulary
 
-DIMINUTIVES: dict[str, tuple[str, ...]] = {
-    "женя": ("евгений", "евгения"), "саша": ("александр", "александра"), "шура": ("александр", "александра"),
-    "санек": ("александр",), "катя": ("екатерина",), "маша": ("мария",), "дима": ("дмитрий",),
-    "леша": ("алексей",), "алеша": ("алексей",), "ваня": ("иван",), "петя": ("петр",),
-    "оля": ("ольга",), "таня": ("татьяна",), "наташа": ("наталья", "наталия"), "сережа": ("сергей",),
-    "аня": ("анна",), "лена": ("елена",), "света": ("светлана",), "ира": ("ирина",),
-    "миша": ("михаил",), "коля": ("николай",), "андрюша": ("андрей",), "вова": ("владимир",),
-    "володя": ("владимир",), "юля": ("юлия",), "настя": ("анастасия",), "паша": ("павел",),
-    "костя": ("константин",), "рома": ("роман",), "витя": ("виктор",), "галя": ("галина",),
-    "люда": ("людмила",), "надя": ("надежда",), "вика": ("виктория",), "лиза": ("елизавета",),
-    "даша": ("дарья",), "гоша": ("георгий",), "толя": ("анатолий",), "гриша": ("григорий",),
-    "слава": ("вячеслав", "ярослав", "владислав", "станислав"), "влад": ("владислав",),
-    "стас": ("станислав",), "макс": ("максим",), "денис": (), "тёма": ("артем",), "тема": ("артем",),
-    "ксюша": ("ксения",), "поля": ("полина",), "соня": ("софия", "софья"), "лера": ("валерия",),
-    "валя": ("валентина", "валентин"), "зина": ("зинаида",), "люба": ("любовь",), "вера": (),
-    "федя": ("федор",), "егорка": ("егор",), "нина": (), "марина": (),
-}
-
-LEGAL_FORMS = {
-    "ооо", "оао", "зао", "пао", "ао", "ип", "нко", "ано", "гк", "нао", "тд", "нпо", "нпп", "пкф", "мкпао", "фгуп", "муп", "гуп",
-    "llc", "ltd", "inc", "jsc", "pjsc", "ooo", "oao", "zao", "pao", "ao", "ip", "gmbh", "corp", "plc", "co",
-}
 COMPANY_WORDS = {
     "компания", "компании", "компанию", "компанией", "компаний", "клиент", "клиента", "клиенту",
     "клиентом", "клиенте", "заказчик", "заказчика", "заказчику", "заказчиком", "заказчике",
@@ -160,8 +140,6 @@ _LATIN_STOP = {
     "worked", "any", "all", "new", "ago", "since", "between", "and", "doing", "happened",
     "mail", "call", "calls", "meet", "meeting", "sales", "sale", "ivy", "olga's",
 }
-
-_QUOTES = "«»\"'“”„‟‘’`"
 
 
 def _fuzzy_budget(n: int) -> int:
@@ -295,19 +273,7 @@ def _pick_parse(word: str, want: set[str], gender: str | None = None):
 
 
 def _singular_forms(p, gender: str | None = None, keep_number: bool = False) -> set[str]:
-    plural = "plur" in p.tag.grammemes
-    out = set()
-    for f in p.lexeme:
-        gr = f.tag.grammemes
-        if keep_number and plural:
-            if "plur" not in gr:
-                continue
-        elif "plur" in gr:
-            continue
-        if gender in ("masc", "femn") and _gender(f.tag) not in (gender, None, "ms-f"):
-            continue
-        out.add(_norm(f.word))
-    return out
+    return {_norm(f) for f in lexeme_forms(p, gender, keep_number)}
 
 
 def _name_forms(word: str) -> tuple[set[str], str | None, str | None]:
@@ -362,13 +328,8 @@ def _company_token_forms(word: str) -> tuple[set[str], str | None]:
 
 
 def company_core(name: str) -> list[str]:
-    """Tokens of a company name without legal forms and quotes: ООО «Ромашка» -> [ромашка]."""
-    n = _norm(name)
-    for q in _QUOTES:
-        n = n.replace(q, " ")
-    toks = [t.norm for t in tokenize(n)]
-    core = [t for t in toks if t not in LEGAL_FORMS]
-    return core or toks
+    """Tokens of a company's core (`crmsum.ru.company_core`): ООО «Ромашка» -> [ромашка]."""
+    return [t.norm for t in tokenize(_company_core(name))]
 
 
 class EntityIndex:

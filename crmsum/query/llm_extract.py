@@ -23,6 +23,8 @@ from typing import Any, Sequence
 
 from pydantic import BaseModel, Field
 
+from crmsum.errors import CrmsumError
+
 from .entities import _caps_meaningful, get_index, match_companies, match_managers, tokenize
 from .parse import MAX_QUESTION_CHARS, ParsedQuestion, parse_question
 
@@ -31,7 +33,7 @@ __all__ = ["QuestionFields", "llm_parse_question", "validate_extraction", "make_
 log = logging.getLogger(__name__)
 
 
-class LLMExtractError(Exception):
+class LLMExtractError(CrmsumError):
     """The LLM endpoint failed; the caller may fall back to the offline parse."""
 
 

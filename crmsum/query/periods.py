@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Callable
 
+from crmsum.ru import MONTH_PATTERNS
+
 __all__ = ["Period", "parse_period", "normalize_text", "iso_week_bounds"]
 
 
@@ -27,20 +29,7 @@ class Period:
 
 # ----------------------------------------------------------------------------- vocabulary
 
-_RU_MONTHS = [
-    r"январ[ьяеию]|янв",
-    r"феврал[ьяеию]|февр?",
-    r"март[аеу]?|мар",
-    r"апрел[ьяеию]|апр",
-    r"ма[йяею]",
-    r"июн[ьяеию]|июн",
-    r"июл[ьяеию]|июл",
-    r"август[аеу]?|авг",
-    r"сентябр[ьяеию]|сент?",
-    r"октябр[ьяеию]|окт",
-    r"ноябр[ьяеию]|нояб?",
-    r"декабр[ьяеию]|дек",
-]
+_RU_MONTHS = list(MONTH_PATTERNS)
 _EN_MONTHS = [
     r"january|jan", r"february|feb", r"march|mar", r"april|apr", r"may", r"june|jun",
     r"july|jul", r"august|aug", r"september|sept|sep", r"october|oct", r"november|nov",
@@ -604,6 +593,48 @@ def _r_iso_week(mt: re.Match, today: date):
 
 
 _RULES.insert(0, (_ISO_WEEK_RX, _r_iso_week))
+
+
+# 17. seasons: "летом", "за лето 2024", "прошлой зимой", "summer 2023". Winter Y is December Y-1 to
+# February Y. Without a year: the latest such season that has started by ``today`` (cut at today).
+_SEASONS = {"зим": 12, "winter": 12, "весн": 3, "spring": 3, "лет": 6, "summer": 6, "осен": 9, "autumn": 9,
+            "fall": 9}
+_SEASON_RX = re.compile(
+    rf"{_B}(?:(?P<prev>{_PREV2}|{_PREV})\s+|(?P<this>{_THIS})\s+)?"
+    r"(?P<s>зим(?:а|у|ой|ы|е|ний|нем|него)?|весн(?:а|у|ой|ы|е)?|весной|лет(?:о|а|у|ом|ний|нем|него)|"
+    r"осен(?:ь|и|ью|ний|нем|него)|winter|spring|summer|autumn|fall)(?![\w])"
+    rf"(?:\s*(?:of\s+)?(?P<y>(?:19|20)\d{{2}}){_YEAR_WORD}?)?")
+
+
+def _season_bounds(first_month: int, year: int) -> tuple[date, date]:
+    if first_month == 12:  # winter of `year`: December of the year before to February
+        return date(year - 1, 12, 1), _month_end(year, 2)
+    return date(year, first_month, 1), _month_end(year, first_month + 2)
+
+
+def _r_season(mt: re.Match, today: date):
+    word = mt["s"]
+    if word in ("fall",) and not (mt["y"] or mt["prev"] or mt["this"]):
+        return None  # "fall" is also a verb
+    if word.startswith("лет") and not (word in ("лето", "летом", "лета", "лету") or mt["y"] or mt["prev"]):
+        return None  # «5 лет», «летний»
+    first = next(v for k, v in _SEASONS.items() if word.startswith(k))
+    if mt["y"]:
+        s, e = _season_bounds(first, int(mt["y"]))
+    else:
+        year = today.year + (1 if first == 12 and today.month == 12 else 0)
+        s, e = _season_bounds(first, year)
+        while s > today:
+            year -= 1
+            s, e = _season_bounds(first, year)
+        if mt["prev"]:  # «прошлым летом»: the last finished one (the one before the current)
+            back = (1 if s <= today <= e else 0) + (1 if re.match(_PREV2, mt["prev"]) else 0)
+            s, e = _season_bounds(first, year - back)
+    label = f"season {s.isoformat()}"
+    return s, min(e, today) if s <= today <= e else e, label
+
+
+_RULES.insert(1, (_SEASON_RX, _r_season))
 
 
 def parse_period(text: str, today: date) -> Period | None:

@@ -1,7 +1,16 @@
-"""Russian-language knowledge, one home for each kind: morphology, numbers (more modules join: names,
-organisations, calendar). Everything that reads or writes Russian imports from here."""
+"""Russian-language knowledge, one home for each kind: morphology (the one shared analyser),
+person names and their cases, organisations (legal forms, company cores), the calendar (months,
+weekdays, today in the account's zone), numbers (plural agreement, money). Everything that reads or
+writes Russian imports from here."""
 
-from crmsum.ru.morph import morph
-from crmsum.ru.numbers import count, money, number, plural
+from crmsum.ru.calendar import (MONTH_PATTERNS, MONTHS_GEN, MONTHS_LOC, MONTHS_NOM, WEEKDAYS_NOM, month_name, now,
+                                today)
+from crmsum.ru.morph import lexeme_forms, morph
+from crmsum.ru.names import CASES, DIMINUTIVES, case_forms, is_female, name_forms, surname_nominative
+from crmsum.ru.numbers import count, money, number, percent, plural
+from crmsum.ru.orgs import COMPANY_KIND_WORDS, LEGAL_FORMS, LEGAL_RE, QUOTES, company_core, strip_legal_form
 
-__all__ = ["count", "money", "morph", "number", "plural"]
+__all__ = ["CASES", "COMPANY_KIND_WORDS", "DIMINUTIVES", "LEGAL_FORMS", "LEGAL_RE", "MONTHS_GEN", "MONTHS_LOC",
+           "MONTHS_NOM", "MONTH_PATTERNS", "QUOTES", "WEEKDAYS_NOM", "case_forms", "company_core", "count",
+           "is_female", "lexeme_forms", "money", "month_name", "morph", "name_forms", "now", "number", "percent",
+           "plural", "strip_legal_form", "surname_nominative", "today"]

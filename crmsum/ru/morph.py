@@ -18,3 +18,22 @@ def morph():
 
                 _MORPH = pymorphy3.MorphAnalyzer()
     return _MORPH
+
+
+def lexeme_forms(parse, gender: str | None = None, keep_number: bool = False) -> set[str]:
+    """Every form (lowercase) of a pymorphy3 parse's lexeme in the singular — or, with
+    `keep_number`, in the parse's own number (a plural name such as «Белые Росы» stays plural) —
+    and, for 'masc'/'femn', in that gender or none (common-gender «Саша» forms stay)."""
+    plural = "plur" in parse.tag.grammemes
+    out = set()
+    for f in parse.lexeme:
+        gr = f.tag.grammemes
+        if keep_number and plural:
+            if "plur" not in gr:
+                continue
+        elif "plur" in gr:
+            continue
+        if gender in ("masc", "femn") and f.tag.gender is not None and str(f.tag.gender) != gender:
+            continue
+        out.add(f.word)
+    return out

@@ -28,3 +28,10 @@ def number(x: float) -> str:
     """6 -> '6', 4.1 -> '4,1'."""
     x = round(float(x), 1)
     return str(int(x)) if x.is_integer() else str(x).replace(".", ",")
+
+
+def percent(share: float | None) -> str:
+    """0.43 -> «43%»; a missing share is «—», never 0%."""
+    if share is None or share != share:  # NaN
+        return "—"
+    return f"{round(100 * float(share))}%"

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from crmsum.errors import CrmsumError
 from crmsum.sandbox import sample_corpus as C
 from crmsum.sandbox.sample_people import (
     PHONE_STYLES, Person, card, fmt_phone, inn_personal, landline, new_person, passport, snils,
@@ -42,7 +43,7 @@ _B32 = "0123456789abcdefghjkmnpqrstvwxyz"
 _CHUNK_LEADS = 256
 
 
-class GenerateError(ValueError):
+class GenerateError(CrmsumError, ValueError):
     """Nonsense arguments for `generate` (one clear line)."""
 
 
@@ -254,8 +255,10 @@ def _validate(out: Path, leads: Any, chat_days: Any, seed: Any, end_date: Any) -
 
 
 def generate(out: Path, leads: int = 1000, chat_days: int = 1095, seed: int = 7,
-             end_date: dt.date | None = None) -> dict[str, int]:
-    """Write the sample account into `out` and return counts of what was written."""
+             end_date: dt.date | None = None, progress: Any = None) -> dict[str, int]:
+    """Write the sample account into `out` and return counts of what was written.
+
+    `progress(step, advance=1, total=None)` (see `crmsum.progress`) hears of each lead and chat day."""
     out, end = _validate(out, leads, chat_days, seed, end_date)
     leads, chat_days, seed = operator.index(leads), operator.index(chat_days), operator.index(seed)
     try:
@@ -264,14 +267,15 @@ def generate(out: Path, leads: int = 1000, chat_days: int = 1095, seed: int = 7,
             (out / sub).mkdir(exist_ok=True)
     except OSError as exc:
         raise GenerateError(f"cannot create {out}: {exc.strerror or exc}") from None
-    return _Generator(out, leads, chat_days, seed, end).run()
+    return _Generator(out, leads, chat_days, seed, end, progress).run()
 
 
 # ----------------------------------------------------------------------------- the generator
 
 class _Generator:
-    def __init__(self, out: Path, n_leads: int, chat_days: int, seed: int, end: dt.date) -> None:
+    def __init__(self, out: Path, n_leads: int, chat_days: int, seed: int, end: dt.date, progress: Any = None) -> None:
         self.out, self.n_leads, self.chat_days, self.seed, self.end = out, n_leads, chat_days, seed, end
+        self.progress = progress or (lambda *a, **k: None)
         self.start = end - dt.timedelta(days=chat_days - 1)
         self.start_ts = _ts(self.start)
         self.end_ts = _ts(end, 23, 59, 59)
@@ -442,6 +446,7 @@ class _Generator:
                 buf: list[tuple[str, str]] = []
                 for idx, plan in enumerate(self._plan_leads()):
                     buf.extend(self._lead(idx, plan, fl, fn, ft))
+                    self.progress("deal cards", 1, total=self.n_leads)
                     if (idx + 1) % _CHUNK_LEADS == 0:
                         chunks.append(self._flush_chunk(tmp, len(chunks), buf))
                         buf = []

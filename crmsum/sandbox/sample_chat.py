@@ -180,6 +180,7 @@ def write_chat(g: "_Generator", dest: Path) -> int:
 
         pinned_month = None
         for day in range(g.chat_days):
+            g.progress("chat days", 1, total=g.chat_days)
             d = g.start + dt.timedelta(days=day)
             day_ts = int(dt.datetime(d.year, d.month, d.day, tzinfo=MSK).timestamp())
             day_end = day_ts + 86400

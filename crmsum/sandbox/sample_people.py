@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from functools import lru_cache
+
+from crmsum.ru import CASES
+from crmsum.ru import case_forms as inflect
 
 MALE_FIRST = [
     "Юрий", "Алексей", "Дмитрий", "Сергей", "Андрей", "Михаил", "Иван", "Николай", "Павел", "Артём",
@@ -57,8 +59,6 @@ MALE_PATR = ["Петрович", "Иванович", "Сергеевич", "Ал
 FEMALE_PATR = ["Петровна", "Ивановна", "Сергеевна", "Александровна", "Николаевна", "Викторовна",
                "Андреевна", "Владимировна", "Михайловна", "Юрьевна", "Олеговна", "Игоревна"]
 
-CASES = ("nomn", "gent", "datv", "accs", "ablt", "loct")
-
 _TRANSLIT = {
     "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh", "з": "z",
     "и": "i", "й": "y", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r",
@@ -70,34 +70,6 @@ _TRANSLIT = {
 def translit(text: str) -> str:
     """Latin spelling for logins and e-mail local parts (ё -> e, й -> y)."""
     return "".join(_TRANSLIT.get(ch, ch) for ch in text.lower())
-
-
-@lru_cache(maxsize=None)
-def _morph():
-    import pymorphy3
-
-    return pymorphy3.MorphAnalyzer()
-
-
-def _cap(word: str) -> str:
-    return "-".join(part[:1].upper() + part[1:] for part in word.split("-"))
-
-
-@lru_cache(maxsize=None)
-def inflect(word: str, kind: str, gender: str) -> tuple[str, ...]:
-    """The six case forms of a first name ('Name'), surname ('Surn') or patronymic ('Patr')."""
-    parses = [p for p in _morph().parse(word) if kind in p.tag]
-    # «Евгения» is also the genitive of «Евгений»: prefer the nominative of the wanted gender
-    parses.sort(key=lambda p: (gender not in p.tag, "nomn" not in p.tag))
-    if not parses:
-        raise ValueError(f"pymorphy3 does not know {word!r} as {kind}")
-    p = parses[0]
-    out = []
-    for case in CASES:
-        form = p.inflect({case, gender, "sing"}) or p.inflect({case, "sing"})
-        w = form.word if form else word.lower()
-        out.append(_cap(w))
-    return tuple(out)
 
 
 def _surname_forms(surname: str, gender: str) -> tuple[str, ...]:

@@ -14,12 +14,20 @@ into records.
 
 Errors never quote the file's content (it is personal data): messages say what is wrong and
 what to do.
+
+Hostile files stay bounded: prefixes are tracked by this module (ijson's own prefix strings grow
+with the nesting depth, so a deeply nested `text` made memory grow with the depth squared), a
+message keeps at most `MAX_DEPTH` levels, `MAX_VALUES` values and `MAX_FIELD_CHARS` characters per
+string (the rest is dropped with a warning naming the message id), and invalid UTF-8 is replaced by
+U+FFFD and counted instead of refusing the export.
 """
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import hashlib
+import threading
 import logging
 import re
 from collections import Counter
@@ -30,6 +38,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import ijson
+
+from crmsum.errors import CrmsumError
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +54,14 @@ _SAFE_WORD = re.compile(r"^[A-Za-z0-9_]{1,40}$")
 _MSG_PREFIXES = ("messages.item", "chats.list.item.messages.item", "left_chats.list.item.messages.item")
 _CHAT_PREFIXES = {"chats.list.item": "chats", "left_chats.list.item": "left_chats"}
 _HEADER_KEYS = ("name", "type", "id")
+MAX_DEPTH = 32  # nesting levels kept inside one message (real exports use 3)
+MAX_VALUES = 100_000  # JSON values kept per message
+MAX_FIELD_CHARS = 65_536  # characters kept per string (Telegram's own limit is 4,096)
+MAX_MESSAGE_CHARS = 1_000_000  # characters kept per message, all strings together
+_PREFIX_DEPTH = 8  # prefixes deeper than this are never needed to find messages and headers
 
 
-class ExportError(Exception):
+class ExportError(CrmsumError):
     """The file is not a readable Telegram Desktop JSON export; the message says what to do."""
 
 
@@ -97,6 +112,10 @@ class ReadStats:
     total_bytes: int = 0
     bytes_read: int = 0
     digest: str | None = None
+    bad_utf8: int = 0  # invalid UTF-8 sequences replaced by U+FFFD
+    capped_messages: int = 0  # messages cut to the size limits
+    capped: Counter = field(default_factory=Counter)  # what was cut (depth, values, chars) -> messages
+    capped_ids: list[int | None] = field(default_factory=list)  # first ids of capped messages
 
 
 def find_result_json(path: Path) -> Path:
@@ -116,14 +135,31 @@ def find_result_json(path: Path) -> Path:
     return path
 
 
+_UTF8_ERRORS = "crmsum-count-replace"
+_bad_utf8 = threading.local()
+
+
+def _count_replace(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    _bad_utf8.n = getattr(_bad_utf8, "n", 0) + 1
+    return "\ufffd", exc.end
+
+
+codecs.register_error(_UTF8_ERRORS, _count_replace)
+
+
 class _CountingReader:
-    """File wrapper that counts and hashes the bytes ijson pulls through it."""
+    """File wrapper that counts and hashes the raw bytes ijson pulls through it, and hands ijson
+    valid UTF-8: invalid sequences become U+FFFD and are counted (`bad_utf8`)."""
 
     def __init__(self, fh, on_read: Callable[[int], None] | None) -> None:
         self.fh = fh
         self.sha = hashlib.sha256()
         self.count = 0
+        self.bad_utf8 = 0
         self.on_read = on_read
+        self._decoder = codecs.getincrementaldecoder("utf-8")(_UTF8_ERRORS)
 
     def read(self, n: int = -1) -> bytes:
         data = self.fh.read(n)
@@ -132,7 +168,18 @@ class _CountingReader:
             self.count += len(data)
             if self.on_read is not None:
                 self.on_read(self.count)
-        return data
+        before = getattr(_bad_utf8, "n", 0)
+        text = self._decoder.decode(data, final=not data)
+        self.bad_utf8 += getattr(_bad_utf8, "n", 0) - before
+        if not data or text:
+            return text.encode("utf-8")
+        return self.read(n)  # only the start of a multi-byte sequence was read: read on
+
+    def drain(self) -> None:
+        """Read the rest (after the document) so the digest covers the whole file."""
+        while data := self.fh.read(1 << 20):
+            self.sha.update(data)
+            self.count += len(data)
 
 
 class ExportReader:
@@ -158,22 +205,32 @@ class ExportReader:
         with open(self.path, "rb") as fh:
             reader = _CountingReader(fh, cb)
             try:
-                yield from self._walk(ijson.parse(reader, buf_size=self.chunk_size))
+                yield from self._walk(_prefixed(ijson.basic_parse(reader, buf_size=self.chunk_size)))
             except (ijson.JSONError, UnicodeDecodeError, ValueError, OverflowError) as exc:
                 # the parser's own message quotes the file (personal data): never pass it on
                 truncated = "premature EOF" in str(exc)
                 what = ("ends before the JSON is complete (truncated)" if truncated
                         else "is not valid JSON (corrupted or truncated)")
                 raise ExportError(self._bad_json(reader, what)) from None
-            # drain anything after the document so the digest covers the whole file
-            while reader.read(1 << 20):
-                pass
+            reader.drain()
+            self.stats.bad_utf8 = reader.bad_utf8
             self.stats.bytes_read = reader.count
             self.stats.digest = reader.sha.hexdigest()[:16]
 
     def _bad_json(self, reader: _CountingReader, what: str) -> str:
         return (f"{self.path.name} {what} near byte {reader.count:,} of {self.stats.total_bytes:,}; "
                 "export again from Telegram Desktop (Format: JSON) and let it finish")
+
+    def _note_capped(self, obj: Any, caps: "_Caps") -> None:
+        self.stats.capped_messages += 1
+        for what in caps.cut:
+            self.stats.capped[what] += 1
+        mid = obj.get("id") if isinstance(obj, dict) else None
+        mid = mid if type(mid) is int else None
+        if len(self.stats.capped_ids) < 20:
+            self.stats.capped_ids.append(mid)
+        log.warning("telegram export: message %s %s; the excess was dropped", mid if mid is not None else "?",
+                    ", ".join(CAP_REASONS[w] for w in sorted(caps.cut)))
 
     def _walk(self, events: Iterator[tuple[str, str, Any]]) -> Iterator[Message]:
         first = True
@@ -188,7 +245,10 @@ class ExportReader:
                 chat = ChatInfo(seq=0)  # the single-chat header lives at the top level
                 continue
             if prefix in _MSG_PREFIXES and event not in ("end_array", "map_key"):
-                obj = _build(events, event) if event in ("start_map", "start_array") else value
+                caps = _Caps()
+                obj = _build(events, event, caps) if event in ("start_map", "start_array") else value
+                if caps.cut:
+                    self._note_capped(obj, caps)
                 owner = chat if prefix == "messages.item" else self.chats[-1]
                 owner.messages += 1
                 self.stats.messages_read += 1
@@ -230,12 +290,62 @@ def _set_header(chat: ChatInfo, key: str, value: Any) -> None:
         setattr(chat, key, _clean(value))
 
 
-def _build(events: Iterator[tuple[str, str, Any]], start: str = "start_map") -> Any:
-    """Build one object from the events after its start event (a fast ijson ObjectBuilder)."""
+def _prefixed(events: Iterator[tuple[str, Any]]) -> Iterator[tuple[str | None, str, Any]]:
+    """ijson basic events -> (prefix, event, value) like `ijson.parse`, with the prefix string built
+    only for the shallow levels that name messages and headers (None deeper): ijson's own prefixes
+    are strings as long as the depth, kept per level, so depth d cost d² memory and time."""
+    path: list[str | None] = []
+    for event, value in events:
+        if event == "map_key":
+            depth = len(path) - 1
+            prefix = ".".join(path[:-1]) if depth <= _PREFIX_DEPTH else None  # type: ignore[arg-type]
+            path[-1] = value
+        elif event == "start_map" or event == "start_array":
+            prefix = ".".join(path) if len(path) <= _PREFIX_DEPTH else None  # type: ignore[arg-type]
+            path.append(None if event == "start_map" else "item")
+        elif event == "end_map" or event == "end_array":
+            path.pop()
+            prefix = ".".join(path) if len(path) <= _PREFIX_DEPTH else None  # type: ignore[arg-type]
+        else:
+            prefix = ".".join(path) if len(path) <= _PREFIX_DEPTH else None  # type: ignore[arg-type]
+        yield prefix, event, value
+
+
+CAP_REASONS = {"depth": f"is nested deeper than {MAX_DEPTH} levels",
+               "values": f"has more than {MAX_VALUES:,} values",
+               "chars": f"has a string longer than {MAX_FIELD_CHARS:,} characters",
+               "total": f"has more than {MAX_MESSAGE_CHARS:,} characters of text"}
+
+
+class _Caps:
+    """What `_build` cut from one message (reasons from CAP_REASONS) and the budget left."""
+
+    __slots__ = ("cut", "values", "chars")
+
+    def __init__(self) -> None:
+        self.cut: set[str] = set()
+        self.values = 0
+        self.chars = 0
+
+
+def _build(events: Iterator[tuple[str | None, str, Any]], start: str = "start_map",
+           caps: _Caps | None = None) -> Any:
+    """Build one object from the events after its start event (a fast ijson ObjectBuilder).
+
+    Bounded: containers deeper than MAX_DEPTH, values past MAX_VALUES and characters past the string
+    limits are consumed but not kept (noted in `caps`), so one hostile message costs bounded memory."""
+    caps = caps if caps is not None else _Caps()
     root: dict | list = {} if start == "start_map" else []
     stack: list = [root]
     key = None
+    skip = 0  # depth inside a dropped container
     for _prefix, event, value in events:
+        if skip:
+            if event == "start_map" or event == "start_array":
+                skip += 1
+            elif event == "end_map" or event == "end_array":
+                skip -= 1
+            continue
         if event == "map_key":
             key = value
             continue
@@ -245,17 +355,37 @@ def _build(events: Iterator[tuple[str, str, Any]], start: str = "start_map") -> 
             if not stack:
                 return root
             continue
+        opening = event == "start_map" or event == "start_array"
+        caps.values += 1
+        if caps.values > MAX_VALUES or (opening and len(stack) >= MAX_DEPTH):
+            caps.cut.add("values" if caps.values > MAX_VALUES else "depth")
+            skip = 1 if opening else 0
+            continue
         if event == "start_map":
             value = {}
         elif event == "start_array":
             value = []
+        elif event == "string":
+            value = _capped_string(value, caps)
         if type(top) is list:
             top.append(value)
         else:
             top[key] = value
-        if event == "start_map" or event == "start_array":
+        if opening:
             stack.append(value)
     raise ijson.IncompleteJSONError("premature end")
+
+
+def _capped_string(value: str, caps: _Caps) -> str:
+    if len(value) > MAX_FIELD_CHARS:
+        caps.cut.add("chars")
+        value = value[:MAX_FIELD_CHARS]
+    room = MAX_MESSAGE_CHARS - caps.chars
+    if len(value) > room:
+        caps.cut.add("total")
+        value = value[:max(0, room)]
+    caps.chars += len(value)
+    return value
 
 
 # -- normalizing one message -------------------------------------------------------------------
@@ -324,7 +454,7 @@ def _text_parts(value: Any, key: str) -> list[tuple[str, str]]:
     if not isinstance(value, list):
         raise SkipMessage(f"'{key}' is neither a string nor a list")
     parts = []
-    for item in value:
+    for item in _flat(value):
         if isinstance(item, str):
             parts.append(("plain", _clean(item)))
         elif isinstance(item, dict):
@@ -336,6 +466,19 @@ def _text_parts(value: Any, key: str) -> list[tuple[str, str]]:
         else:
             raise SkipMessage(f"'{key}' has an item that is neither a string nor an entity")
     return parts
+
+
+def _flat(items: list) -> Iterator[Any]:
+    """The items of a list, nested lists flattened in order (no recursion: depth is capped anyway)."""
+    stack = [iter(items)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            yield item
+        else:
+            stack.pop()
 
 
 def _reactions(value: Any) -> int | None:

@@ -1,9 +1,10 @@
 """Summaries of a scope (manager / company / team / manager+company) and period.
 
 One interface, two backends: `offline` (facts in Russian + extractive key points; the default
-without an API key) and `llm` (LangChain ChatOpenAI, map-reduce, cache). Every summary goes through
-the grounding check. An LLM that fails after bounded retries never breaks the caller: the offline
-summary is returned with a note saying so.
+without an API key) and `llm` (LangChain ChatOpenAI, map-reduce, cache), both filling the same
+records (`crmsum.summarize.model`: sections of points). Every point goes through the grounding
+check. An LLM that fails after bounded retries never breaks the caller: the offline summary is
+returned with a note saying so.
 
 - `summarize(facts, records, settings=None, llm=None) -> Summary`: the core, used by precompute;
 - `summarize_scope(con_or_lake, manager=None, company=None, start=None, end=None, settings=None)`:
@@ -20,15 +21,21 @@ from typing import Any
 
 from crmsum.facts import facts_json, facts_query, to_jsonable
 from crmsum.summarize import grounding as _grounding
-from crmsum.summarize.offline import render_text, summarize_offline
+from crmsum.summarize.model import KEYPOINT, LLM, SUMMARY_SECTIONS, Point, Section, sections_to_json, summary_sections
+from crmsum.summarize.offline import period_title, summarize_offline
+from crmsum.summarize.render import summary_text
 
 OFFLINE_VERSION = "offline-v1"
+SHAPE_VERSION = "sections-v1"  # the stored row shape: a change recomputes summaries (LLM answers stay cached)
 NOTE_LLM_DOWN = "LLM недоступна: offline-резюме"
 
 
 @dataclass
 class Summary:
-    """A summary and everything needed to store, show or audit it."""
+    """A summary and everything needed to store, show or audit it.
+
+    `sections` are the records every edge renders; `text` is their plain rendering, kept for SQL
+    users and the answers log."""
 
     scope: str
     key: str
@@ -38,7 +45,7 @@ class Summary:
     start: dt.date
     end: dt.date
     text: str
-    sections: dict[str, list[dict]] = field(default_factory=dict)  # section -> [{text, cites}]
+    sections: list[Section] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     citations: list[dict] = field(default_factory=list)  # [{id, section, quote, ts}]
     backend: str = "offline"
@@ -57,7 +64,7 @@ class Summary:
         return {
             "summary_id": self.summary_id, "scope": self.scope, "key": self.key, "label": self.label,
             "period_kind": self.period_kind, "period": self.period, "start": self.start, "end": self.end,
-            "text": self.text, "facts": facts_json(self.facts),
+            "text": self.text, "sections": sections_to_json(self.sections), "facts": facts_json(self.facts),
             "citations": json.dumps(self.citations, ensure_ascii=False), "backend": self.backend,
             "model": self.model, "input_hash": self.input_hash, "grounding": float(self.grounding),
             "note": self.note, "created_at": dt.datetime.now().replace(microsecond=0),
@@ -80,7 +87,7 @@ def input_hash(facts: dict, records: list[dict], backend: str, model: str | None
 
     h = hashlib.sha256()
     version = PROMPT_VERSION if backend == "llm" else OFFLINE_VERSION
-    h.update(f"{backend}|{model or ''}|{version}\n".encode())
+    h.update(f"{backend}|{model or ''}|{version}|{SHAPE_VERSION}\n".encode())
     h.update(facts_json(facts).encode())
     for r in records:
         h.update(f"\n{r['id']}|{r.get('ts') or ''}|{r.get('author') or ''}|{r.get('text') or ''}".encode())
@@ -96,6 +103,32 @@ def _base(facts: dict) -> dict:
     }
 
 
+def title_of(facts: dict) -> str:
+    """The summary's own title line: «label: period»."""
+    return f"{facts.get('label') or facts.get('key')}: {period_title(facts)}"
+
+
+def citations_of(sections: list[Section], records: list[dict]) -> list[dict]:
+    """The records the (grounded) sections cite, once each: {id, section, quote, ts}."""
+    by_id = {r["id"]: r for r in records}
+    out, seen = [], set()
+    for sec in sections:
+        for p in sec.points:
+            for c in p.cites:
+                if c in by_id and c not in seen:
+                    seen.add(c)
+                    quote = p.text if p.kind == KEYPOINT else (by_id[c].get("text") or "")[:300]
+                    out.append({"id": c, "section": sec.key, "quote": quote, "ts": by_id[c].get("ts")})
+    return out
+
+
+def _grounded(facts: dict, records: list[dict], sections: list[Section], **kw: Any) -> Summary:
+    """A Summary of `sections` after the grounding check, with its text and citations."""
+    g = _grounding.check(sections, facts, records)
+    return Summary(**_base(facts), text=summary_text(g.sections, title_of(facts)), sections=g.sections, facts=facts,
+                   citations=citations_of(g.sections, records), grounding=g.score, removed=g.removed, **kw)
+
+
 def summarize_offline_summary(facts: dict, records: list[dict], note: str | None = None) -> Summary:
     """The deterministic offline summary, grounding-checked."""
     return _offline_summary(facts, records, note)
@@ -103,11 +136,27 @@ def summarize_offline_summary(facts: dict, records: list[dict], note: str | None
 
 def _offline_summary(facts: dict, records: list[dict], note: str | None = None, ihash: str | None = None) -> Summary:
     """`summarize_offline_summary` with an already known input hash (precompute hashed the item)."""
-    text, sections, citations, _ = summarize_offline(facts, records)
-    g = _grounding.check(text, facts, records)
-    return Summary(**_base(facts), text=g.text, sections=sections, facts=facts, citations=citations,
-                   backend="offline", model=None, input_hash=ihash or input_hash(facts, records, "offline", None),
-                   grounding=g.score, note=note, removed=g.removed)
+    return _grounded(facts, records, summarize_offline(facts, records), backend="offline", model=None,
+                     input_hash=ihash or input_hash(facts, records, "offline", None), note=note)
+
+
+def llm_sections(result) -> list[Section]:
+    """The LLM's structured answer (`llm.SummaryModel`) as summary sections: one `llm` point per item,
+    citations written inline moved to `cites`, repeats across sections and map chunks dropped."""
+    from rapidfuzz import fuzz
+
+    points: dict[str, list[Point]] = {}
+    seen_texts: list[str] = []
+    for sec in SUMMARY_SECTIONS:
+        points[sec] = []
+        for p in getattr(result, sec):
+            inline = _grounding.cited_ids(p.text)
+            text = " ".join(_grounding.strip_citations(p.text).split())
+            if not text or any(fuzz.token_sort_ratio(text, t) >= 90 for t in seen_texts):
+                continue  # models repeat themselves across sections and map chunks
+            seen_texts.append(text)
+            points[sec].append(Point(LLM, text, cites=tuple(dict.fromkeys([*p.citations, *inline]))))
+    return summary_sections(points)
 
 
 def summarize(facts: dict, records: list[dict], settings=None, llm=None) -> Summary:
@@ -126,33 +175,8 @@ def summarize(facts: dict, records: list[dict], settings=None, llm=None) -> Summ
         result = client.summarize(facts, records)
     except LLMUnavailable as exc:
         return summarize_offline_summary(facts, records, note=f"{NOTE_LLM_DOWN} ({exc})")
-    from rapidfuzz import fuzz
-
-    by_id = {r["id"]: r for r in records}
-    sections: dict[str, list[dict]] = {}
-    seen_texts: list[str] = []
-    for sec in ("happened", "worked", "failed", "next"):
-        sections[sec] = []
-        for p in getattr(result, sec):
-            text = " ".join(p.text.split())
-            if not text or any(fuzz.token_sort_ratio(text, t) >= 90 for t in seen_texts):
-                continue  # models repeat themselves across sections and map chunks
-            seen_texts.append(text)
-            sections[sec].append({"text": text, "cites": list(dict.fromkeys(p.citations))})
-    text = render_text(facts, sections)
-    g = _grounding.check(text, facts, records)
-    cited = []
-    seen = set()
-    for sec, items in sections.items():
-        for it in items:
-            for c in it["cites"]:
-                if c in by_id and c not in seen and any(c in line for line in g.text.splitlines()):
-                    seen.add(c)
-                    cited.append({"id": c, "section": sec, "quote": by_id[c].get("text", "")[:300],
-                                  "ts": by_id[c].get("ts")})
-    return Summary(**_base(facts), text=g.text, sections=sections, facts=facts, citations=cited, backend="llm",
-                   model=model, input_hash=input_hash(facts, records, "llm", model), grounding=g.score,
-                   note=None, removed=g.removed)
+    return _grounded(facts, records, llm_sections(result), backend="llm", model=model,
+                     input_hash=input_hash(facts, records, "llm", model), note=None)
 
 
 def _data_span(con) -> tuple[dt.date, dt.date]:

@@ -3,6 +3,7 @@
 Support comes from the facts (all numbers in them, including derived forms: a ratio as a percent,
 seconds as minutes, rounding) and from the records the sentence cites (or, for a sentence that
 cites nothing, any record given as input). Cited ids must exist among the input records.
+The check runs on the summary records (`Section` / `Point`), sentence by sentence of each point.
 Unsupported sentences are removed (or kept and flagged with `remove=False`); the share of
 claim-bearing sentences that were supported is the summary's `grounding` score.
 """
@@ -17,9 +18,9 @@ from typing import Any
 
 from razdel import sentenize
 
-PSEUDONYM_RE = re.compile(r"\b(?:PER|TEL|EML|TG|URL|DOC)-[0-9a-f]{8}\b")
-CITE_RE = re.compile(r"\[([^\[\]]{3,200})\]")
-ID_RE = re.compile(r"(?:note|task|event):[\w-]+|msg:-?\d+:\d+")
+from crmsum.cites import PSEUDONYM_RE, cited_ids, strip_citations
+from crmsum.summarize.model import Point, Section
+
 DATE_RE = re.compile(r"\b(\d{1,2})\.(\d{1,2})(?:\.(\d{2,4}))?\b|\b(\d{4})-(\d{2})-(\d{2})\b")
 NUM_RE = re.compile(r"(?<![\w.,])(\d{1,3}(?:[ \u00a0\u202f]\d{3})+|\d+)(?:[.,](\d+))?(?![\d])\s*(млн|тыс|%)?", re.I)
 PERIOD_RE = re.compile(r"\b\d{4}-W\d{2}\b|\b\d{4}-\d{2}\b")
@@ -28,7 +29,7 @@ FLAG = "⚠"
 
 @dataclass
 class Grounding:
-    text: str
+    sections: list[Section]
     score: float
     claims: int
     supported: int
@@ -146,7 +147,7 @@ def _claims(body: str) -> tuple[tuple[str, tuple, tuple, frozenset, frozenset], 
     for s in sentenize(body):
         sent = s.text
         ids = tuple(cited_ids(sent))
-        bare = _strip_citations(sent)
+        bare = strip_citations(sent)
         dates, rest = _dates(bare)
         out.append((sent, ids, tuple(_numbers(rest)), frozenset(dates), frozenset(PSEUDONYM_RE.findall(bare))))
     return tuple(out)
@@ -158,83 +159,79 @@ def _supported(base: Support, sup: Support, nums, dates, names) -> bool:
             and all(n in base.names or n in sup.names for n in names))
 
 
-def cited_ids(text: str) -> list[str]:
-    ids = []
-    for m in CITE_RE.finditer(text):
-        ids.extend(ID_RE.findall(m.group(1)))
-    return ids
+def check(sections: list[Section], facts: dict, records: list[dict], remove: bool = True) -> Grounding:
+    """Check every sentence of every point; drop (or flag) the unsupported ones.
+
+    A point's citations apply to each of its sentences. Points left without sentences and
+    sections left without points are dropped.
+    """
+    v = _Verifier(facts, records)
+    out: list[Section] = []
+    for sec in sections:
+        points = [p for p in (v.point(p, remove) for p in sec.points) if p is not None]
+        if points:
+            out.append(sec.with_points(points))
+    score = round(v.supported / v.claims, 4) if v.claims else 1.0
+    return Grounding(out, score, v.claims, v.supported, v.removed)
 
 
-def _strip_citations(text: str) -> str:
-    return CITE_RE.sub(lambda m: " " if ID_RE.search(m.group(1)) else m.group(0), text)
+class _Verifier:
+    """Support of the facts and records of one summary, and the tally of its claims."""
 
+    def __init__(self, facts: dict, records: list[dict]) -> None:
+        self.by_id = {r["id"]: r for r in records}
+        self.records = records
+        self.base = Support()
+        self.base.add(facts)
+        self._everything: Support | None = None
+        self.claims = self.supported = 0
+        self.removed: list[str] = []
 
-def check(text: str, facts: dict, records: list[dict], remove: bool = True) -> Grounding:
-    """Check a summary's sentences; drop (or flag) the unsupported ones."""
-    by_id = {r["id"]: r for r in records}
-    base = Support()
-    base.add(facts)
-    everything: Support | None = None
-    out_lines: list[str] = []
-    claims = supported = 0
-    removed: list[str] = []
-    for line in text.splitlines():
-        if not line.strip():
-            out_lines.append(line)
-            continue
-        indent = line[: len(line) - len(line.lstrip())]
-        body = line.strip()
-        bullet = ""
-        if body[:1] in "•-–*":
-            bullet, body = body[:1] + " ", body[1:].strip()
+    def everything(self) -> Support:
+        """Support of all input records (for a sentence that cites nothing), built once."""
+        if self._everything is None:
+            self._everything = Support()
+            for r in self.records:
+                self._everything.add_text(r.get("text") or "")
+                if r.get("author"):
+                    self._everything.names.add(r["author"])
+        return self._everything
+
+    def cited(self, ids: tuple[str, ...]) -> Support | None:
+        """Support of the cited records, or None when an id is not among the inputs."""
+        if any(i not in self.by_id for i in ids):
+            return None
+        sup = Support()
+        for i in ids:
+            rec = self.by_id[i]
+            sup.add_text(rec.get("text") or "")
+            if rec.get("author"):
+                sup.names.add(rec["author"])
+            if rec.get("ts"):
+                sup.add_text(rec["ts"][:10])
+        return sup
+
+    def sentence(self, ids: tuple[str, ...], nums, dates, names) -> bool:
+        if ids:
+            sup = self.cited(ids)
+            return sup is not None and _supported(self.base, sup, nums, dates, names)
+        if _supported(self.base, Support(), nums, dates, names):
+            return True  # fact sentences: no need to index every record
+        return _supported(self.base, self.everything(), nums, dates, names)
+
+    def point(self, p: Point, remove: bool) -> Point | None:
         kept: list[str] = []
-        for sent, ids, nums, dates, names in _claims(body):
+        for sent, inline, nums, dates, names in _claims(p.text):
+            ids = tuple(dict.fromkeys(p.cites + inline))
             if not (nums or dates or names or ids):
                 kept.append(sent)
                 continue
-            claims += 1
-            if ids:
-                if any(i not in by_id for i in ids):
-                    ok = False
-                    sup = None
-                else:
-                    sup = Support()
-                    for i in ids:
-                        sup.add_text(by_id[i].get("text") or "")
-                        if by_id[i].get("author"):
-                            sup.names.add(by_id[i]["author"])
-                        if by_id[i].get("ts"):
-                            sup.add_text(by_id[i]["ts"][:10])
-            elif _supported(base, Support(), nums, dates, names):
-                sup = base  # fact sentences: no need to index every record
-            else:
-                if everything is None:
-                    everything = Support()
-                    for r in records:
-                        everything.add_text(r.get("text") or "")
-                        if r.get("author"):
-                            everything.names.add(r["author"])
-                sup = everything
-            if sup is not None:
-                ok = _supported(base, sup, nums, dates, names)
-            if ok:
-                supported += 1
+            self.claims += 1
+            if self.sentence(ids, nums, dates, names):
+                self.supported += 1
                 kept.append(sent)
             else:
-                removed.append(sent)
+                self.removed.append(sent)
                 if not remove:
                     kept.append(f"{FLAG} {sent}")
-        if kept:
-            out_lines.append(indent + bullet + " ".join(kept))
-        elif not bullet and not remove:
-            out_lines.append(line)
-    # drop section headers left without content
-    cleaned: list[str] = []
-    for i, line in enumerate(out_lines):
-        if line.rstrip().endswith(":") and not line.lstrip().startswith(("•", "-")):
-            nxt = next((x for x in out_lines[i + 1:] if x.strip()), "")
-            if not nxt or (nxt.rstrip().endswith(":") and not nxt.lstrip().startswith(("•", "-"))):
-                continue
-        cleaned.append(line)
-    score = round(supported / claims, 4) if claims else 1.0
-    return Grounding("\n".join(cleaned).strip(), score, claims, supported, removed)
+        return p.with_text(" ".join(kept)) if kept else None

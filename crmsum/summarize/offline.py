@@ -1,19 +1,19 @@
-"""Offline summarizer: facts in readable Russian plus extractive key points. Deterministic, no network."""
+"""Offline summarizer: facts in readable Russian plus extractive key points. Deterministic, no network.
+
+Fills the summary records (`crmsum.summarize.model`): each fact sentence is a `Point` of kind
+`fact` (or `deal_won` / `deal_lost` for the lists of closed deals, citing their status changes)
+with the facts it states as `figures`; each key point is a `keypoint` citing its record.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from typing import Any
+
 from crmsum.ru import count, money, number, plural
 from crmsum.summarize.keypoints import KeyPoint, key_points
-
-SECTION_TITLES = {
-    "happened": "Что произошло",
-    "worked": "Что сработало",
-    "failed": "Что не получилось",
-    "next": "Что делать дальше",
-}
-SECTIONS = tuple(SECTION_TITLES)
+from crmsum.summarize.model import DEAL_LOST, DEAL_WON, FACT, KEYPOINT, SUMMARY_SECTIONS, Point, Section, summary_sections
 
 
 def period_title(facts: dict) -> str:
@@ -47,34 +47,25 @@ def _close_cites(facts: dict, key: str, known: set[str] | None) -> list[str]:
     return [i for i in dict.fromkeys(ids) if known is not None and i in known]
 
 
-def fact_items(facts: dict, known: set[str] | None = None) -> dict[str, list[dict]]:
-    """Fact sentences per section as items {text, cites}; won / lost deal lines cite the status
-    changes of the listed deals when those records are known (`known` record ids)."""
-    out: dict[str, list[dict]] = {}
-    for sec, lines in fact_lines(facts).items():
-        out[sec] = []
-        for t in lines:
-            cites: list[str] = []
-            if t.startswith("Успешно закрыто:"):
-                cites = _close_cites(facts, "won_deals", known)
-            elif t.startswith(("Потерянные сделки:", "Крупнейшие потерянные:")):
-                cites = _close_cites(facts, "lost_deals", known)
-            out[sec].append({"text": t, "cites": cites})
-    return out
+def _figures(facts: dict, *keys: str) -> dict[str, Any]:
+    return {k: facts.get(k) for k in keys if facts.get(k) is not None}
 
 
-def fact_lines(facts: dict) -> dict[str, list[str]]:
-    """Fact sentences per section."""
+def fact_points(facts: dict, known: set[str] | None = None) -> dict[str, list[Point]]:
+    """Fact sentences per section key as points; won / lost deal lists cite the status changes of
+    the listed deals when those records are known (`known` record ids)."""
     g = lambda k: int(facts.get(k) or 0)  # noqa: E731
-    out: dict[str, list[str]] = {s: [] for s in SECTIONS}
+    f = lambda *keys: _figures(facts, *keys)  # noqa: E731
+    out: dict[str, list[Point]] = {s: [] for s in SUMMARY_SECTIONS}
     h = out["happened"]
     if g("deals_touched"):
         line = f"В работе было {count(g('deals_touched'), 'сделка', 'сделки', 'сделок')}"
         if g("deals_created"):
             line += f", новых — {g('deals_created')} на {money(g('created_amount'))}"
-        h.append(line + ".")
+        h.append(Point(FACT, line + ".", f("deals_touched", "deals_created", "created_amount")))
     elif g("deals_created"):
-        h.append(f"Новых сделок: {g('deals_created')} на {money(g('created_amount'))}.")
+        h.append(Point(FACT, f"Новых сделок: {g('deals_created')} на {money(g('created_amount'))}.",
+                       f("deals_created", "created_amount")))
     if g("deals_won") or g("deals_lost"):
         parts = []
         if g("deals_won"):
@@ -86,13 +77,30 @@ def fact_lines(facts: dict) -> dict[str, list[str]]:
         line = "Итоги: " + ", ".join(parts)
         if facts.get("win_rate") is not None:
             line += f" (конверсия {round(float(facts['win_rate']) * 100)}%)"
-        h.append(line + ".")
+        h.append(Point(FACT, line + ".", f("deals_won", "won_amount", "deals_lost", "lost_amount", "win_rate")))
     if g("stage_moves"):
         line = f"{count(g('stage_moves'), 'переход', 'перехода', 'переходов')} по этапам"
         if facts.get("median_days_in_stage") is not None:
             m = float(facts["median_days_in_stage"])
             line += f", медианное время в этапе — {number(m)} {plural(round(m, 1), 'день', 'дня', 'дней')}"
-        h.append(line + ".")
+        h.append(Point(FACT, line + ".", f("stage_moves", "median_days_in_stage")))
+    if activity := _activity(facts):
+        h.append(Point(FACT, "Активность: " + ", ".join(activity) + ".",
+                       f("calls", "calls_in", "calls_out", "notes", "tasks_done", "chat_messages")))
+    if not h:
+        h.append(Point(FACT, "Активности за период не было."))
+    out["worked"] += _won_points(facts, known)
+    out["failed"] += _lost_points(facts, known)
+    if g("tasks_overdue"):
+        out["failed"].append(Point(FACT, f"Просрочено задач: {g('tasks_overdue')}.", f("tasks_overdue")))
+        out["next"].append(Point(FACT, f"Закрыть просроченные задачи ({g('tasks_overdue')}) и перенести сроки с клиентами.",
+                                 f("tasks_overdue")))
+    out["next"] += _open_points(facts)
+    return out
+
+
+def _activity(facts: dict) -> list[str]:
+    g = lambda k: int(facts.get(k) or 0)  # noqa: E731
     acts = []
     if g("calls"):
         kinds = [f"{g(k)} {plural(g(k), one, many, many)}" for k, one, many in
@@ -104,73 +112,73 @@ def fact_lines(facts: dict) -> dict[str, list[str]]:
         acts.append(f"{count(g('tasks_done'), 'задача выполнена', 'задачи выполнены', 'задач выполнено')}")
     if g("chat_messages"):
         acts.append(count(g("chat_messages"), "сообщение в чате", "сообщения в чате", "сообщений в чате"))
-    if acts:
-        h.append("Активность: " + ", ".join(acts) + ".")
-    if not h:
-        h.append("Активности за период не было.")
-    if g("deals_won"):
-        line = (f"Успешно закрыто: {count(g('deals_won'), 'сделка', 'сделки', 'сделок')} "
-                f"на {money(g('won_amount'))}")
-        won = facts.get("won_deals") or []
-        if won:
-            line += (": " if len(won) == g("deals_won") else ", крупнейшие: ") + "; ".join(_closed(d) for d in won)
-        out["worked"].append(line + ".")
-    if g("deals_lost"):
-        line = f"Потеряно: {count(g('deals_lost'), 'сделка', 'сделки', 'сделок')} на {money(g('lost_amount'))}"
-        reasons = facts.get("loss_reasons") or []
-        if reasons:
-            line += "; причины: " + ", ".join(f"«{r['reason']}» ({r['count']})" for r in reasons)
-        out["failed"].append(line + ".")
-        lost = facts.get("lost_deals") or []
-        if lost:
-            out["failed"].append(("Потерянные сделки: " if len(lost) == g("deals_lost") else "Крупнейшие потерянные: ")
-                                 + "; ".join(_closed(d, reason=True) for d in lost) + ".")
-    if g("tasks_overdue"):
-        out["failed"].append(f"Просрочено задач: {g('tasks_overdue')}.")
-        out["next"].append(f"Закрыть просроченные задачи ({g('tasks_overdue')}) и перенести сроки с клиентами.")
-    stalled = facts.get("stalled_deals") or []
-    if g("stalled_count"):
-        line = (f"Оживить {count(g('stalled_count'), 'сделку', 'сделки', 'сделок')} без активности "
-                f"больше {count(int(facts.get('stall_days') or 14), 'дня', 'дней', 'дней')}")
-        if stalled:
-            line += ": " + "; ".join(_deal(d) for d in stalled)
-        out["next"].append(line + ".")
-    opens = facts.get("open_deals") or []
-    if opens:
-        out["next"].append(f"В фокусе крупнейшие открытые сделки (всего {g('open_deals_count')} на "
-                           f"{money(g('open_amount'))}): " + "; ".join(_deal(d) for d in opens) + ".")
+    return acts
+
+
+def _won_points(facts: dict, known: set[str] | None) -> list[Point]:
+    n = int(facts.get("deals_won") or 0)
+    if not n:
+        return []
+    line = f"Успешно закрыто: {count(n, 'сделка', 'сделки', 'сделок')} на {money(int(facts.get('won_amount') or 0))}"
+    won = facts.get("won_deals") or []
+    if won:
+        line += (": " if len(won) == n else ", крупнейшие: ") + "; ".join(_closed(d) for d in won)
+    return [Point(DEAL_WON, line + ".", _figures(facts, "deals_won", "won_amount"),
+                  tuple(_close_cites(facts, "won_deals", known)))]
+
+
+def _lost_points(facts: dict, known: set[str] | None) -> list[Point]:
+    n = int(facts.get("deals_lost") or 0)
+    if not n:
+        return []
+    line = f"Потеряно: {count(n, 'сделка', 'сделки', 'сделок')} на {money(int(facts.get('lost_amount') or 0))}"
+    reasons = facts.get("loss_reasons") or []
+    if reasons:
+        line += "; причины: " + ", ".join(f"«{r['reason']}» ({r['count']})" for r in reasons)
+    out = [Point(FACT, line + ".", _figures(facts, "deals_lost", "lost_amount"))]
+    lost = facts.get("lost_deals") or []
+    if lost:
+        out.append(Point(DEAL_LOST, ("Потерянные сделки: " if len(lost) == n else "Крупнейшие потерянные: ")
+                         + "; ".join(_closed(d, reason=True) for d in lost) + ".",
+                         _figures(facts, "deals_lost", "lost_amount"), tuple(_close_cites(facts, "lost_deals", known))))
     return out
 
 
-def render(facts: dict, points: list[KeyPoint], records: list[dict] | None = None) -> tuple[str, dict[str, list[dict]], list[dict]]:
-    """(text, sections, citations): sections map to items {text, cites}."""
-    known = {r["id"] for r in records} if records is not None else None
-    sections = fact_items(facts, known)
-    by_id = {r["id"]: r for r in records or []}
-    fact_cites = [{"id": c, "section": sec, "quote": (by_id[c].get("text") or "")[:300], "ts": by_id[c].get("ts")}
-                  for sec, items in sections.items() for it in items for c in it["cites"]]
-    for p in points:
-        sections[p.section].append({"text": p.text, "cites": [p.cite]})
-    citations = fact_cites + [{"id": p.cite, "section": p.section, "quote": p.text, "ts": p.ts} for p in points]
-    return render_text(facts, sections), sections, citations
+def _open_points(facts: dict) -> list[Point]:
+    out = []
+    stalled = facts.get("stalled_deals") or []
+    n = int(facts.get("stalled_count") or 0)
+    if n:
+        line = (f"Оживить {count(n, 'сделку', 'сделки', 'сделок')} без активности "
+                f"больше {count(int(facts.get('stall_days') or 14), 'дня', 'дней', 'дней')}")
+        if stalled:
+            line += ": " + "; ".join(_deal(d) for d in stalled)
+        out.append(Point(FACT, line + ".", _figures(facts, "stalled_count", "stall_days")))
+    opens = facts.get("open_deals") or []
+    if opens:
+        out.append(Point(FACT, f"В фокусе крупнейшие открытые сделки (всего {int(facts.get('open_deals_count') or 0)} на "
+                               f"{money(int(facts.get('open_amount') or 0))}): " + "; ".join(_deal(d) for d in opens) + ".",
+                         _figures(facts, "open_deals_count", "open_amount")))
+    return out
 
 
-def render_text(facts: dict, sections: dict[str, list[dict]]) -> str:
-    lines = [f"{facts.get('label') or facts.get('key')}: {period_title(facts)}"]
-    for sec, title in SECTION_TITLES.items():
-        items = sections.get(sec) or []
-        if not items:
-            continue
-        lines.append("")
-        lines.append(f"{title}:")
-        for it in items:
-            cites = "".join(f" [{c}]" for c in it.get("cites") or [])
-            lines.append(f"• {it['text']}{cites}")
-    return "\n".join(lines)
+def _lead_of(rec: dict | None) -> int | None:
+    v = (rec or {}).get("lead_id")
+    try:
+        return int(v) if v is not None and v == v else None
+    except (TypeError, ValueError):
+        return None
 
 
-def summarize_offline(facts: dict, records: list[dict], limit: int = 8) -> tuple[str, dict, list[dict], list[KeyPoint]]:
-    """Offline summary of one scope and period."""
-    points = key_points(records, limit=limit)
-    text, sections, citations = render(facts, points, records)
-    return text, sections, citations, points
+def keypoint_point(kp: KeyPoint, rec: dict | None) -> Point:
+    """An extractive key point as a summary point citing its record."""
+    return Point(KEYPOINT, kp.text, cites=(kp.cite,), lead_id=_lead_of(rec))
+
+
+def summarize_offline(facts: dict, records: list[dict], limit: int = 8) -> list[Section]:
+    """Offline summary sections of one scope and period (before the grounding check)."""
+    by_id = {r["id"]: r for r in records}
+    points = fact_points(facts, set(by_id))
+    for kp in key_points(records, limit=limit):
+        points[kp.section].append(keypoint_point(kp, by_id.get(kp.cite)))
+    return summary_sections(points)

@@ -1,0 +1,185 @@
+"""The per-process lake context of the answer path: one DuckDB connection, a snapshot of `summaries`
+and the name lists per lake, refreshed when the lake's part files change, so that a precomputed
+answer costs a few milliseconds and the bot never re-reads the vault per question."""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import threading
+import time
+
+from crmsum.answer.record import BatchWriter
+from crmsum.config import Settings, get_settings
+
+REFRESH_SECONDS = 5.0
+
+
+class AnswerContext:
+    """Connection, summaries snapshot and name lists for one lake (thread-safe, refreshed on change)."""
+
+    def __init__(self, settings: Settings, lake) -> None:
+        from crmsum.privacy.vault import Vault
+
+        self.settings = settings
+        self.lake = lake
+        self.vault = Vault(settings.vault_dir)
+        self.con = lake.connect()
+        self._lock = threading.RLock()
+        self._sig: tuple = ()
+        self._checked = 0.0
+        self._anonymizer = None
+        self._writer: BatchWriter | None = None  # recording never delays an answer
+        self._memo: dict = {}  # per-snapshot results of derived lookups (loss reasons, stages, insights)
+        self.summary_ids: set[str] = set()
+        self.managers: list[tuple[str, str]] = []  # (pseudonym, real name)
+        self.companies: dict[str, int] = {}  # name -> id
+        self.refresh(force=True)
+
+    def cursor(self):
+        """A connection of this context's database for the calling thread (DuckDB connections are not shared)."""
+        with self._lock:
+            return self.con.cursor()
+
+    def _signature(self) -> tuple:
+        return tuple(tuple(self.lake.parts(t)) for t in ("summaries", "crm_users", "crm_companies", "crm_leads",
+                                                         "deal_features", "drivers"))
+
+    def refresh(self, force: bool = False) -> None:
+        """Reload the snapshot and the names when the lake's part files changed."""
+        now = time.monotonic()
+        if not force and now - self._checked < REFRESH_SECONDS:
+            return
+        with self._lock:
+            self._checked = now
+            sig = self._signature()
+            if not force and sig == self._sig:
+                return
+            self._load(self.cursor())
+            self._memo = {}
+            self._sig = sig
+
+    def _load(self, cur) -> None:
+        cur.execute("""CREATE OR REPLACE TABLE answer_summaries AS
+                       SELECT * FROM summaries""")
+        cur.execute("CREATE INDEX answer_summaries_id ON answer_summaries (summary_id)")
+        self.summary_ids = {r[0] for r in cur.execute("SELECT summary_id FROM answer_summaries").fetchall()}
+        in_lake = {r[0] for r in cur.execute("SELECT DISTINCT name FROM crm_users WHERE name IS NOT NULL").fetchall()}
+        people = self.vault.people("manager")
+        self.managers = [(p, n) for p, n in people if p in in_lake] or list(people)
+        rows = cur.execute("SELECT company_id, any_value(name) FROM crm_companies WHERE name IS NOT NULL "
+                           "GROUP BY company_id ORDER BY company_id").fetchall()
+        self.companies = {}
+        for cid, name in rows:
+            self.companies.setdefault(name, int(cid))
+
+    def memo(self, key, compute):
+        """`compute()` once per lake snapshot (cleared on refresh)."""
+        with self._lock:
+            if key not in self._memo:
+                self._memo[key] = compute()
+            return self._memo[key]
+
+    @property
+    def manager_names(self) -> list[str]:
+        return [n for _, n in self.managers]
+
+    def pseudonym_of(self, real: str | None) -> str | None:
+        if real is None:
+            return None
+        return next((p for p, n in self.managers if n == real), None)
+
+    def real_of(self, pseudonym: str | None) -> str | None:
+        return next((n for p, n in self.managers if p == pseudonym), None)
+
+    def summary(self, summary_id: str) -> dict | None:
+        """One precomputed row (from the in-memory snapshot), or None."""
+        if summary_id not in self.summary_ids:
+            return None
+        cur = self.cursor()
+        cur.execute("SELECT * FROM answer_summaries WHERE summary_id = ?", [summary_id])
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row))
+
+    def record(self, table: str, row: dict, prepare=None) -> None:
+        """Queue a row for the lake (written in the background, batched)."""
+        with self._lock:
+            if self._writer is None:
+                self._writer = BatchWriter(self.lake)
+        self._writer.put(table, row, prepare)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every queued row is in the lake."""
+        if self._writer is not None:
+            self._writer.flush(timeout)
+
+    def anonymize(self, text: str) -> str:
+        """The question as it may be stored: known people, phones, e-mails become pseudonyms."""
+        with self._lock:
+            if self._anonymizer is None:
+                from crmsum.privacy import Anonymizer
+
+                self._anonymizer = Anonymizer(self.vault, use_ner=False)
+            return self._anonymizer.text(text) or ""
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self.con.close()
+
+
+_contexts: dict[tuple[str, str], AnswerContext] = {}
+_contexts_lock = threading.Lock()
+
+
+def get_context(settings: Settings | None = None, lake=None) -> AnswerContext:
+    """The cached context of a lake (one per process and lake)."""
+    from crmsum.lake import open_lake
+
+    s = settings or get_settings()
+    lake = lake or open_lake(s)
+    key = (lake.root, str(s.vault_dir))
+    with _contexts_lock:
+        ctx = _contexts.get(key)
+        if ctx is None:
+            ctx = _contexts[key] = AnswerContext(s, lake)
+    ctx.settings = s
+    ctx.refresh()
+    return ctx
+
+
+def reset_contexts() -> None:
+    """Forget cached contexts (tests; after the lake was rebuilt)."""
+    flush()
+    with _contexts_lock:
+        _contexts.clear()
+
+
+def flush(timeout: float = 30.0) -> None:
+    """Wait until all recorded answers are written (the CLI and tests call this)."""
+    with _contexts_lock:
+        ctxs = list(_contexts.values())
+    for ctx in ctxs:
+        ctx.flush(timeout)
+
+
+def _shutdown() -> None:
+    """At exit: write what is queued, then close the DuckDB connections."""
+    with _contexts_lock:
+        for ctx in _contexts.values():
+            try:
+                ctx.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+atexit.register(_shutdown)
+
+
+def today_in(settings: Settings) -> dt.date:
+    """Today in the account's time zone."""
+    from crmsum.ru import today
+
+    return today(settings)

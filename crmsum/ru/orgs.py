@@ -1,0 +1,39 @@
+"""Organisations: legal forms (ООО, АО, ПАО, ИП, …, and their Latin spellings), the words that name
+the kind of a company rather than the company, and a company's core — how it is looked for in text."""
+
+from __future__ import annotations
+
+import re
+
+# Lowercase legal forms, Russian and Latin («ООО», «ПАО», «LLC», «GmbH»): never a company's key word.
+LEGAL_FORMS = frozenset({
+    "ооо", "оао", "зао", "пао", "ао", "нао", "ип", "нко", "ано", "гк", "тд", "нпо", "нпп", "пкф", "мкпао",
+    "фгуп", "муп", "гуп",
+    "llc", "ltd", "inc", "jsc", "pjsc", "ooo", "oao", "zao", "pao", "ao", "ip", "gmbh", "corp", "plc", "co",
+})
+# Words for the kind of a company («Группа Альфа», «Завод Прогресс»): present in many names, so they
+# never identify one company either.
+COMPANY_KIND_WORDS = frozenset({"группа", "компания", "холдинг", "завод", "фирма"})
+QUOTES = "«»\"'“”„‟‘’`"
+
+_FORMS_ALT = "|".join(sorted(LEGAL_FORMS, key=len, reverse=True))
+LEGAL_RE = re.compile(rf"\b(?:{_FORMS_ALT})\b", re.I)
+_LEADING_RE = re.compile(rf"^\s*(?:{_FORMS_ALT})\s+(.*)$", re.I | re.S)
+_QUOTES_RE = re.compile("[" + re.escape(QUOTES) + "]")
+
+
+def company_core(name: str) -> str:
+    """'ООО «Мир Окон»' -> 'мир окон': lowercase, ё as е, legal forms and quotes dropped.
+
+    A name that is nothing but a legal form keeps itself (normalized), so every company has a core.
+    """
+    low = (name or "").lower().replace("ё", "е")
+    core = " ".join(_QUOTES_RE.sub(" ", LEGAL_RE.sub(" ", low)).split())
+    return core or " ".join(_QUOTES_RE.sub(" ", low).split())
+
+
+def strip_legal_form(name: str) -> str:
+    """How a person names a company: the leading legal form goes, the rest stays as written
+    (ЗАО «Уралхиммаш» -> «Уралхиммаш», ИП Кузьмин -> Кузьмин)."""
+    m = _LEADING_RE.match(name)
+    return (m.group(1) if m else name).strip()

@@ -24,6 +24,8 @@ import datetime as dt
 import logging
 import multiprocessing as mp
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -46,6 +48,7 @@ PARALLEL_MIN_ITEMS = 200  # offline: a process pool only for chunks at least thi
 # cold per-process caches cost more than the second core brings. Kept switchable for bigger boxes.
 OFFLINE_PROCESSES = 1
 PERIODS_PER_FETCH = 8  # periods whose records are fetched at once (memory vs. one lake scan per fetch)
+DUCKDB_MEMORY = "384MB"  # DuckDB's working memory while fetching facts and records
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,10 @@ def iter_items(lake, settings=None, as_of: dt.datetime | None = None,
     settings = settings or get_settings()
     backend, model = backend_of(settings)
     con = lake.connect()
+    spill = tempfile.mkdtemp(prefix="crmsum-precompute-")
+    # DuckDB's own memory is bounded too (it spills the facts' joins and sorts to `spill` past it)
+    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+    con.execute(f"SET temp_directory = '{spill}'")
     try:
         for kind in period_kinds:
             facts = all_period_facts(con, kind, as_of=as_of)
@@ -146,6 +153,7 @@ def iter_items(lake, settings=None, as_of: dt.datetime | None = None,
             del facts
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _period_windows(facts: pd.DataFrame) -> Iterator[tuple[dt.date, dt.date, pd.DataFrame]]:

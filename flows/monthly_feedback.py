@@ -17,7 +17,7 @@ from flows.shell import flow_logging, flow_settings
 
 
 @task(retries=1, retry_delay_seconds=60, cache_policy=NO_CACHE)
-def deliver(settings: Settings, month: str | None, force: bool) -> dict:
+def deliver(month: str | None, force: bool, settings: Settings | None = None) -> dict:
     return deliver_feedback_summary(month, force=force, settings=settings).as_dict()
 
 
@@ -26,7 +26,7 @@ def monthly_feedback(month: str | None = None, force: bool = False, settings: Se
                      data_dir: str | None = None) -> dict:
     s = flow_settings(settings, data_dir)
     with flow_logging(s):
-        report = deliver(s, month, force)
+        report = deliver(month, force, s)
     print(f"ratings summary {report['week']} ({report['mode']}): {report['sent']} sent, {report['outbox']} outbox, "
           f"{report['skipped']} already delivered, {report['failed']} failed"
           + "".join(f"\nwarning: {w}" for w in report["warnings"]))

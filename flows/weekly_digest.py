@@ -17,7 +17,7 @@ from flows.shell import flow_logging, flow_settings
 
 
 @task(retries=1, retry_delay_seconds=60, cache_policy=NO_CACHE)
-def deliver(settings: Settings, week: str | None, force: bool) -> dict:
+def deliver(week: str | None, force: bool, settings: Settings | None = None) -> dict:
     return deliver_digests(week, force=force, settings=settings).as_dict()
 
 
@@ -26,7 +26,7 @@ def weekly_digest(week: str | None = None, force: bool = False, settings: Settin
                   data_dir: str | None = None) -> dict:
     s = flow_settings(settings, data_dir)
     with flow_logging(s):
-        report = deliver(s, week, force)
+        report = deliver(week, force, s)
     print(f"digest {report['week']} ({report['mode']}): {report['sent']} sent, {report['outbox']} outbox, "
           f"{report['skipped']} already delivered, {report['failed']} failed")
     require_delivered(report)  # every delivery failed: the flow run ends Failed

@@ -30,6 +30,7 @@ from telebot import types
 from crmsum import answer as A
 from crmsum.telegram import markup as th
 from crmsum.config import Settings, get_settings
+from crmsum.errors import CrmsumError
 from crmsum.summarize import render as R
 from crmsum.delivery import chat_digest, digest_parts
 from crmsum.rating_callback import RatingRefused, rating_data, rating_key, verify
@@ -37,6 +38,10 @@ from crmsum.telegram.client import call_api, make_bot
 from crmsum.telegram.send_once import Telegram
 
 log = logging.getLogger(__name__)
+
+
+class BotError(CrmsumError):
+    """The bot cannot start: the Bot API does not answer or does not accept the token."""
 
 PLACEHOLDER = "Собираю данные…"
 PAGE = 10  # deals per page of a long list
@@ -185,7 +190,7 @@ class BotApp:
             else:
                 self.send(chat_id, msg)
             return
-        pages = answer_pages(ans, ctx.vault.resolve)
+        pages = answer_pages(ans, (lambda t: A.resolve_in_case(ctx.vault, t)))
         if len(pages) > 1:
             self.pages[ans.answer_id] = pages
             while len(self.pages) > PAGES_KEPT:
@@ -197,7 +202,7 @@ class BotApp:
             else:
                 self.send(chat_id, pages[0], reply_markup=kb)
             return
-        parts = answer_html(ans, ctx.vault.resolve)
+        parts = answer_html(ans, (lambda t: A.resolve_in_case(ctx.vault, t)))
         kb = rating_keyboard(ans.answer_id, chat_id, self.rating_key)
         for n, part in enumerate(parts):
             markup = kb if n == len(parts) - 1 else None
@@ -299,6 +304,11 @@ def run_bot(settings: Settings | None = None, lake=None, long_polling_timeout: i
     s = settings or get_settings()
     logging.getLogger("TeleBot").addFilter(RedactFilter(secrets_of(s)))  # its errors quote request URLs
     bot, _ = build_bot(s, lake)
+    try:  # fail at once, in one line, rather than poll a dead endpoint forever
+        call_api(bot.get_me)
+    except Exception as exc:  # noqa: BLE001 - its text may quote the URL with the token
+        raise BotError(f"the Telegram Bot API at {s.telegram_api_url} refused getMe ({type(exc).__name__}): "
+                       "check CRMSUM_TELEGRAM_TOKEN and CRMSUM_TELEGRAM_API_URL") from None
     if not s.allowed_chats:
         log.warning("CRMSUM_TELEGRAM_ALLOWED_CHATS is empty: the bot will refuse every chat")
     try:

@@ -270,7 +270,7 @@ def chat_digest(chat_id: int, settings: Settings | None = None, lake=None, today
 
     s = settings or get_settings()
     con = con or (lake or open_lake(s)).connect()
-    week = latest_complete_week(con, today or dt.date.today())
+    week = latest_complete_week(con, today or _today(s))
     targets, _ = digest_targets(s, _managers(s, con))
     kinds = [t.kind for t in targets if t.chat_id == int(chat_id)] or ["team"]
     vault = Vault(s.vault_dir)

@@ -28,16 +28,21 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import fsspec
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from crmsum.failpoints import failpoint
 from crmsum.schema import TABLES, table
+
+if TYPE_CHECKING:  # pandas loads in ~0.3 s: only the writers and `read` need it, not every reader
+    import pandas as pd
+
+    Frame = pd.DataFrame | pa.Table | pa.RecordBatch
 
 HASH = "_row_hash"
 COMPACT_AFTER = 24  # parts on top of the base; past that a write compacts (reads stay fast, few files)
@@ -47,8 +52,6 @@ MERGE_MEMORY = "512MB"  # DuckDB memory for one merge or compaction (it spills p
 _locks: dict[str, threading.Lock] = {}
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-
-Frame = pd.DataFrame | pa.Table | pa.RecordBatch
 
 
 class Lake:
@@ -231,6 +234,8 @@ class Lake:
         Within one call a later row of a key wins over an earlier one. A table's `unhashed` columns
         do not count as a change, and a row never replaces one with a newer `version` (schema.py).
         """
+        import pandas as pd
+
         chunks = [data] if isinstance(data, (pd.DataFrame, pa.Table, pa.RecordBatch)) else data
         written = 0
         with self._table_lock(name):
@@ -347,6 +352,8 @@ def _empty(name: str) -> pa.Table:
 def conform(name: str, data: Frame) -> pa.Table:
     """Cast a frame to a table's schema: missing columns become nulls, unknown ones are an error."""
     schema = table(name).schema
+    import pandas as pd
+
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
     if isinstance(data, pd.DataFrame):

@@ -1,5 +1,5 @@
-"""Nightly: amoCRM sync, new Telegram exports from the inbox, precompute, lake compaction; then a
-markdown artifact of what the night did. Any failed step makes the run Failed (the later steps
+"""Nightly: amoCRM sync, new Telegram exports from the inbox, record embeddings and insights,
+precompute, lake compaction; then a markdown artifact of what the night did. Any failed step makes the run Failed (the later steps
 still run: a broken export must not stop the summaries).
 
 Thin orchestration over `crmsum.pipeline`; run with `python flows/nightly.py`, through
@@ -51,6 +51,16 @@ def import_inbox(settings: Settings) -> dict:
 
 
 @task(retries=1, retry_delay_seconds=30, cache_policy=NO_CACHE)
+def insights(settings: Settings) -> dict:
+    return pipeline.plain(pipeline.insights(settings))
+
+
+@task(retries=1, retry_delay_seconds=30, cache_policy=NO_CACHE)
+def embed_records(settings: Settings) -> dict:
+    return pipeline.plain(pipeline.embed_records(settings))
+
+
+@task(retries=1, retry_delay_seconds=30, cache_policy=NO_CACHE)
 def precompute(settings: Settings) -> dict:
     return pipeline.plain(pipeline.precompute(settings))
 
@@ -79,6 +89,8 @@ def nightly(amocrm: bool = True, settings: Settings | None = None, data_dir: str
         inbox = _step("Telegram inbox", import_inbox, failures, s) or {}
         steps["telegram"] = inbox.get("reports", [])
         failures += [f"Telegram export {name} not imported (see the log)" for name in inbox.get("failed", [])]
+        steps["embeddings"] = _step("record embeddings", embed_records, failures, s)
+        steps["insights"] = _step("insights", insights, failures, s)
         if scale.uses_dask(s):
             from flows.fanout import run_precompute
 

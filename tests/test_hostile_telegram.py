@@ -14,7 +14,8 @@ import pytest
 from crmsum.config import Settings
 from crmsum.ingest.telegram import import_export
 from crmsum.lake import Lake
-from crmsum.sources.telegram import MAX_FIELD_CHARS, ExportReader
+from crmsum.sources.telegram import ExportReader
+from crmsum.sources.telegram_json import MAX_FIELD_CHARS
 from test_telegram_import import TZ, _make_anonymizer, chat, msg, write_json
 
 ROOT = Path(__file__).resolve().parents[1]

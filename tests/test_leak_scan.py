@@ -95,7 +95,7 @@ def blobs_of(data: Path) -> list[tuple[str, str]]:
 
 def test_no_planted_personal_value_anywhere(night):
     data = night["data"]
-    assert list((data / "lake" / "summaries").glob("part-*.parquet")) and list((data / "outbox").rglob("*.md"))
+    assert list((data / "lake" / "summaries").glob("*.parquet")) and list((data / "outbox").rglob("*.md"))
     assert (data / "logs" / "crmsum.log").stat().st_size > 0 and night["llm_bodies"]
     blobs = blobs_of(data)
     blobs += [("llm request", b) for b in night["llm_bodies"]]

@@ -62,7 +62,7 @@ def digits(s: str) -> str:
 
 
 def lake_state(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("part-*.parquet"))}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
 
 
 def message(i: int, text, author="Глеб Воронцов") -> dict:

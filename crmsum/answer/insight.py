@@ -5,7 +5,7 @@
 - `why` about a company (or a deal): every lost / won deal of it with its loss reason and last notes;
   about a manager: where the manager differs from the team (win rate, deal size, cycle, loss reasons)
   plus the habits `crmsum.insights` finds;
-- `similar`: past deals like the one named, from `crmsum.retrieval`.
+- `similar`: the closest past deals and records, from `crmsum.retrieval` (similar_deals, search).
 What is not available yet (a package not installed, a table not computed) is said plainly, never
 replaced by a guess.
 """
@@ -47,8 +47,8 @@ def _reasons(ctx: AnswerContext, s: dealset.Scope) -> list[str]:
 def _drivers(ctx: AnswerContext, prep: Prepared) -> tuple[list[str], str]:
     """Lines about what wins (from crmsum.insights), and the source."""
     if not _have("crmsum.insights"):
-        return ["Пока нет данных о том, что влияет на исход сделок: модуль анализа (crmsum.insights, "
-                "таблицы deal_features и drivers) ещё не подключён. Ниже — только причины проигрышей."], "live"
+        return ["Что влияет на исход сделок (звонки, скорость ответа, встречи, скидки), пока не посчитано: модуль "
+                "анализа crmsum.insights (таблицы deal_features и drivers) ещё не подключён."], "live"
     from crmsum.insights import report
 
     rep = ctx.memo(("insights", prep.start, prep.end, prep.manager),
@@ -69,11 +69,12 @@ def _drivers(ctx: AnswerContext, prep: Prepared) -> tuple[list[str], str]:
 
 
 def answer_what_wins(prep: Prepared, ctx: AnswerContext) -> Answer:
+    """Loss reasons of the period first (what the lake says for sure), then the drivers."""
     dealset.ensure(ctx)
-    lines, source = _drivers(ctx, prep)
+    drivers, source = _drivers(ctx, prep)
     s = dealset.Scope(manager=prep.manager, company_id=prep.company_id, start=prep.start, end=prep.end)
     reasons = _reasons(ctx, s)
-    lines += ["", "Причины проигрышей:"] + (reasons or ["• проигранных сделок в этом периоде нет"])
+    lines = ["Причины проигрышей:"] + (reasons or ["• проигранных сделок в этом периоде нет"]) + [""] + drivers
     return make_answer(prep, source, heading("Что выигрывает и что проигрывает сделки", prep, source), lines)
 
 
@@ -153,25 +154,36 @@ def answer_why(prep: Prepared, ctx: AnswerContext) -> Answer:
     return make_answer(prep, source, heading(title, prep, source), lines)
 
 
-def answer_similar(prep: Prepared, ctx: AnswerContext) -> Answer:
-    if not _have("crmsum.retrieval"):
-        lines = ["Пока нет данных для поиска похожих сделок: семантический поиск (crmsum.retrieval, таблица "
-                 "record_embeddings) ещё не подключён. Могу показать сделки по фильтрам: «Какие сделки проиграли "
-                 "по цене?»"]
-        return make_answer(prep, "live", heading("Похожие сделки", prep, "live"), lines)
-    from crmsum.retrieval import search
+OUTCOME_WORD = {"won": "выиграна", "lost": "проиграна", "open": "в работе"}
 
-    hits = search(ctx.lake, prep.question, k=10, manager=prep.manager, company=prep.company)
-    lines = [f"Найдено {count(len(hits), 'запись', 'записи', 'записей')}, самые похожие первыми:"]
-    seen = set()
-    for h in hits:
-        d = h if isinstance(h, dict) else h.__dict__
-        if d.get("lead_id") in seen:
-            continue
-        seen.add(d.get("lead_id"))
-        lines.append(f"• сделка #{d.get('lead_id')} ({d.get('kind')}, {str(d.get('created_at'))[:10]}): "
-                     f"{str(d.get('text'))[:160]}")
-    return make_answer(prep, "live", heading("Похожие сделки", prep, "live"), lines, items=hits)
+
+def answer_similar(prep: Prepared, ctx: AnswerContext) -> Answer:
+    """The closest past deals (outcome, amount, loss reason, deciding records) and records, cited."""
+    from crmsum.retrieval import RetrievalError, search, similar_deals
+
+    question = ctx.anonymize(prep.question)  # the query may leave the machine (openai embeddings)
+    scope = {"manager": prep.manager, "company_id": prep.company_id, "since": prep.start, "until": prep.end}
+    head = heading("Похожие сделки", prep, "live")
+    try:
+        deals = similar_deals(ctx.lake, question, k=5, settings=ctx.settings, **scope)
+        hits = search(ctx.lake, question, k=20, settings=ctx.settings, **scope)
+    except RetrievalError as exc:
+        return make_answer(prep, "live", head, [f"Не получилось найти похожее: {exc}"])
+    texts: set[str] = set()
+    hits = [h for h in hits if not (h.text in texts or texts.add(h.text))][:5]  # templates repeat: one of each
+    if not deals and not hits:
+        return make_answer(prep, "live", head, ["Похожих сделок и записей не нашлось."])
+    lines = [f"Ближайшие прошлые сделки ({count(len(deals), 'сделка', 'сделки', 'сделок')}), самые похожие первыми:"]
+    for d in deals:
+        reason = f", причина: {d.loss_reason}" if d.loss_reason else ""
+        amount = f", {money(d.amount)}" if d.amount else ""
+        lines.append(f"• «{d.name}» — {OUTCOME_WORD.get(d.outcome, d.outcome)}{amount}{reason}")
+        lines += [f"  – {r.text[:160]} [{r.id}]" for r in d.records[:NOTES_PER_DEAL]]
+    if hits:
+        lines.append("Записи о той же ситуации:")
+        lines += [f"• {h.text[:160]} [{h.id}]" for h in hits]
+    items = [d.to_json() for d in deals] + [h.to_json() for h in hits]
+    return make_answer(prep, "live", head, lines, items=items)
 
 
 def answer(prep: Prepared, ctx: AnswerContext) -> Answer:

@@ -33,7 +33,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crmsum.lake import Lake
-from crmsum.sources.telegram import CAP_REASONS, GROUP_TYPES, ExportError, ExportReader, Message
+from crmsum.sources.telegram import GROUP_TYPES, ExportError, ExportReader, Message
+from crmsum.sources.telegram_json import CAP_REASONS
 
 log = logging.getLogger(__name__)
 

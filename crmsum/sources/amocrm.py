@@ -27,6 +27,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from crmsum.errors import CrmsumError
+from crmsum.sources.amocrm_paging import PageGuard, page_items
 from crmsum.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -404,9 +405,9 @@ class AmoClient:
         base = [(k, v) for k, v in (params or []) if k not in ("page", "limit")] + [("limit", limit)]
 
         def fetch(page: int) -> tuple[list[dict], bool]:
-            return _page_items(self.get(path, base + [("page", page)]), path, key, page)
+            return page_items(self.get(path, base + [("page", page)]), path, key, page)
 
-        seen = _PageGuard(path)
+        seen = PageGuard(path)
         items, more = fetch(1)
         if items:
             seen.check(1, items)
@@ -453,46 +454,10 @@ class AmoClient:
         return None if sc is None else sc[0] + (time.monotonic() - sc[1])
 
     def pipelines(self) -> list[dict]:
-        return _page_items(self.get("/api/v4/leads/pipelines"), "/api/v4/leads/pipelines", "pipelines", 1)[0]
+        return page_items(self.get("/api/v4/leads/pipelines"), "/api/v4/leads/pipelines", "pipelines", 1)[0]
 
     def account(self) -> dict:
         return self.get("/api/v4/account") or {}
-
-
-def _page_items(data: Any, path: str, key: str, page: int) -> tuple[list[dict], bool]:
-    """(items, has next) of one list page; a page whose shape is not a list stops the sync."""
-    if data is None:
-        return [], False
-    if not isinstance(data, dict):
-        raise AmoError(f"amoCRM GET {path} page {page} is not a JSON object; stopped paging")
-    embedded = data.get("_embedded")
-    if embedded is None:
-        return [], False
-    items = embedded.get(key) if isinstance(embedded, dict) else None
-    if not isinstance(items, list) and not (isinstance(embedded, dict) and items is None):
-        raise AmoError(f"amoCRM GET {path} page {page}: _embedded.{key} is not a list; stopped paging")
-    items = items or []
-    links = data.get("_links")
-    nxt = links.get("next") if isinstance(links, dict) else None
-    has_next = bool(nxt.get("href")) if isinstance(nxt, dict) else False
-    return list(items), has_next and bool(items)
-
-
-class _PageGuard:
-    """Stops paging when a page repeats an earlier one (a server that ignores `?page=` would
-    otherwise be paged forever at the rate limit, holding the sync lock)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.seen: dict[int, int] = {}  # fingerprint -> page number
-
-    def check(self, page: int, items: list) -> None:
-        ids = tuple(it.get("id") if isinstance(it, dict) else None for it in items)
-        fp = hash(ids) if any(i is not None for i in ids) else hash(repr(items))
-        first = self.seen.setdefault(fp, page)
-        if first != page:
-            raise AmoError(f"amoCRM GET {self.path}: page {page} repeats page {first} (the server ignores "
-                           "?page=); stopped paging, nothing after it was synced")
 
 
 def _retry_after(resp: requests.Response) -> float | None:

@@ -19,7 +19,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from crmsum.cites import cited_ids, strip_citations
 from crmsum.facts import facts_json, facts_query, to_jsonable
+from crmsum.ru import today as today_in
 from crmsum.summarize import grounding as _grounding
 from crmsum.summarize.model import KEYPOINT, LLM, SUMMARY_SECTIONS, Point, Section, sections_to_json, summary_sections
 from crmsum.summarize.offline import period_title, summarize_offline
@@ -150,8 +152,8 @@ def llm_sections(result) -> list[Section]:
     for sec in SUMMARY_SECTIONS:
         points[sec] = []
         for p in getattr(result, sec):
-            inline = _grounding.cited_ids(p.text)
-            text = " ".join(_grounding.strip_citations(p.text).split())
+            inline = cited_ids(p.text)
+            text = " ".join(strip_citations(p.text).split())
             if not text or any(fuzz.token_sort_ratio(text, t) >= 90 for t in seen_texts):
                 continue  # models repeat themselves across sections and map chunks
             seen_texts.append(text)
@@ -185,7 +187,7 @@ def _data_span(con) -> tuple[dt.date, dt.date]:
             SELECT created_at AS ts FROM crm_leads UNION ALL SELECT created_at FROM crm_notes
             UNION ALL SELECT created_at FROM crm_events UNION ALL SELECT date FROM chat_messages)
     """).fetchone()
-    today = dt.date.today()
+    today = today_in()
     lo = row[0].date() if row and row[0] is not None else today
     hi = row[1].date() if row and row[1] is not None else today
     return lo, hi
@@ -193,8 +195,11 @@ def _data_span(con) -> tuple[dt.date, dt.date]:
 
 def summarize_scope(con_or_lake=None, manager: str | int | None = None, company: str | int | None = None,
                     start: dt.date | None = None, end: dt.date | None = None, settings=None,
-                    as_of: dt.datetime | None = None) -> Summary:
+                    as_of: dt.datetime | None = None, question: str | None = None) -> Summary:
     """A live summary for any combination of manager / company / period (the bot's fallback).
+
+    With a `question` and the LLM backend, the records summarized are the ones about the question
+    (`crmsum.summarize.llm.evidence_records`); the grounding check covers every claim against them.
 
     `con_or_lake`: a DuckDB connection with the lake views, a `Lake`, or None (the settings' lake).
     Missing `start` / `end` default to the first / last day with data. LLM calls are recorded in
@@ -220,9 +225,10 @@ def summarize_scope(con_or_lake=None, manager: str | int | None = None, company:
     records = records_for(con, start, end, manager=manager, company=company)
     llm = None
     if backend_of(settings)[0] == "llm":
-        from crmsum.summarize.llm import LLMClient
+        from crmsum.summarize.llm import LLMClient, evidence_records
 
         llm = LLMClient(settings)
+        records = evidence_records(lake, question, records, settings)
     try:
         return summarize(facts, records, settings=settings, llm=llm)
     finally:

@@ -180,3 +180,27 @@ def insights(settings: Settings | None = None, lake: Lake | None = None):
         report = refresh(lake or open_lake(s))
         step.counts = {"leads": report.leads, "recomputed": report.recomputed, "drivers": report.drivers_written}
     return report
+
+
+def embed_records(settings: Settings | None = None, lake: Lake | None = None, progress: Progress = None):
+    """Vectors for new or changed records (`record_embeddings`), after ingestion: search and similar deals."""
+    from crmsum.retrieval.store import update_embeddings
+
+    s = settings or get_settings()
+    with tracked(s.state_dir, "embeddings") as step:
+        report = update_embeddings(lake or open_lake(s), s, progress=progress)
+        step.counts = {"embedded": report.embedded, "updated": report.updated, "removed": report.removed,
+                       "records": report.records}
+        return report
+
+
+def briefs(settings: Settings | None = None, lake: Lake | None = None):
+    """Deal briefs for tonight's hand-overs and deals at the decisive stage, after precompute."""
+    from crmsum.delivery import deliver_briefs
+
+    s = settings or get_settings()
+    with tracked(s.state_dir, "briefs") as step:
+        report = deliver_briefs(s, lake or open_lake(s))
+        step.counts = {"sent": report.sent, "outbox": report.outbox, "failed": report.failed}
+        step.ok = not report.failed
+        return report

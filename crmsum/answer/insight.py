@@ -39,9 +39,11 @@ def _reasons(ctx: AnswerContext, s: dealset.Scope) -> list[str]:
     cond, args = dealset.where(s)
     rows = ctx.cursor().execute(f"SELECT coalesce(loss_reason, 'без причины'), count(*), sum(amount) FROM answer_deals "
                                 f"WHERE {cond} GROUP BY 1 ORDER BY 2 DESC, 1", args).fetchall()
-    total = sum(r[1] for r in rows)
-    return [f"• {r[0]} — {count(r[1], 'сделка', 'сделки', 'сделок')} из {total} ({r[1] / total:.0%}), {money(r[2] or 0)}"
-            for r in rows]
+    total, amount = sum(r[1] for r in rows), sum(r[2] or 0 for r in rows)
+    if not rows:
+        return []
+    return ([f"Проиграно {count(total, 'сделка', 'сделки', 'сделок')} на {money(amount)}, по причинам:"]
+            + [f"• {r[0]} — {count(r[1], 'сделка', 'сделки', 'сделок')} из {total}" for r in rows])
 
 
 def _drivers(ctx: AnswerContext, prep: Prepared) -> tuple[list[str], str]:
@@ -95,11 +97,12 @@ def _why_deals(prep: Prepared, ctx: AnswerContext) -> list[str]:
                 f"CAST(closed_at AS DATE) AS closed FROM answer_deals WHERE {cond} ORDER BY closed_at DESC", args)
     cols = [d[0] for d in cur.description]
     rows = [dict(zip(cols, r)) for r in cur.fetchall()]
-    word = "проиграно" if outcome == "lost" else "выиграно"
-    lines = [f"Всего {word} {count(len(rows), 'сделка', 'сделки', 'сделок')} на "
-             f"{money(sum(int(r['amount'] or 0) for r in rows))}."]
     if outcome == "lost" and rows:
-        lines += ["Причины:"] + _reasons(ctx, s)
+        lines = _reasons(ctx, s) + [""]  # the total and the reasons, then each deal
+    else:
+        word = "проиграно" if outcome == "lost" else "выиграно"
+        lines = [f"Всего {word} {count(len(rows), 'сделка', 'сделки', 'сделок')} на "
+                 f"{money(sum(int(r['amount'] or 0) for r in rows))}."]
     for i, r in enumerate(rows, 1):
         lines.append(deal_line(i, r))
         lines += _last_notes(ctx, r["lead_id"])
@@ -125,17 +128,20 @@ def _why_manager(prep: Prepared, ctx: AnswerContext) -> list[str]:
     lines.append(f"• Доля побед: {wr_me:.0%} (n={n_me}) против {wr_t:.0%} у команды (n={n_t})"
                  + (" — мало данных" if n_me < MIN_BASE else ""))
     if me.get("avg_deal") is not None and team.get("avg_deal") is not None:
-        lines.append(f"• Средний чек: {money(me['avg_deal'])} против {money(team['avg_deal'])} у команды")
+        lines.append(f"• Средний чек: {money(me['avg_deal'])} (n={int(me['won'])}) против {money(team['avg_deal'])} "
+                     f"у команды (n={int(team['won'])})")
     if me.get("cycle") is not None and team.get("cycle") is not None:
-        lines.append(f"• Цикл до победы (медиана): {me['cycle']:.0f} дн. против {team['cycle']:.0f} дн. у команды")
+        lines.append(f"• Цикл до победы (медиана): {count(round(me['cycle']), 'день', 'дня', 'дней')} против "
+                     f"{count(round(team['cycle']), 'день', 'дня', 'дней')} у команды")
     s = dealset.Scope(manager=prep.manager, start=prep.start, end=prep.end)
     reasons = _reasons(ctx, s)
     if reasons:
-        lines += ["Причины проигрышей менеджера:"] + reasons
+        lines += [""] + reasons
     if _have("crmsum.insights"):
         drv, _src = _drivers(ctx, prep)
         lines += ["Привычки, которые отличают сделки менеджера (по модели):"] + drv
     else:
+        lines.append("")
         lines.append("Пока нет данных о привычках менеджера против команды (звонки, скорость ответа, встречи): "
                      "модуль анализа crmsum.insights ещё не подключён.")
     return lines

@@ -30,12 +30,18 @@ from telebot import types
 from crmsum import answer as A
 from crmsum.telegram import markup as th
 from crmsum.config import Settings, get_settings
+from crmsum.errors import CrmsumError
 from crmsum.summarize import render as R
 from crmsum.delivery import chat_digest, digest_parts
+from crmsum.rating_callback import RatingRefused, rating_data, rating_key, verify
 from crmsum.telegram.client import call_api, make_bot
 from crmsum.telegram.send_once import Telegram
 
 log = logging.getLogger(__name__)
+
+
+class BotError(CrmsumError):
+    """The bot cannot start: the Bot API does not answer or does not accept the token."""
 
 PLACEHOLDER = "Собираю данные…"
 PAGE = 10  # deals per page of a long list
@@ -53,15 +59,18 @@ def answer_html(ans: A.Answer, show: Callable[[str], str] = str) -> list[str]:
     return th.split_html(html, th.MAX_MESSAGE)
 
 
-def rating_keyboard(answer_id: str, page: int | None = None, pages: int = 1) -> types.InlineKeyboardMarkup:
-    """1–5 rating buttons; with `pages` > 1 also «◀ n/N ▶» to page a long list."""
+def rating_keyboard(answer_id: str, chat_id: int, key: bytes, page: int | None = None,
+                    pages: int = 1) -> types.InlineKeyboardMarkup:
+    """1–5 rating buttons whose data is signed for this chat and answer (`crmsum.rating_callback`);
+    with `pages` > 1 also «◀ n/N ▶» to page a long list."""
     kb = types.InlineKeyboardMarkup(row_width=5)
     if page is not None and pages > 1:
         nav = [types.InlineKeyboardButton("◀", callback_data=f"page:{answer_id}:{max(0, page - 1)}"),
                types.InlineKeyboardButton(f"{page + 1}/{pages}", callback_data=f"page:{answer_id}:{page}"),
                types.InlineKeyboardButton("▶", callback_data=f"page:{answer_id}:{min(pages - 1, page + 1)}")]
         kb.row(*nav)
-    kb.add(*[types.InlineKeyboardButton(str(n), callback_data=f"rate:{answer_id}:{n}") for n in range(1, 6)])
+    kb.add(*[types.InlineKeyboardButton(str(n), callback_data=rating_data(key, chat_id, answer_id, n))
+             for n in range(1, 6)])
     return kb
 
 
@@ -88,6 +97,15 @@ def answer_pages(ans: A.Answer, show: Callable[[str], str] = str, per_page: int 
     return pages
 
 
+def _buttons(message) -> list[str] | None:
+    """The callback data of a message's own inline keyboard, when Telegram sent it along."""
+    markup = getattr(message, "reply_markup", None)
+    rows = getattr(markup, "keyboard", None)
+    if not rows:
+        return None
+    return [b.callback_data for row in rows for b in row if getattr(b, "callback_data", None)]
+
+
 def question_of(message) -> str:
     """The question in a message: text after /ask (or /ask@bot), or the text itself."""
     text = (message.text or "").strip()
@@ -108,6 +126,7 @@ class BotApp:
         self.today = today or (lambda: A.today_in(settings))
         self.sleep = sleep
         self.pages: dict[str, list[str]] = {}  # answer id -> the pages of a long list (for «◀ ▶»)
+        self.rating_key = rating_key(settings.state_dir)
 
     # sending with 429 handling
     def send(self, chat_id: int, html: str, **kw):
@@ -176,7 +195,7 @@ class BotApp:
             self.pages[ans.answer_id] = pages
             while len(self.pages) > PAGES_KEPT:
                 self.pages.pop(next(iter(self.pages)))
-            kb = rating_keyboard(ans.answer_id, 0, len(pages))
+            kb = rating_keyboard(ans.answer_id, chat_id, self.rating_key, 0, len(pages))
             if pending is not None:
                 call_api(self.bot.edit_message_text, pages[0], chat_id, pending.message_id, parse_mode="HTML",
                          reply_markup=kb, disable_web_page_preview=True, sleep=self.sleep)
@@ -184,7 +203,7 @@ class BotApp:
                 self.send(chat_id, pages[0], reply_markup=kb)
             return
         parts = answer_html(ans, (lambda t: A.resolve_in_case(ctx.vault, t)))
-        kb = rating_keyboard(ans.answer_id)
+        kb = rating_keyboard(ans.answer_id, chat_id, self.rating_key)
         for n, part in enumerate(parts):
             markup = kb if n == len(parts) - 1 else None
             if n == 0 and pending is not None:
@@ -204,15 +223,19 @@ class BotApp:
             return
         n = max(0, min(n, len(pages) - 1))
         call_api(self.bot.edit_message_text, pages[n], msg.chat.id, msg.message_id, parse_mode="HTML",
-                 reply_markup=rating_keyboard(answer_id, n, len(pages)), disable_web_page_preview=True,
+                 reply_markup=rating_keyboard(answer_id, msg.chat.id, self.rating_key, n, len(pages)), disable_web_page_preview=True,
                  sleep=self.sleep)
         call_api(self.bot.answer_callback_query, call.id, f"Страница {n + 1} из {len(pages)}", sleep=self.sleep)
 
     def on_rate(self, call) -> None:
         msg = call.message  # AccessMiddleware let only allowed chats through
         try:
-            _, answer_id, rating = call.data.split(":")
-            rating_n = int(rating)
+            answer_id, rating_n = verify(self.rating_key, msg.chat.id, call.data, _buttons(msg))
+        except RatingRefused as exc:
+            log.warning("rating refused: %s", exc)
+            call_api(self.bot.answer_callback_query, call.id, "Оценка не принята", sleep=self.sleep)
+            return
+        try:
             A.record_feedback(answer_id, msg.chat.id, msg.message_id, call.from_user.id, rating_n,
                               self.settings, self.lake)
         except (ValueError, TypeError):
@@ -281,6 +304,11 @@ def run_bot(settings: Settings | None = None, lake=None, long_polling_timeout: i
     s = settings or get_settings()
     logging.getLogger("TeleBot").addFilter(RedactFilter(secrets_of(s)))  # its errors quote request URLs
     bot, _ = build_bot(s, lake)
+    try:  # fail at once, in one line, rather than poll a dead endpoint forever
+        call_api(bot.get_me)
+    except Exception as exc:  # noqa: BLE001 - its text may quote the URL with the token
+        raise BotError(f"the Telegram Bot API at {s.telegram_api_url} refused getMe ({type(exc).__name__}): "
+                       "check CRMSUM_TELEGRAM_TOKEN and CRMSUM_TELEGRAM_API_URL") from None
     if not s.allowed_chats:
         log.warning("CRMSUM_TELEGRAM_ALLOWED_CHATS is empty: the bot will refuse every chat")
     try:

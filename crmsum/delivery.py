@@ -44,6 +44,19 @@ class DeliveryError(CrmsumError, RuntimeError):
     """Delivery cannot run (bad configuration, another run in progress)."""
 
 
+class DeliveriesFailed(DeliveryError):
+    """Every delivery of a run failed: the flow must end Failed, not green."""
+
+
+def require_delivered(report: dict[str, Any]) -> None:
+    """Raise DeliveriesFailed when something was due and every attempt failed (a report as a dict, as
+    flows receive it from their task). Nothing due (all already delivered) is not a failure."""
+    if report.get("failed") and not report.get("sent") and not report.get("outbox"):
+        first = (report.get("errors") or ["no error recorded"])[0]
+        raise DeliveriesFailed(f"all {report['failed']} deliveries of {report.get('week') or 'this run'} failed "
+                               f"(first: {first}); they are retried on the next run")
+
+
 # -- targets --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Target:
@@ -257,7 +270,7 @@ def chat_digest(chat_id: int, settings: Settings | None = None, lake=None, today
 
     s = settings or get_settings()
     con = con or (lake or open_lake(s)).connect()
-    week = latest_complete_week(con, today or dt.date.today())
+    week = latest_complete_week(con, today or _today(s))
     targets, _ = digest_targets(s, _managers(s, con))
     kinds = [t.kind for t in targets if t.chat_id == int(chat_id)] or ["team"]
     vault = Vault(s.vault_dir)

@@ -21,7 +21,6 @@ from typing import Any
 
 import duckdb
 
-from crmsum.cites import strip_trailing_cites as _strip_cites
 from crmsum.errors import CrmsumError
 from crmsum.telegram import markup as th
 from crmsum.facts import LOST, WON, FactsError, facts_for, period_bounds, period_label

@@ -104,11 +104,6 @@ def period_bounds(kind: str, label: str) -> tuple[dt.date, dt.date]:
     raise FactsError(f"bad {kind} period {label!r} (expected YYYY-Www or YYYY-MM)")
 
 
-def period_of(kind: str, day: dt.date) -> tuple[str, dt.date, dt.date]:
-    label = period_label(kind, day)
-    return (label, *period_bounds(kind, label))
-
-
 # -- SQL --------------------------------------------------------------------------------------
 
 

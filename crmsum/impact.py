@@ -27,6 +27,7 @@ import duckdb
 import pandas as pd
 
 from crmsum.facts import LOST, WON
+from crmsum.ru import today as today_in
 
 MIN_RATINGS = 30
 MIN_RATING_MONTHS = 3
@@ -162,7 +163,7 @@ def impact(con: duckdb.DuckDBPyConnection, since: dt.date | None = None, today: 
     started = first.date() if first is not None else None
     months = _month_range(sales.index.tolist() + answers["month"].tolist() + ratings["month"].tolist())
     rows = [_month(m, sales, answers, ratings, started) for m in months]
-    comparison = before_after(rows, started, today or dt.date.today())  # over all history, whatever `since`
+    comparison = before_after(rows, started, today or today_in())  # over all history, whatever `since`
     shown = [r for r in rows if since is None or r.month >= since.strftime("%Y-%m")]
     return ImpactReport(shown, started, rating_trend(ratings, since), comparison, _lowest(con, since))
 

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from crmsum.evaluation.questions import _Truth
-from crmsum.ru import MONTHS_LOC as MON_LOC
-from crmsum.ru import strip_legal_form as _company_phrase
+from crmsum.ru import MONTHS_LOC, strip_legal_form
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +80,10 @@ def build_intent_questions(lake, truth_dir: str | Path, per_intent: int = 3,
         e = (s + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
         won, lost, _ = t.select(s, e, manager=uid)
         name, p = t.spoken(uid, full=True), t.pseudonym(uid)
-        add("deals", f"Какие сделки выиграл(а) {name} в {MON_LOC[m - 1]} {y}?",
-            f"Какие сделки выиграл(а) {p} в {MON_LOC[m - 1]} {y}?", sorted(x.id for x in won), "set")
-        add("metric", f"Сколько сделок выиграл(а) {name} в {MON_LOC[m - 1]} {y}?",
-            f"Сколько сделок выиграл(а) {p} в {MON_LOC[m - 1]} {y}?", float(len(won)), "value")
+        add("deals", f"Какие сделки выиграл(а) {name} в {MONTHS_LOC[m - 1]} {y}?",
+            f"Какие сделки выиграл(а) {p} в {MONTHS_LOC[m - 1]} {y}?", sorted(x.id for x in won), "set")
+        add("metric", f"Сколько сделок выиграл(а) {name} в {MONTHS_LOC[m - 1]} {y}?",
+            f"Сколько сделок выиграл(а) {p} в {MONTHS_LOC[m - 1]} {y}?", float(len(won)), "value")
     for y, uid in zip(years, uids[1:]):
         s, e = dt.date(y, 1, 1), dt.date(y, 12, 31)
         won, lost, _ = t.select(s, e, manager=uid)
@@ -108,7 +107,7 @@ def build_intent_questions(lake, truth_dir: str | Path, per_intent: int = 3,
         if x.outcome == "lost":
             lost_by_company.setdefault(x.company_id, []).append(x.id)
     for cid in sorted(lost_by_company, key=lambda c: (-len(lost_by_company[c]), c))[:per_intent]:
-        name = _company_phrase(t.companies.get(cid, ""))
+        name = strip_legal_form(t.companies.get(cid, ""))
         add("why", f"Почему проиграли {name}?", f"Почему проиграли {name}?", sorted(lost_by_company[cid]), "covers")
     for text in ("Что помогает выигрывать сделки?", "Почему мы проигрываем?", "Что влияет на победу в сделке?"):
         add("what_wins", text, text)
@@ -116,7 +115,7 @@ def build_intent_questions(lake, truth_dir: str | Path, per_intent: int = 3,
         add("stalled", text, text)
     comps = sorted({x.company_id for x in t.leads})[:per_intent]
     for cid in comps:
-        name = _company_phrase(t.companies.get(cid, ""))
+        name = strip_legal_form(t.companies.get(cid, ""))
         add("similar", f"Покажи похожие сделки на {name}", f"Покажи похожие сделки на {name}")
     for uid in uids[:per_intent]:
         add("activity", f"Что {t.spoken(uid, True)} делал(а) на прошлой неделе?",

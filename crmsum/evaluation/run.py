@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from crmsum.cites import MSG_ID_RE, cited_ids
+from crmsum.cites import MSG_ID_RE
 from crmsum.errors import CrmsumError
 from crmsum.evaluation.metrics import METRICS, Context, LLMJudge, Sample, Similarity, score_offline
 from crmsum.evaluation.questions import Question, build_questions, real_names

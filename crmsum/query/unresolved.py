@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+
 from .entities import (COMPANY_WORDS, LEGAL_FORMS, STRONG_PREPS, EntityIndex, Token, _is_common_word, _parses,
                        _sentence_initial)
 from .periods import _MON, _month_num

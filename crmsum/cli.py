@@ -416,6 +416,29 @@ def sql(query: str = typer.Argument(..., help="SQL over the lake's views."),
             print(df.to_string(index=False))
 
 
+@app.command()
+def insights(
+    period: Optional[str] = typer.Option(None, "--period", help="Closed deals of YYYY, YYYY-Qn, YYYY-MM, YYYY-Www or D1..D2."),
+    manager: Optional[str] = typer.Option(None, "--manager", help="One manager (real name or pseudonym)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {closed, won, win_rate, drivers, phrases, risks, model}."),
+) -> None:
+    """What wins and loses deals: drivers with win rates and 95% intervals, phrases, open deals at risk."""
+    from crmsum.insights.present import render_text, resolve_manager
+    from crmsum.insights.analysis import InsightsError, build_report, parse_period
+    from crmsum.lake import open_lake
+
+    lake = open_lake()
+    try:
+        start, end = parse_period(period)
+        rep = build_report(lake, start=start, end=end, manager=resolve_manager(lake, manager) if manager else None)
+    except InsightsError as exc:
+        fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(rep.to_dict(), ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(render_text(rep) + "\n")
+
+
 def main() -> None:
     app()
 

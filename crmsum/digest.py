@@ -25,6 +25,7 @@ from crmsum.errors import CrmsumError
 from crmsum.telegram import markup as th
 from crmsum.facts import LOST, WON, FactsError, facts_for, period_bounds, period_label
 from crmsum.ru import count, money
+from crmsum.insights.present import digest_sections
 from crmsum.summarize.model import SUMMARY_SECTIONS, Point, Section, points_of, sections_from_json
 
 Display = Callable[[str], str]
@@ -181,7 +182,8 @@ def build_digest(con: duckdb.DuckDBPyConnection, week: str, manager: str | None 
     watch = _points(sections, WATCH_SECTIONS, MAX_POINTS, cited_only=False)
     return DigestData(week=week, start=start, end=end, kind=f"manager:{manager}" if manager else "team",
                       label=manager or "Команда", numbers=numbers, managers=managers, won=won, lost=lost,
-                      worked=worked, watch=watch, precomputed=own is not None)
+                      worked=worked, watch=watch, precomputed=own is not None,
+                      extra=digest_sections(con, start, end, manager))
 
 
 # -- rendering ----------------------------------------------------------------------------------

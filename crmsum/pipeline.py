@@ -169,3 +169,14 @@ def precompute(settings: Settings | None = None, lake: Lake | None = None, progr
                        "llm_calls": report.llm_calls, "tokens_in": report.tokens_in}
         step.ok = not report.failed
         return report
+
+
+def insights(settings: Settings | None = None, lake: Lake | None = None):
+    """Deal features (incremental) -> win-probability model -> drivers, after ingestion and before precompute."""
+    from crmsum.insights import refresh
+
+    s = settings or get_settings()
+    with tracked(s.state_dir, "insights") as step:
+        report = refresh(lake or open_lake(s))
+        step.counts = {"leads": report.leads, "recomputed": report.recomputed, "drivers": report.drivers_written}
+    return report

@@ -1,4 +1,4 @@
-"""Nightly ingestion: amoCRM sync, then new Telegram exports from the inbox, then precompute.
+"""Nightly ingestion: amoCRM sync, then new Telegram exports from the inbox, then insights, then precompute.
 
 Thin orchestration over `crmsum.pipeline`; run with `python flows/nightly.py`, through
 `crmsum demo`, or as the `nightly` deployment in prefect.yaml.
@@ -30,6 +30,11 @@ def import_inbox() -> list[dict]:
 
 
 @task(retries=1, retry_delay_seconds=30)
+def insights() -> dict:
+    return pipeline.plain(pipeline.insights())
+
+
+@task(retries=1, retry_delay_seconds=30)
 def precompute() -> dict:
     return pipeline.plain(pipeline.precompute())
 
@@ -40,6 +45,7 @@ def nightly(amocrm: bool = True) -> dict:
     with scale.nightly_slot(settings), run_lock(settings.state_dir, "nightly"), tracked(settings.state_dir, "nightly"):
         report = {"amocrm": sync_amocrm() if amocrm and settings.amocrm_base_url else None}
         report["telegram"] = import_inbox()
+        report["insights"] = insights()
         if scale.uses_dask(settings):
             from flows.fanout import run_precompute
 

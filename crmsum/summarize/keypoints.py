@@ -27,7 +27,7 @@ SALIENT: dict[str, float] = {
 }
 WORKED = ("подписа", "оплата поступ", "получена", "выигра", "закрыли", "договорились", "согласова",
           "прошла хорошо", "предоплат", "успешн", "дозвонил")
-FAILED = ("отказ", "проигра", "конкурент", "дорого", "не отвечает", "перенес", "нет бюджета", "сорвал",
+FAILED = ("отказ", "отмен", "проигра", "конкурент", "дорого", "не отвечает", "перенес", "нет бюджета", "сорвал",
           "затян", "отложи", "выше на", "ушли к")
 NEXT = ("нужно", "надо", "план", "ждём", "ждем", "ожидается", "назначена", "до пятницы", "до среды",
         "отправить", "напоминаю", "просит", "просят", "кто может", "кто согласует")
@@ -77,7 +77,9 @@ def section_of(sentence: str) -> str:
     if any(w in low for w in FAILED):
         return "failed"
     if any(w in low for w in WORKED):
-        return "worked"
+        from crmsum.insights.text_facts import not_ours
+
+        return "failed" if not_ours(sentence) else "worked"
     if any(w in low for w in NEXT):
         return "next"
     return "happened"

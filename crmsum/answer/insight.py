@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from crmsum.answer.context import AnswerContext
 
 NOTES_PER_DEAL = 2
+GAPS_DEALS = 5  # deals of a «why» answer compared feature by feature with the won ones
 
 
 def _have(module: str) -> bool:
@@ -46,28 +47,54 @@ def _reasons(ctx: AnswerContext, s: dealset.Scope) -> list[str]:
             + [f"• {r[0]} — {count(r[1], 'сделка', 'сделки', 'сделок')} из {total}" for r in rows])
 
 
+def _report(ctx: AnswerContext, prep: Prepared):
+    """`crmsum.insights.report` for the question's period and manager, once per lake snapshot."""
+    from crmsum.insights import report
+
+    return ctx.memo(("insights", prep.start, prep.end, prep.manager),
+                    lambda: report(ctx.cursor(), start=prep.start, end=prep.end, manager=prep.manager))
+
+
 def _drivers(ctx: AnswerContext, prep: Prepared) -> tuple[list[str], str]:
     """Lines about what wins (from crmsum.insights), and the source."""
     if not _have("crmsum.insights"):
         return ["Что влияет на исход сделок (звонки, скорость ответа, встречи, скидки), пока не посчитано: модуль "
                 "анализа crmsum.insights (таблицы deal_features и drivers) ещё не подключён."], "live"
+    rep = _report(ctx, prep)
+    source = "precomputed" if dealset.has_rows(ctx, "drivers") else "live"
+    out = [f"Что влияет на исход (закрыто {count(rep.closed, 'сделка', 'сделки', 'сделок')}, выиграно {rep.won}"
+           + (f", доля побед {rep.win_rate:.0%}" if rep.win_rate is not None else "") + "):"]
+    if rep.reason:
+        return out + [f"• {rep.reason}"], source
+    drivers = rep.significant or []
+    if not drivers:
+        out.append("• Устойчивых факторов не найдено: различия в пределах случайности или данных мало.")
+    for d in drivers[:6]:
+        ci = f", 95% интервал разницы {d.ci95[0]:+.0%}…{d.ci95[1]:+.0%}" if d.ci95 else ""
+        out.append(f"• {d.label}: побед {d.win_rate_with:.0%} (n={d.n_with}) против {d.win_rate_without:.0%} "
+                   f"(n={d.n_without}){ci}")
+    return out, source
+
+
+def risk_lines(ctx: AnswerContext, prep: Prepared, limit: int = 10) -> list[str]:
+    """Open deals at risk by the out-of-time validated model of crmsum.insights (empty without it)."""
+    if not _have("crmsum.insights"):
+        return []
     from crmsum.insights import report
 
-    rep = ctx.memo(("insights", prep.start, prep.end, prep.manager),
-                   lambda: report(ctx.cursor(), start=prep.start, end=prep.end, manager=prep.manager))
-    d = rep.to_dict()
-    out = [f"Закрыто {count(int(d.get('closed') or 0), 'сделка', 'сделки', 'сделок')}, выиграно "
-           f"{int(d.get('won') or 0)} (доля {float(d.get('win_rate') or 0):.0%})."]
-    drivers = [x for x in d.get("drivers") or [] if x.get("significant")] or (d.get("drivers") or [])[:5]
-    if not drivers:
-        out.append("Устойчивых факторов не найдено: данных мало или различия в пределах случайности.")
-    for x in drivers[:6]:
-        ci = x.get("ci95") or [None, None]
-        ci_t = f", 95% интервал разницы {ci[0]:+.0%}…{ci[1]:+.0%}" if None not in ci else ""
-        out.append(f"• {x.get('label') or x.get('feature')}: побед {x['win_rate_with']:.0%} при n={x['n_with']} "
-                   f"против {x['win_rate_without']:.0%} при n={x['n_without']}{ci_t}"
-                   + ("" if x.get("significant") else " — не значимо"))
-    return out, "precomputed"
+    rep = ctx.memo(("insights-risks", prep.manager), lambda: report(ctx.cursor(), manager=prep.manager))
+    risks = rep.risks[:limit]
+    if not risks:
+        return [] if not rep.reason else [f"Модель риска: {rep.reason}"]
+    m = rep.model
+    head = "Под угрозой по модели" + (f" (AUC {m.auc:.2f} на {m.validated_on} сделках после {m.cutoff})"
+                                      if m and m.auc is not None else "") + ":"
+    out = [head]
+    for i, r in enumerate(risks, 1):
+        why = "; ".join(r.reasons[:3])
+        out.append(f"{i}. «{r.name or 'без названия'}» #{r.lead_id} — {money(r.amount)} — шанс {r.win_probability:.0%}"
+                   + (f" — {why}" if why else "") + (f" — {r.manager}" if r.manager else ""))
+    return out
 
 
 def answer_what_wins(prep: Prepared, ctx: AnswerContext) -> Answer:
@@ -76,7 +103,7 @@ def answer_what_wins(prep: Prepared, ctx: AnswerContext) -> Answer:
     drivers, source = _drivers(ctx, prep)
     s = dealset.Scope(manager=prep.manager, company_id=prep.company_id, start=prep.start, end=prep.end)
     reasons = _reasons(ctx, s)
-    lines = ["Причины проигрышей:"] + (reasons or ["• проигранных сделок в этом периоде нет"]) + [""] + drivers
+    lines = (reasons or ["Проигранных сделок в этом периоде нет."]) + [""] + drivers
     return make_answer(prep, source, heading("Что выигрывает и что проигрывает сделки", prep, source), lines)
 
 
@@ -103,10 +130,28 @@ def _why_deals(prep: Prepared, ctx: AnswerContext) -> list[str]:
         word = "проиграно" if outcome == "lost" else "выиграно"
         lines = [f"Всего {word} {count(len(rows), 'сделка', 'сделки', 'сделок')} на "
                  f"{money(sum(int(r['amount'] or 0) for r in rows))}."]
+    compare = _have("crmsum.insights")
     for i, r in enumerate(rows, 1):
         lines.append(deal_line(i, r))
+        if compare and i <= GAPS_DEALS:
+            lines += _gaps(ctx, r["lead_id"])
         lines += _last_notes(ctx, r["lead_id"])
+    if not compare:
+        lines += ["", "Сравнение с выигранными сделками воронки пока недоступно: модуль crmsum.insights не подключён."]
     return lines
+
+
+def _gaps(ctx: AnswerContext, lead_id: int) -> list[str]:
+    """Where the deal differs from the won deals of its pipeline (crmsum.insights.deal_vs_won)."""
+    from crmsum.insights import deal_vs_won
+
+    try:
+        cmp = deal_vs_won(ctx.cursor(), int(lead_id))
+    except Exception:  # noqa: BLE001 - a deal the features do not cover: its notes still speak
+        return []
+    if cmp.reason:
+        return [f"   · {cmp.reason}"]
+    return [f"   · {g.note}" for g in cmp.gaps[:3]]
 
 
 def _why_manager(prep: Prepared, ctx: AnswerContext) -> list[str]:
@@ -138,13 +183,26 @@ def _why_manager(prep: Prepared, ctx: AnswerContext) -> list[str]:
     if reasons:
         lines += [""] + reasons
     if _have("crmsum.insights"):
-        drv, _src = _drivers(ctx, prep)
-        lines += ["Привычки, которые отличают сделки менеджера (по модели):"] + drv
+        lines += [""] + _habits(ctx, prep)
     else:
         lines.append("")
         lines.append("Пока нет данных о привычках менеджера против команды (звонки, скорость ответа, встречи): "
                      "модуль анализа crmsum.insights ещё не подключён.")
     return lines
+
+
+def _habits(ctx: AnswerContext, prep: Prepared) -> list[str]:
+    """The manager's habits beside the team's (crmsum.insights.manager_habits)."""
+    from crmsum.insights import manager_habits
+
+    h = manager_habits(ctx.cursor(), prep.manager, start=prep.start, end=prep.end)
+    if h.reason:
+        return [f"Привычки против команды: {h.reason}"]
+    out = [f"Привычки против команды ({h.closed} закрытых сделок менеджера, {h.team_closed} у команды):"]
+    out += [f"• {g.note}" for g in h.habits[:6]]
+    if h.top is not None:
+        out.append(f"Главное, что стоит изменить: {h.top.note}")
+    return out
 
 
 def answer_why(prep: Prepared, ctx: AnswerContext) -> Answer:

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL",
                                         description="any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp)")
 
+    embeddings: str = Field("offline", description='"offline" (navec SIF vectors shipped with natasha) or "openai" (any OpenAI-compatible /v1/embeddings)')
+    embeddings_model: str | None = Field(None, description="model of the openai embeddings (default text-embedding-3-small)")
+    embeddings_base_url: str | None = Field(None, description="endpoint of the openai embeddings (default OPENAI_BASE_URL)")
+    embeddings_refit_growth: float = Field(0.5, description="offline embeddings are refitted when the corpus grew by this share since the fit")
+    embeddings_approx_above: int = Field(250_000, description="vectors above which search uses the approximate (HNSW) index")
+
     dask_address: str | None = Field(None, description='"local" or a Dask scheduler address: anonymization and precompute fan out on Dask')
 
     @property

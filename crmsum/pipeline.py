@@ -180,3 +180,15 @@ def insights(settings: Settings | None = None, lake: Lake | None = None):
         report = refresh(lake or open_lake(s))
         step.counts = {"leads": report.leads, "recomputed": report.recomputed, "drivers": report.drivers_written}
     return report
+
+
+def embed_records(settings: Settings | None = None, lake: Lake | None = None, progress: Progress = None):
+    """Vectors for new or changed records (`record_embeddings`), after ingestion: search and similar deals."""
+    from crmsum.retrieval.store import update_embeddings
+
+    s = settings or get_settings()
+    with tracked(s.state_dir, "embeddings") as step:
+        report = update_embeddings(lake or open_lake(s), s, progress=progress)
+        step.counts = {"embedded": report.embedded, "updated": report.updated, "removed": report.removed,
+                       "records": report.records}
+        return report

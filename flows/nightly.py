@@ -1,4 +1,5 @@
-"""Nightly ingestion: amoCRM sync, then new Telegram exports from the inbox, then insights, then precompute.
+"""Nightly ingestion: amoCRM sync, then new Telegram exports from the inbox, then record embeddings and
+insights, then precompute.
 
 Thin orchestration over `crmsum.pipeline`; run with `python flows/nightly.py`, through
 `crmsum demo`, or as the `nightly` deployment in prefect.yaml.
@@ -35,6 +36,11 @@ def insights() -> dict:
 
 
 @task(retries=1, retry_delay_seconds=30)
+def embed_records() -> dict:
+    return pipeline.plain(pipeline.embed_records())
+
+
+@task(retries=1, retry_delay_seconds=30)
 def precompute() -> dict:
     return pipeline.plain(pipeline.precompute())
 
@@ -45,6 +51,7 @@ def nightly(amocrm: bool = True) -> dict:
     with scale.nightly_slot(settings), run_lock(settings.state_dir, "nightly"), tracked(settings.state_dir, "nightly"):
         report = {"amocrm": sync_amocrm() if amocrm and settings.amocrm_base_url else None}
         report["telegram"] = import_inbox()
+        report["embeddings"] = embed_records()
         report["insights"] = insights()
         if scale.uses_dask(settings):
             from flows.fanout import run_precompute

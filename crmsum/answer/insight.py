@@ -5,7 +5,7 @@
 - `why` about a company (or a deal): every lost / won deal of it with its loss reason and last notes;
   about a manager: where the manager differs from the team (win rate, deal size, cycle, loss reasons)
   plus the habits `crmsum.insights` finds;
-- `similar`: past deals like the one named, from `crmsum.retrieval`.
+- `similar`: the closest past deals and records, from `crmsum.retrieval` (similar_deals, search).
 What is not available yet (a package not installed, a table not computed) is said plainly, never
 replaced by a guess.
 """
@@ -218,25 +218,36 @@ def answer_why(prep: Prepared, ctx: AnswerContext) -> Answer:
     return make_answer(prep, source, heading(title, prep, source), lines)
 
 
-def answer_similar(prep: Prepared, ctx: AnswerContext) -> Answer:
-    if not _have("crmsum.retrieval"):
-        lines = ["Пока нет данных для поиска похожих сделок: семантический поиск (crmsum.retrieval, таблица "
-                 "record_embeddings) ещё не подключён. Могу показать сделки по фильтрам: «Какие сделки проиграли "
-                 "по цене?»"]
-        return make_answer(prep, "live", heading("Похожие сделки", prep, "live"), lines)
-    from crmsum.retrieval import search
+OUTCOME_WORD = {"won": "выиграна", "lost": "проиграна", "open": "в работе"}
 
-    hits = search(ctx.lake, prep.question, k=10, manager=prep.manager, company=prep.company)
-    lines = [f"Найдено {count(len(hits), 'запись', 'записи', 'записей')}, самые похожие первыми:"]
-    seen = set()
-    for h in hits:
-        d = h if isinstance(h, dict) else h.__dict__
-        if d.get("lead_id") in seen:
-            continue
-        seen.add(d.get("lead_id"))
-        lines.append(f"• сделка #{d.get('lead_id')} ({d.get('kind')}, {str(d.get('created_at'))[:10]}): "
-                     f"{str(d.get('text'))[:160]}")
-    return make_answer(prep, "live", heading("Похожие сделки", prep, "live"), lines, items=hits)
+
+def answer_similar(prep: Prepared, ctx: AnswerContext) -> Answer:
+    """The closest past deals (outcome, amount, loss reason, deciding records) and records, cited."""
+    from crmsum.retrieval import RetrievalError, search, similar_deals
+
+    question = ctx.anonymize(prep.question)  # the query may leave the machine (openai embeddings)
+    scope = {"manager": prep.manager, "company_id": prep.company_id, "since": prep.start, "until": prep.end}
+    head = heading("Похожие сделки", prep, "live")
+    try:
+        deals = similar_deals(ctx.lake, question, k=5, settings=ctx.settings, **scope)
+        hits = search(ctx.lake, question, k=20, settings=ctx.settings, **scope)
+    except RetrievalError as exc:
+        return make_answer(prep, "live", head, [f"Не получилось найти похожее: {exc}"])
+    texts: set[str] = set()
+    hits = [h for h in hits if not (h.text in texts or texts.add(h.text))][:5]  # templates repeat: one of each
+    if not deals and not hits:
+        return make_answer(prep, "live", head, ["Похожих сделок и записей не нашлось."])
+    lines = [f"Ближайшие прошлые сделки ({count(len(deals), 'сделка', 'сделки', 'сделок')}), самые похожие первыми:"]
+    for d in deals:
+        reason = f", причина: {d.loss_reason}" if d.loss_reason else ""
+        amount = f", {money(d.amount)}" if d.amount else ""
+        lines.append(f"• «{d.name}» — {OUTCOME_WORD.get(d.outcome, d.outcome)}{amount}{reason}")
+        lines += [f"  – {r.text[:160]} [{r.id}]" for r in d.records[:NOTES_PER_DEAL]]
+    if hits:
+        lines.append("Записи о той же ситуации:")
+        lines += [f"• {h.text[:160]} [{h.id}]" for h in hits]
+    items = [d.to_json() for d in deals] + [h.to_json() for h in hits]
+    return make_answer(prep, "live", head, lines, items=items)
 
 
 def answer(prep: Prepared, ctx: AnswerContext) -> Answer:

@@ -377,3 +377,18 @@ def test_count_of_won_deals_counts_by_close_date(env):
                 & (closed >= dt.date(2024, 3, 1)) & (closed <= dt.date(2024, 3, 31))]
     a = ask(env, "Сколько сделок выиграла Ева Смирнова в марте 2024?")
     assert a.intent == "metric" and a.value == len(want)
+
+
+def test_similar_deals_from_the_vector_store(env):
+    from crmsum import retrieval
+
+    s, lake = env
+    before = ask(env, "Похожие сделки на СтройИнвест")
+    assert before.intent == "similar" and before.company == "СтройИнвест"
+    assert "Не получилось найти похожие" in before.text or before.items  # honest without embeddings
+    retrieval.update_embeddings(lake, settings=s)
+    A.reset_contexts()
+    a = ask(env, "Похожие сделки на СтройИнвест")
+    assert a.intent == "similar" and a.items and "сходство" in a.text
+    lead_ids = set(env[1].read("crm_leads").lead_id)
+    assert {d["lead_id"] for d in a.items} <= lead_ids

@@ -13,6 +13,7 @@ replaced by a guess.
 from __future__ import annotations
 
 import importlib.util
+import re
 from typing import TYPE_CHECKING
 
 from crmsum.answer import dealset
@@ -221,33 +222,49 @@ def answer_why(prep: Prepared, ctx: AnswerContext) -> Answer:
 OUTCOME_WORD = {"won": "выиграна", "lost": "проиграна", "open": "в работе"}
 
 
-def answer_similar(prep: Prepared, ctx: AnswerContext) -> Answer:
-    """The closest past deals (outcome, amount, loss reason, deciding records) and records, cited."""
-    from crmsum.retrieval import RetrievalError, search, similar_deals
+_SIMILAR_CUES = re.compile(r"(?i)\b(?:покажи|найди|были ли|было ли|есть ли|напомни|похож\w*|подобн\w*|аналогичн\w*|"
+                           r"такие же|такой же|такая же|сделк\w*|ситуаци\w*|случа\w*|similar|deals?|to|на|как|с|по|у)\b")
 
-    question = ctx.anonymize(prep.question)  # the query may leave the machine (openai embeddings)
-    scope = {"manager": prep.manager, "company_id": prep.company_id, "since": prep.start, "until": prep.end}
+
+def _situation(prep: Prepared, ctx: AnswerContext):
+    """What to look for: the company's latest deal when a company is named, else the question's own
+    words (anonymized: an embedding endpoint may be remote)."""
+    if prep.company_id is not None:
+        row = ctx.cursor().execute("SELECT lead_id FROM answer_deals WHERE company_id = ? ORDER BY "
+                                   "(outcome = 'open') DESC, created_at DESC LIMIT 1", [int(prep.company_id)]).fetchone()
+        if row:
+            return int(row[0])
+    text = _SIMILAR_CUES.sub(" ", ctx.anonymize(prep.question))
+    text = " ".join(text.replace(":", " ").split()).strip(" ,.?!;—-")
+    return re.sub(r"(?i)^(?:когда|где|чтобы)\s+", "", text)
+
+
+def answer_similar(prep: Prepared, ctx: AnswerContext) -> Answer:
+    dealset.ensure(ctx)
     head = heading("Похожие сделки", prep, "live")
+    if not _have("crmsum.retrieval"):
+        return make_answer(prep, "live", head, ["Пока нет данных для поиска похожих сделок: семантический поиск "
+                                                "(crmsum.retrieval, таблица record_embeddings) ещё не подключён."])
+    from crmsum.retrieval import RetrievalError, similar_deals
+
+    what = _situation(prep, ctx)
     try:
-        deals = similar_deals(ctx.lake, question, k=5, settings=ctx.settings, **scope)
-        hits = search(ctx.lake, question, k=20, settings=ctx.settings, **scope)
+        hits = similar_deals(ctx.lake, what, k=6, manager=prep.manager, settings=ctx.settings)
     except RetrievalError as exc:
-        return make_answer(prep, "live", head, [f"Не получилось найти похожее: {exc}"])
-    texts: set[str] = set()
-    hits = [h for h in hits if not (h.text in texts or texts.add(h.text))][:5]  # templates repeat: one of each
-    if not deals and not hits:
-        return make_answer(prep, "live", head, ["Похожих сделок и записей не нашлось."])
-    lines = [f"Ближайшие прошлые сделки ({count(len(deals), 'сделка', 'сделки', 'сделок')}), самые похожие первыми:"]
-    for d in deals:
-        reason = f", причина: {d.loss_reason}" if d.loss_reason else ""
-        amount = f", {money(d.amount)}" if d.amount else ""
-        lines.append(f"• «{d.name}» — {OUTCOME_WORD.get(d.outcome, d.outcome)}{amount}{reason}")
-        lines += [f"  – {r.text[:160]} [{r.id}]" for r in d.records[:NOTES_PER_DEAL]]
-    if hits:
-        lines.append("Записи о той же ситуации:")
-        lines += [f"• {h.text[:160]} [{h.id}]" for h in hits]
-    items = [d.to_json() for d in deals] + [h.to_json() for h in hits]
-    return make_answer(prep, "live", head, lines, items=items)
+        return make_answer(prep, "live", head, [f"Не получилось найти похожие: {exc}"])
+    hits = [h for h in hits if h.lead_id != what][:5]
+    like = f"сделку #{what}" if isinstance(what, int) else f"«{what}»"
+    lines = [f"Похожие на {like}: {count(len(hits), 'сделка', 'сделки', 'сделок')}, самые похожие первыми."]
+    for i, h in enumerate(hits, 1):
+        state = {"won": "выиграна", "lost": "проиграна", "open": "в работе"}.get(h.outcome or "", h.outcome or "")
+        if h.outcome == "lost" and h.loss_reason:
+            state += f": {h.loss_reason}"
+        lines.append(f"{i}. «{h.name or 'без названия'}» #{h.lead_id} — {h.company or '—'} — {money(h.amount or 0)} — "
+                     f"{state} — сходство {h.score:.2f}")
+        lines += [f"   — {r.text[:160]}" for r in (h.records or [])[:1]]
+    if not hits:
+        lines.append("Похожих сделок в истории нет.")
+    return make_answer(prep, "live", head, lines, items=[{"lead_id": h.lead_id, "score": h.score} for h in hits])
 
 
 def answer(prep: Prepared, ctx: AnswerContext) -> Answer:

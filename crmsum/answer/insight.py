@@ -167,7 +167,9 @@ def answer_similar(prep: Prepared, ctx: AnswerContext) -> Answer:
         deals = similar_deals(ctx.lake, question, k=5, settings=ctx.settings, **scope)
         hits = search(ctx.lake, question, k=20, settings=ctx.settings, **scope)
     except RetrievalError as exc:
-        return make_answer(prep, "live", head, [f"Не получилось найти похожее: {exc}"])
+        line = ("Поиск похожего пока недоступен: записи ещё не проиндексированы (это делает ночной поток)."
+                if "run the nightly flow" in str(exc) else "Не понял, что искать: опишите ситуацию парой слов.")
+        return make_answer(prep, "live", head, [line])
     texts: set[str] = set()
     hits = [h for h in hits if not (h.text in texts or texts.add(h.text))][:5]  # templates repeat: one of each
     if not deals and not hits:

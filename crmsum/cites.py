@@ -16,7 +16,6 @@ PSEUDONYM_RE = re.compile(r"\b(?:PER|TEL|EML|TG|URL|DOC)-[0-9a-f]{8}\b")
 ID_RE = re.compile(r"(?:note|task|event):[\w-]+|msg:-?\d+:\d+")
 MSG_ID_RE = re.compile(r"msg:(-?\d+):(\d+)")
 CITE_RE = re.compile(r"\[([^\[\]]{3,200})\]")  # one bracketed group that may hold record ids
-TRAILING_CITES_RE = re.compile(r"(?:\s*\[[^\[\]]+\])+\s*$")  # the bracket groups that end a line
 
 
 def cited_ids(text: str) -> list[str]:
@@ -33,8 +32,3 @@ def strip_citations(text: str, repl: str = " ") -> str:
     """The text without its bracketed citations (brackets without a record id stay)."""
     return CITE_RE.sub(lambda m: repl if ID_RE.search(m.group(1)) else m.group(0), text or "")
 
-
-def strip_trailing_cites(line: str) -> tuple[str, bool]:
-    """(the line without the bracket groups that end it, whether there were any)."""
-    stripped = TRAILING_CITES_RE.sub("", line)
-    return stripped.strip(), stripped != line

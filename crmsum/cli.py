@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -30,7 +29,7 @@ class _Commands(TyperGroup):
     an operating-system refusal (a missing or read-only data root, a full disk) — becomes one line
     on stderr and exit code 1. Anything else is a bug and keeps its traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         from crmsum.errors import CrmsumError
 
         try:
@@ -105,8 +104,26 @@ def _show(report: object) -> None:
         console.print(f"  {key:<22} {value}", highlight=False)
 
 
+def _finish(report: object, as_json: bool, written: int, skipped: int, failed: int) -> None:
+    """A step's outcome: JSON (`{"ok", "written", "skipped", "failed", "report"}`) or the aligned block;
+    exit 1 when anything failed, so a scheduler sees a partial failure."""
+    from crmsum.pipeline import plain
+
+    if as_json:
+        doc = {"ok": not failed, "written": written, "skipped": skipped, "failed": failed, "report": plain(report)}
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
+    else:
+        _show(report)
+    if failed:
+        console.print(f"[bold red]error:[/] {failed} failed (see above); a rerun retries them", highlight=False)
+        raise typer.Exit(1)
+
+
+JSON_OPTION = typer.Option(False, "--json", help='Print {"ok", "written", "skipped", "failed", "report"}.')
+
+
 @ingest_app.command("amocrm")
-def ingest_amocrm() -> None:
+def ingest_amocrm(as_json: bool = JSON_OPTION) -> None:
     """Sync amoCRM (CRMSUM_AMOCRM_BASE_URL) into the lake: full first, then incremental."""
     from crmsum import pipeline
     from crmsum.config import get_settings
@@ -118,11 +135,12 @@ def ingest_amocrm() -> None:
         fail("CRMSUM_AMOCRM_BASE_URL is not set (e.g. https://yourco.amocrm.ru)")
     with _progress() as progress:
         report = pipeline.sync_amocrm(settings, progress=progress)
-    _show(report)
+    _finish(report, as_json, sum(report.written.values()), report.skipped, 0)
 
 
 @ingest_app.command("telegram")
-def ingest_telegram(path: Path = typer.Argument(..., help="result.json or the export folder.")) -> None:
+def ingest_telegram(path: Path = typer.Argument(..., help="result.json or the export folder."),
+                    as_json: bool = JSON_OPTION) -> None:
     """Import a Telegram Desktop export (one chat or a whole-account export) into the lake."""
     from crmsum import pipeline
     from crmsum.config import get_settings
@@ -132,11 +150,11 @@ def ingest_telegram(path: Path = typer.Argument(..., help="result.json or the ex
     setup_logging(settings)
     with _progress() as progress:
         report = pipeline.import_telegram(path, settings, progress=progress)
-    _show(report)
+    _finish(report, as_json, report.messages_written, report.skipped, 0)
 
 
 @app.command()
-def precompute() -> None:
+def precompute(as_json: bool = JSON_OPTION) -> None:
     """(Re)compute summaries that are missing or whose inputs changed."""
     from crmsum import pipeline
     from crmsum.config import get_settings
@@ -144,15 +162,16 @@ def precompute() -> None:
 
     settings = get_settings()
     setup_logging(settings)
-    with _progress() as progress:
+    with _progress() as progress:  # another run holding the lock: LockedError, one line (CrmsumError)
         report = pipeline.precompute(settings, progress=progress)
-    _show(report)
+    _finish(report, as_json, report.computed, report.skipped, report.failed)
 
 
 @app.command()
 def digest(
     week: Optional[str] = typer.Option(None, "--week", help="ISO week YYYY-Www (default: the latest complete week with data)."),
     force: bool = typer.Option(False, "--force", help="Send again even to chats that already got it."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Weekly digests: sent to the chats when CRMSUM_TELEGRAM_TOKEN is set, else written to DATA_DIR/outbox/."""
     from crmsum.config import get_settings
@@ -162,13 +181,16 @@ def digest(
     settings = get_settings()
     setup_logging(settings)
     report = deliver_digests(week, force=force, settings=settings)
-    console.print(str(report), highlight=False)
-    for line in report.warnings + report.errors:
-        console.print(f"  {line}", highlight=False)
-    for path in report.files:
-        console.print(f"  wrote {path}", highlight=False)
-    if report.failed:
-        raise typer.Exit(1)
+    if not as_json:
+        console.print(str(report), highlight=False)
+        for line in report.warnings + report.errors:
+            console.print(f"  {line}", highlight=False)
+        for path in report.files:
+            console.print(f"  wrote {path}", highlight=False)
+        if report.failed:
+            raise typer.Exit(1)
+        return
+    _finish(report, as_json, report.sent + report.outbox, report.skipped, report.failed)
 
 
 @app.command()
@@ -185,11 +207,12 @@ def ask(
     setup_logging(settings)
     result = A.answer_question(question, settings=settings)
     vault = A.get_context(settings).vault  # the operator's terminal may see real names
-    A.flush()
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(vault), ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(result.display(vault) + "\n")
+    sys.stdout.flush()  # the answer first; recording it in `answers` finishes below
+    A.flush()
 
 
 @app.command()
@@ -412,14 +435,17 @@ def feedback(
 
 @app.command()
 def sql(query: str = typer.Argument(..., help="SQL over the lake's views."),
-        fmt: str = typer.Option("table", "--format", help="table, csv or json")) -> None:
-    """Query the lake through DuckDB (one view per table)."""
+        fmt: str = typer.Option("table", "--format", help="table, csv or json"),
+        unsafe: bool = typer.Option(False, "--unsafe", help="Lift the lake-only lockdown: files, COPY, "
+                                    "extensions, SET. Equivalent to a shell; for operators only.")) -> None:
+    """Query the lake through DuckDB (one view per table); reads the lake and nothing else."""
     import duckdb
 
     from crmsum.lake import open_lake
+    from crmsum.lake_sql import run_query
 
     try:
-        df = open_lake().connect().execute(query).df()
+        df = run_query(open_lake(), query, unsafe=unsafe)  # SqlRefused is a CrmsumError: one line
     except duckdb.Error as exc:
         fail(str(exc).splitlines()[0])
     if fmt == "csv":
@@ -429,6 +455,29 @@ def sql(query: str = typer.Argument(..., help="SQL over the lake's views."),
     else:
         with __import__("pandas").option_context("display.max_rows", 200, "display.width", 200):
             print(df.to_string(index=False))
+
+
+@app.command()
+def insights(
+    period: Optional[str] = typer.Option(None, "--period", help="Closed deals of YYYY, YYYY-Qn, YYYY-MM, YYYY-Www or D1..D2."),
+    manager: Optional[str] = typer.Option(None, "--manager", help="One manager (real name or pseudonym)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {closed, won, win_rate, drivers, phrases, risks, model}."),
+) -> None:
+    """What wins and loses deals: drivers with win rates and 95% intervals, phrases, open deals at risk."""
+    from crmsum.insights.present import render_text, resolve_manager
+    from crmsum.insights.analysis import InsightsError, build_report, parse_period
+    from crmsum.lake import open_lake
+
+    lake = open_lake()
+    try:
+        start, end = parse_period(period)
+        rep = build_report(lake, start=start, end=end, manager=resolve_manager(lake, manager) if manager else None)
+    except InsightsError as exc:
+        fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(rep.to_dict(), ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(render_text(rep) + "\n")
 
 
 def main() -> None:

@@ -166,6 +166,12 @@ def _run_flows(console: Console) -> None:
                   f"{amo.get('requests')} requests, {amo.get('seconds', 0):.1f}s")
     for chat in nightly.get("telegram") or []:
         console.print(f"[green]chat import:[/] {chat['messages_written']} messages")
+    ins = nightly.get("insights") or {}
+    if ins:
+        m = ins.get("model") or {}
+        console.print(f"[green]insights:[/] {ins.get('leads')} deals' features, {ins.get('drivers_written')} driver rows; "
+                      + (f"win model AUC {m['auc']:.2f} out of time" if m.get("auc") is not None else
+                         f"win model: {m.get('reason')}"))
     pre = nightly.get("precompute") or {}
     console.print(f"[green]precompute:[/] {pre.get('computed')} summaries ({pre.get('backend')}), "
                   f"{pre.get('seconds', 0):.1f}s")

@@ -15,17 +15,20 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import duckdb
 import fsspec
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from crmsum.failpoints import failpoint
 from crmsum.schema import TABLES, table
+
+if TYPE_CHECKING:  # pandas loads in ~0.3 s: only the writers and `read` need it, not every reader
+    import pandas as pd
 
 HASH = "_row_hash"
 COMPACT_AFTER = 24  # parts; compaction keeps reads fast and file counts small
@@ -216,6 +219,8 @@ def _empty(name: str) -> pa.Table:
 def conform(name: str, data: pd.DataFrame | pa.Table) -> pa.Table:
     """Cast a frame to a table's schema: missing columns become nulls, unknown ones are an error."""
     schema = table(name).schema
+    import pandas as pd
+
     if isinstance(data, pd.DataFrame):
         extra = set(data.columns) - set(schema.names)
         if extra:

@@ -1,16 +1,15 @@
 """Precompute summaries per manager / company / team and ISO week / calendar month, incrementally.
 
-    plan(lake, settings) -> list[WorkItem]      # only items that are missing or whose inputs changed
+    iter_items(lake, settings) -> Iterator[WorkItem]  # every item with its input hash, streamed
     run_item(item, settings, llm) -> dict       # one `summaries` row (pure given the item)
     precompute(settings, lake, progress) -> PrecomputeReport
 
-`plan` computes all facts (set-based SQL, `crmsum.facts.all_period_facts`) and all records
+`iter_items` computes all facts (set-based SQL, `crmsum.facts.all_period_facts`) and all records
 (`crmsum.summarize.records.all_period_records`) in a few scans, hashes each item's inputs (facts +
 records + backend + model + prompt version) and keeps the items whose hash differs from the
 stored `summaries.input_hash`. A second run without new data plans nothing: zero LLM calls.
 The per-item work goes through `mapper(fn, items)` (default: a thread pool for the LLM backend,
-in-process offline, or a process pool with `OFFLINE_PROCESSES > 1`) so a Prefect/Dask task runner
-can be swapped in.
+in-process offline) so a Prefect/Dask task runner can be swapped in.
 
 Offline speed comes from caching per record text, not per summary: a record appears in the
 manager, company and team summaries of its week and month, so its sentence split, salience and
@@ -22,11 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import multiprocessing as mp
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,11 +37,9 @@ from crmsum.summarize.records import all_period_records
 log = logging.getLogger(__name__)
 WRITE_BATCH = 1000
 LLM_WORKERS = 4
-PARALLEL_MIN_ITEMS = 200  # offline: a process pool only for chunks at least this big
-# Offline worker processes (1 = in-process). Measured at design scale on 2 cores: serial 43 s vs
-# 55 s with 2 processes — once sentence splitting is cached per record text, pickling items and
-# cold per-process caches cost more than the second core brings. Kept switchable for bigger boxes.
-OFFLINE_PROCESSES = 1
+# Offline summaries run in-process: measured at design scale on 2 cores, serial 43 s vs 55 s with
+# 2 processes (once sentence splitting is cached per record text, pickling items and cold
+# per-process caches cost more than the second core brings).
 
 
 @dataclass(frozen=True)
@@ -133,18 +128,6 @@ def iter_items(lake, settings=None, as_of: dt.datetime | None = None,
         del facts, index, build
 
 
-def all_items(lake, settings=None, as_of: dt.datetime | None = None,
-              period_kinds: Iterable[str] = PERIOD_KINDS) -> list[WorkItem]:
-    """`iter_items` as a list."""
-    return list(iter_items(lake, settings, as_of, period_kinds))
-
-
-def plan(lake, settings=None, as_of: dt.datetime | None = None, force: bool = False) -> list[WorkItem]:
-    """Items whose summary is missing or whose inputs changed (all of them with force=True)."""
-    have = {} if force else _existing_hashes(lake)
-    return [it for it in iter_items(lake, settings, as_of) if force or have.get(it.summary_id) != it.input_hash]
-
-
 def run_item(item: WorkItem, settings=None, llm=None) -> dict[str, Any]:
     """Summarize one item; returns its `summaries` row (never raises for LLM trouble)."""
     if settings is None:
@@ -159,56 +142,6 @@ def run_item(item: WorkItem, settings=None, llm=None) -> dict[str, Any]:
     row = s.to_row()
     row["summary_id"] = item.summary_id
     return row
-
-
-_WORKER_SETTINGS: Any = None
-
-
-def _init_worker(settings) -> None:
-    global _WORKER_SETTINGS
-    _WORKER_SETTINGS = settings
-
-
-def _offline_work(item: WorkItem) -> dict | None:
-    """Process-pool worker for the offline backend (module level: it must pickle)."""
-    try:
-        return run_item(item, _WORKER_SETTINGS, None)
-    except Exception as exc:  # noqa: BLE001 - one bad item must not crash the night
-        log.exception("summary %s failed", item.summary_id)
-        return {"_error": f"{item.summary_id}: {type(exc).__name__}: {exc}"}
-
-
-def _workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-class _OfflinePool:
-    """Offline summaries on all cores: a process pool, started lazily and only for big chunks.
-
-    Summaries are pure functions of their items and `map` keeps the order, so the result is the
-    same as the serial path (tests compare them). Small runs (tests, nightly increments) stay
-    in-process: starting workers costs more than it saves.
-    """
-
-    def __init__(self, settings, workers: int) -> None:
-        self.settings, self.workers, self.pool = settings, workers, None
-
-    def __call__(self, fn: Callable, items: list) -> Iterable:
-        if self.workers < 2 or len(items) < PARALLEL_MIN_ITEMS:
-            return map(fn, items)
-        if self.pool is None:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                            initargs=(self.settings,))
-        return self.pool.map(_offline_work, items, chunksize=max(1, len(items) // (self.workers * 8)))
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
-            self.pool = None
 
 
 def _clear_caches() -> None:
@@ -254,9 +187,7 @@ def precompute(settings=None, lake=None, progress: Callable[[int, int], None] | 
             log.exception("summary %s failed", item.summary_id)
             return {"_error": f"{item.summary_id}: {type(exc).__name__}: {exc}"}
 
-    procs = min(OFFLINE_PROCESSES, _workers())
-    pool = _OfflinePool(settings, procs) if mapper is None and backend == "offline" and procs > 1 else None
-    run = mapper or pool or _default_mapper(backend)
+    run = mapper or _default_mapper(backend)
     done = 0
 
     def flush(chunk: list[WorkItem]) -> None:
@@ -297,8 +228,6 @@ def precompute(settings=None, lake=None, progress: Callable[[int, int], None] | 
         if chunk:
             flush(chunk)
     finally:
-        if pool is not None:
-            pool.close()
         _clear_caches()
     if llm is not None:
         rows = list(llm.rows)

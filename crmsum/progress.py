@@ -19,13 +19,15 @@ class RichProgress:
         self._tasks: dict[str, int] = {}
 
     def __enter__(self) -> "RichProgress":
-        self._bars.start()
-        return self
+        return self  # the bars start with the first report: a step that fails first prints no blank line
 
     def __exit__(self, *exc: object) -> None:
-        self._bars.stop()
+        if self._tasks:
+            self._bars.stop()
 
     def __call__(self, step: str, advance: float = 1, total: float | None = None) -> None:
+        if not self._tasks:
+            self._bars.start()
         if step not in self._tasks:
             self._tasks[step] = self._bars.add_task(step, total=total)
         task = self._tasks[step]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prefect import flow, task
 
-from crmsum.delivery import deliver_feedback_summary
+from crmsum.delivery import deliver_feedback_summary, require_delivered
 
 
 @task(retries=1, retry_delay_seconds=60)
@@ -24,6 +24,7 @@ def monthly_feedback(month: str | None = None, force: bool = False) -> dict:
     print(f"ratings summary {report['week']} ({report['mode']}): {report['sent']} sent, {report['outbox']} outbox, "
           f"{report['skipped']} already delivered, {report['failed']} failed"
           + "".join(f"\nwarning: {w}" for w in report["warnings"]))
+    require_delivered(report)  # every delivery failed: the flow run ends Failed
     return report
 
 

@@ -1,4 +1,5 @@
-"""Nightly ingestion: amoCRM sync, then new Telegram exports from the inbox, then record embeddings, then precompute.
+"""Nightly ingestion: amoCRM sync, then new Telegram exports from the inbox, then record embeddings and
+insights, then precompute, then deal briefs (hand-overs, decisive stage).
 
 Thin orchestration over `crmsum.pipeline`; run with `python flows/nightly.py`, through
 `crmsum demo`, or as the `nightly` deployment in prefect.yaml.
@@ -30,6 +31,11 @@ def import_inbox() -> list[dict]:
 
 
 @task(retries=1, retry_delay_seconds=30)
+def insights() -> dict:
+    return pipeline.plain(pipeline.insights())
+
+
+@task(retries=1, retry_delay_seconds=30)
 def embed_records() -> dict:
     return pipeline.plain(pipeline.embed_records())
 
@@ -39,6 +45,11 @@ def precompute() -> dict:
     return pipeline.plain(pipeline.precompute())
 
 
+@task(retries=1, retry_delay_seconds=60)
+def briefs() -> dict:
+    return pipeline.plain(pipeline.briefs())
+
+
 @flow(name="crmsum-nightly", log_prints=True)
 def nightly(amocrm: bool = True) -> dict:
     settings = get_settings()
@@ -46,12 +57,14 @@ def nightly(amocrm: bool = True) -> dict:
         report = {"amocrm": sync_amocrm() if amocrm and settings.amocrm_base_url else None}
         report["telegram"] = import_inbox()
         report["embeddings"] = embed_records()
+        report["insights"] = insights()
         if scale.uses_dask(settings):
             from flows.fanout import run_precompute
 
             report["precompute"] = run_precompute(settings)
         else:
             report["precompute"] = precompute()
+        report["briefs"] = briefs()
     return report
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prefect import flow, task
 
-from crmsum.delivery import deliver_digests
+from crmsum.delivery import deliver_digests, require_delivered
 
 
 @task(retries=1, retry_delay_seconds=60)
@@ -22,6 +22,7 @@ def weekly_digest(week: str | None = None, force: bool = False) -> dict:
     report = deliver(week, force)
     print(f"digest {report['week']} ({report['mode']}): {report['sent']} sent, {report['outbox']} outbox, "
           f"{report['skipped']} already delivered, {report['failed']} failed")
+    require_delivered(report)  # every delivery failed: the flow run ends Failed
     return report
 
 

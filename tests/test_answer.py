@@ -332,3 +332,48 @@ def test_bad_input_gets_a_short_clarification_or_a_true_answer(env, q):
         assert a.company == "Теххренмаш"  # lookalike Latin letters read as Cyrillic
         return
     assert a.clarify and len(a.text) < 300 and a.intent == "clarify"
+
+
+def test_llm_extractor_on_the_answer_path_never_invents_and_never_sees_names(env):
+    from pydantic import SecretStr
+
+    from crmsum.sandbox.llm_emulator import LLMEmulator
+
+    s, lake = env
+    with LLMEmulator(api_key="sk-ask") as emu:
+        sl = s.model_copy(update={"llm": "llm", "openai_api_key": SecretStr("sk-ask"), "openai_base_url": emu.url,
+                                  "llm_model": "emu"})
+        A.reset_contexts()
+        try:
+            known = A.answer_question("Какие сделки проиграла Ева Смирнова в марте 2024?", sl, lake, today=TODAY,
+                                      record=False)
+            assert known.intent == "deals" and not any(
+                (b.get("tools") or [{}])[0].get("function", {}).get("name") == "QuestionFields" for b in emu.requests)
+            a = A.answer_question("Сводка по «Ромашкин Двор»: Ева Смирнова, март 2024", sl, lake, today=TODAY,
+                                  record=False)
+        finally:
+            A.reset_contexts()
+    extract = [b for b in emu.requests
+               if (b.get("tools") or [{}])[0].get("function", {}).get("name") == "QuestionFields"]
+    assert len(extract) == 1  # asked once, for the question the rules could not fully read
+    sent = json.dumps(extract[0], ensure_ascii=False)
+    assert "<<<ЗАПИСИ" in sent and "Ева Смирнова" not in sent and "Смирнова" not in sent  # fenced, anonymized
+    assert a.company in (None, *A.get_context(s, lake).companies)  # never an invented company
+    assert a.company is None and "Не нашёл компанию «Ромашкин" in a.text
+
+
+def test_names_after_a_preposition_take_its_case():
+    from crmsum.answer.display import inflect_name
+
+    assert inflect_name("Кирилл Фролов", "ablt") == "Кириллом Фроловым"
+    assert inflect_name("Анна Кузнецова", "gent") == "Анны Кузнецовой"
+    assert inflect_name("Анна Кузнецова", "nomn") == "Анна Кузнецова"
+
+
+def test_count_of_won_deals_counts_by_close_date(env):
+    lead = _leads(env[1])
+    closed = lead.closed_at.dt.date
+    want = lead[(lead.outcome == "won") & (lead.responsible_user_id == 101)
+                & (closed >= dt.date(2024, 3, 1)) & (closed <= dt.date(2024, 3, 31))]
+    a = ask(env, "Сколько сделок выиграла Ева Смирнова в марте 2024?")
+    assert a.intent == "metric" and a.value == len(want)

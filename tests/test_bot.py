@@ -88,7 +88,7 @@ def test_live_answer_placeholder_then_edit_and_rating(tg, env, running):
     assert "live" in edit["text"]
 
     data = edit["reply_markup"]["inline_keyboard"][0][3]["callback_data"]
-    assert data.startswith("rate:") and data.endswith(":4")
+    assert data.startswith("rate:") and data.split(":")[2] == "4"  # rate:<answer>:<n>:<signature>
     tg.push_callback(CHAT_ID, edit["message_id"], data, user_id=501)
     tg.wait_for(lambda t: t.answered_callbacks, timeout=10)
     assert tg.answered_callbacks[0]["text"].startswith("Спасибо")

@@ -32,12 +32,13 @@ def run(tmp_path, monkeypatch):
     return invoke
 
 
-def _one_line(result) -> str:
+def _one_line(result, alone: bool = True) -> str:
+    """The error line (the last on stderr); with `alone`, the only one (no warnings, no blank lines)."""
     assert "Traceback" not in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines, result.output
-    assert lines[-1].startswith("error: "), result.stderr
+    lines = result.stderr.rstrip("\n").splitlines()
+    assert lines and lines[-1].startswith("error: "), result.stderr
+    assert not alone or len(lines) == 1, result.stderr
     return lines[-1]
 
 
@@ -52,6 +53,7 @@ EXPECTED = [
     (["ingest", "amocrm"], {}, "CRMSUM_AMOCRM_BASE_URL"),
     (["ingest", "amocrm"], {"CRMSUM_AMOCRM_BASE_URL": "http://127.0.0.1:9"}, "CRMSUM_AMOCRM_TOKEN"),
     (["bot"], {}, "CRMSUM_TELEGRAM_TOKEN"),
+    (["impact", "--since", "2024-13-01"], {}, "YYYY-MM-DD"),
     (["generate", "--out", "{tmp}/sample", "--leads", "0"], {}, "leads"),
     (["generate", "--out", "{tmp}/sample", "--end-date", "30.06.2024"], {}, "YYYY-MM-DD"),
     (["precompute"], {"CRMSUM_DATA_DIR": "/proc/crmsum-missing/data"}, "No such file or directory"),
@@ -75,12 +77,24 @@ def test_wrong_token_at_a_live_endpoint_is_one_line(run, sample_account):
     assert "amoCRM" in _one_line(result)
 
 
+def test_bot_that_cannot_reach_the_bot_api_stops_in_one_line(run):
+    from crmsum.sandbox.telegram_emulator import TelegramEmulator
+
+    with TelegramEmulator(token="123:right") as tg:
+        wrong = run(["bot"], CRMSUM_TELEGRAM_TOKEN="123:wrong", CRMSUM_TELEGRAM_API_URL=tg.url)
+    assert wrong.exit_code == 1, wrong.output
+    assert "getMe" in _one_line(wrong, alone=False) and "123:wrong" not in wrong.output
+    dead = run(["bot"], CRMSUM_TELEGRAM_TOKEN="123:t", CRMSUM_TELEGRAM_API_URL="http://127.0.0.1:9")
+    assert dead.exit_code == 1, dead.output
+    assert "http://127.0.0.1:9" in _one_line(dead, alone=False)  # after «bot running»
+
+
 @pytest.mark.slow
 def test_unreachable_endpoint_is_one_line(run):
     """Nothing listens on port 9: the client retries with backoff (~50 s), then says so in one line."""
     result = run(["ingest", "amocrm"], CRMSUM_AMOCRM_BASE_URL="http://127.0.0.1:9", CRMSUM_AMOCRM_TOKEN="t")
     assert result.exit_code == 1, result.output
-    assert "kept failing" in _one_line(result)
+    assert "kept failing" in _one_line(result, alone=False)  # after a warning per retry
 
 
 @pytest.mark.parametrize("args", [["ask"], ["generate"], ["ingest", "telegram"], ["sql"], ["nonsense"]])

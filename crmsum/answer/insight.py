@@ -47,8 +47,8 @@ def _reasons(ctx: AnswerContext, s: dealset.Scope) -> list[str]:
 def _drivers(ctx: AnswerContext, prep: Prepared) -> tuple[list[str], str]:
     """Lines about what wins (from crmsum.insights), and the source."""
     if not _have("crmsum.insights"):
-        return ["Пока нет данных о том, что влияет на исход сделок: модуль анализа (crmsum.insights, "
-                "таблицы deal_features и drivers) ещё не подключён. Ниже — только причины проигрышей."], "live"
+        return ["Что влияет на исход сделок (звонки, скорость ответа, встречи, скидки), пока не посчитано: модуль "
+                "анализа crmsum.insights (таблицы deal_features и drivers) ещё не подключён."], "live"
     from crmsum.insights import report
 
     rep = ctx.memo(("insights", prep.start, prep.end, prep.manager),
@@ -69,11 +69,12 @@ def _drivers(ctx: AnswerContext, prep: Prepared) -> tuple[list[str], str]:
 
 
 def answer_what_wins(prep: Prepared, ctx: AnswerContext) -> Answer:
+    """Loss reasons of the period first (what the lake says for sure), then the drivers."""
     dealset.ensure(ctx)
-    lines, source = _drivers(ctx, prep)
+    drivers, source = _drivers(ctx, prep)
     s = dealset.Scope(manager=prep.manager, company_id=prep.company_id, start=prep.start, end=prep.end)
     reasons = _reasons(ctx, s)
-    lines += ["", "Причины проигрышей:"] + (reasons or ["• проигранных сделок в этом периоде нет"])
+    lines = ["Причины проигрышей:"] + (reasons or ["• проигранных сделок в этом периоде нет"]) + [""] + drivers
     return make_answer(prep, source, heading("Что выигрывает и что проигрывает сделки", prep, source), lines)
 
 

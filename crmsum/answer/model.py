@@ -50,9 +50,9 @@ class Answer:
 
     def display(self, vault=None) -> str:
         """The text with pseudonyms resolved (for allowed chats and the operator's terminal)."""
-        if vault is None:
-            return self.text
-        return vault.resolve(self.text)
+        from crmsum.answer.display import resolve_in_case
+
+        return resolve_in_case(vault, self.text)
 
     def to_json(self, vault=None) -> dict[str, Any]:
         """The `crmsum ask --json` object (design: answer, source, manager, company, start, end,

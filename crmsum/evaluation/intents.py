@@ -13,11 +13,16 @@ whose expected values are computed from `truth/story.json` (not from crmsum's ow
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crmsum.evaluation.questions import MON_LOC, _company_phrase, _Truth
+from crmsum.evaluation.questions import _Truth
+from crmsum.ru import MONTHS_LOC, strip_legal_form
+
+log = logging.getLogger(__name__)
 
 REASON_WORDS = {"Дорого": "по цене", "Выбрали конкурента": "из-за конкурентов", "Нет бюджета": "из-за бюджета",
                 "Сроки не устроили": "из-за сроков"}
@@ -75,10 +80,10 @@ def build_intent_questions(lake, truth_dir: str | Path, per_intent: int = 3,
         e = (s + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
         won, lost, _ = t.select(s, e, manager=uid)
         name, p = t.spoken(uid, full=True), t.pseudonym(uid)
-        add("deals", f"Какие сделки выиграл(а) {name} в {MON_LOC[m - 1]} {y}?",
-            f"Какие сделки выиграл(а) {p} в {MON_LOC[m - 1]} {y}?", sorted(x.id for x in won), "set")
-        add("metric", f"Сколько сделок выиграл(а) {name} в {MON_LOC[m - 1]} {y}?",
-            f"Сколько сделок выиграл(а) {p} в {MON_LOC[m - 1]} {y}?", float(len(won)), "value")
+        add("deals", f"Какие сделки выиграл(а) {name} в {MONTHS_LOC[m - 1]} {y}?",
+            f"Какие сделки выиграл(а) {p} в {MONTHS_LOC[m - 1]} {y}?", sorted(x.id for x in won), "set")
+        add("metric", f"Сколько сделок выиграл(а) {name} в {MONTHS_LOC[m - 1]} {y}?",
+            f"Сколько сделок выиграл(а) {p} в {MONTHS_LOC[m - 1]} {y}?", float(len(won)), "value")
     for y, uid in zip(years, uids[1:]):
         s, e = dt.date(y, 1, 1), dt.date(y, 12, 31)
         won, lost, _ = t.select(s, e, manager=uid)
@@ -102,7 +107,7 @@ def build_intent_questions(lake, truth_dir: str | Path, per_intent: int = 3,
         if x.outcome == "lost":
             lost_by_company.setdefault(x.company_id, []).append(x.id)
     for cid in sorted(lost_by_company, key=lambda c: (-len(lost_by_company[c]), c))[:per_intent]:
-        name = _company_phrase(t.companies.get(cid, ""))
+        name = strip_legal_form(t.companies.get(cid, ""))
         add("why", f"Почему проиграли {name}?", f"Почему проиграли {name}?", sorted(lost_by_company[cid]), "covers")
     for text in ("Что помогает выигрывать сделки?", "Почему мы проигрываем?", "Что влияет на победу в сделке?"):
         add("what_wins", text, text)
@@ -110,7 +115,7 @@ def build_intent_questions(lake, truth_dir: str | Path, per_intent: int = 3,
         add("stalled", text, text)
     comps = sorted({x.company_id for x in t.leads})[:per_intent]
     for cid in comps:
-        name = _company_phrase(t.companies.get(cid, ""))
+        name = strip_legal_form(t.companies.get(cid, ""))
         add("similar", f"Покажи похожие сделки на {name}", f"Покажи похожие сделки на {name}")
     for uid in uids[:per_intent]:
         add("activity", f"Что {t.spoken(uid, True)} делал(а) на прошлой неделе?",
@@ -144,3 +149,76 @@ def score(answer, q: IntentQuestion) -> dict[str, Any]:
     elif q.check == "covers":
         exact = all(f"#{i}" in answer.text or str(i) in answer.text for i in q.expected)
     return {"intent_ok": intent_ok, "exact_ok": exact}
+
+
+def run_intent_questions(settings, lake, truth: Path, scrub, run_id: str, notes: list[str], answer, metrics,
+                         limit: int | None = None):
+    """Every intent's questions through the answer path (`answer(text, settings, lake, today)`, at most
+    `limit` per intent), scored on intent and exact value: one `eval_results`-shaped row each."""
+    import pandas as pd
+
+    rows = []
+    seen: Counter = Counter()
+    for q in build_intent_questions(lake, truth):
+        seen[q.intent] += 1
+        if limit and seen[q.intent] > limit:
+            continue
+        try:
+            a = answer(q.text, settings, lake, q.today)
+        except Exception as exc:  # noqa: BLE001 - a failing question is a data point
+            log.exception("answer failed for %s", q.id)
+            notes.append(f"intent/{q.id}: answer path raised {type(exc).__name__}: {exc}")
+            continue
+        sc = score(a, q)
+        rows.append({"run_id": run_id, "question_id": f"{q.id}@{settings.llm}", "kind": f"intent:{q.intent}",
+                     "question": scrub(q.stored), "reference": scrub(str(q.expected)), "answer": scrub(a.text),
+                     "backend": settings.llm, "judge": "exact", **{m: None for m in metrics},
+                     "answer_correctness": None if sc["exact_ok"] is None else float(sc["exact_ok"]),
+                     "created_at": dt.datetime.now().replace(microsecond=0),
+                     "intent": q.intent, "got_intent": a.intent, "intent_ok": sc["intent_ok"],
+                     "exact_ok": sc["exact_ok"], "source": a.source})
+    df = pd.DataFrame(rows)
+    if len(df):
+        bad = df[~df["intent_ok"]]
+        if len(bad):
+            notes.append("intent misread: " + ", ".join(f"{r.question_id} → {r.got_intent}" for r in bad.head(8).itertuples()))
+        wrong = df[df["exact_ok"] == False]  # noqa: E712 - None means no exact value
+        if len(wrong):
+            notes.append("exact value wrong: " + ", ".join(wrong["question_id"].head(8)))
+    return df
+
+
+def by_intent(intent_rows, rag_rows, backend: str, metrics):
+    """Per intent: n, intent accuracy, exact-value accuracy (intent questions), and the mean RAG metrics
+    of the RAG questions (their kinds are `activity` questions, `comparison` ones are `compare`)."""
+    import pandas as pd
+
+    frames = []
+    if len(intent_rows):
+        g = intent_rows.groupby("intent")
+        exact = g["exact_ok"].apply(lambda x: x.dropna().astype(float).mean() if x.notna().any() else float("nan"))
+        frames.append(pd.DataFrame({"n": g.size(), "intent_accuracy": g["intent_ok"].mean(), "exact_accuracy": exact}))
+    if len(rag_rows):
+        rag = rag_rows[rag_rows["backend"] == backend].copy()
+        rag["intent"] = rag["kind"].map(lambda k: "compare" if k == "comparison" else "activity")
+        frames.append(rag.groupby("intent")[list(metrics)].mean(numeric_only=True))
+    return pd.concat(frames, axis=1).round(3) if frames else pd.DataFrame()
+
+
+def render_by_intent(console, table) -> None:
+    """The «by intent» table of `crmsum eval`."""
+    import pandas as pd
+    from rich.table import Table
+
+    if not len(table):
+        return
+    t = Table(title="by intent")
+    t.add_column("intent", no_wrap=True)
+    short = {"intent_accuracy": "intent", "exact_accuracy": "exact", "faithfulness": "faith",
+             "answer_relevancy": "relev", "context_precision": "c.prec", "context_recall": "c.rec",
+             "semantic_similarity": "sim", "answer_correctness": "correct"}
+    for c in table.columns:
+        t.add_column(short.get(c, c), justify="right", no_wrap=True)
+    for intent, r in table.iterrows():
+        t.add_row(str(intent), *["—" if pd.isna(v) else (f"{int(v)}" if c == "n" else f"{v:.2f}") for c, v in r.items()])
+    console.print(t)

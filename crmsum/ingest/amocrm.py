@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -79,6 +80,7 @@ class SyncReport:
     statuses: dict[int, int] = field(default_factory=dict)
     unknown: dict[str, int] = field(default_factory=dict)   # unknown fields/types seen (tolerated)
     skipped: int = 0                        # records without an id (cannot be merged)
+    malformed: dict[str, int] = field(default_factory=dict)  # list.field -> values that became nulls
     seconds: float = 0.0
     api_seconds: float = 0.0                # time inside HTTP calls
     limiter_wait_seconds: float = 0.0       # time request threads waited for a rate-limit slot
@@ -225,6 +227,7 @@ def _run(settings: Any, lake: Any, anonymizer: Any, progress: Progress | None, c
         plan.append((s, _params(s, since, until)))
 
     unknown = rows.Unknown()
+    malformed: Counter = Counter()
     q: queue.Queue = queue.Queue(maxsize=max(1, queue_pages))
     stop = threading.Event()
     fetcher = _Fetcher(client, plan, q, stop, preloaded)
@@ -238,7 +241,8 @@ def _run(settings: Any, lake: Any, anonymizer: Any, progress: Progress | None, c
         if not items:
             return
         t0 = time.perf_counter()
-        frames = _map(stream, items, anon, tz, unknown)
+        with rows.counting_malformed(stream.name, malformed):
+            frames = _map(stream, items, anon, tz, unknown)
         report.map_seconds += time.perf_counter() - t0
         t1 = time.perf_counter()
         for name, df in frames.items():
@@ -286,6 +290,7 @@ def _run(settings: Any, lake: Any, anonymizer: Any, progress: Progress | None, c
     report.fetched = fetched
     report.written = written
     report.unknown = dict(unknown)
+    report.malformed = dict(malformed)
     st = client.stats
     report.requests = st.requests - req0
     report.retries = st.retries - retry0
@@ -301,6 +306,10 @@ def _run(settings: Any, lake: Any, anonymizer: Any, progress: Progress | None, c
                     sum(unknown.values()), top)
     if report.skipped:
         log.warning("amoCRM: %d records without an id were skipped", report.skipped)
+    if malformed:
+        top = ", ".join(f"{k}×{v}" for k, v in malformed.most_common(8))
+        log.warning("amoCRM: %d malformed values (floats where integers belong, ids out of range, wrong "
+                    "types) became nulls: %s", sum(malformed.values()), top)
     doc["last_run"] = {"finished_at": int(time.time()), "window_to": until, "full": report.full,
                        "fetched": fetched, "written": sum(written.values()), "requests": report.requests}
     state.save(SYNC_STATE, doc)

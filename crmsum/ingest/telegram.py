@@ -9,6 +9,10 @@ anonymized data only and is deleted either way.
 Re-imports are idempotent: a row is written only when it is new or its content changed. The
 export digest (`source_file`) is left out of that comparison, so an overlapping newer export adds
 only its new messages; an existing row is never replaced by one with an older edit time.
+
+Duplicate message ids inside one export (same chat, same id) are counted in a warning and resolved
+by one rule: the version with the newest edit time wins, and among equal edit times the one later
+in the file. Capped messages (too deep, too long) and invalid UTF-8 are warnings, not failures.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import pyarrow.parquet as pq
 from crmsum.lake import Lake
 from crmsum.schema import table
 from crmsum.sources.telegram import GROUP_TYPES, ExportError, ExportReader, Message
+from crmsum.sources.telegram_json import CAP_REASONS
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +45,7 @@ MERGE_CHUNK = 100_000  # staged rows merged into the lake at a time
 TABLE = "chat_messages"
 
 _STAGE = pa.schema([
-    ("chat_seq", pa.int64()), ("message_id", pa.int64()), ("date", pa.timestamp("us")),
+    ("seq", pa.int64()), ("chat_seq", pa.int64()), ("message_id", pa.int64()), ("date", pa.timestamp("us")),
     ("edited", pa.timestamp("us")), ("kind", pa.string()), ("author", pa.string()),
     ("text", pa.string()), ("reply_to", pa.int64()), ("forwarded_from", pa.string()),
     ("action", pa.string()), ("media_type", pa.string()), ("reactions", pa.int64()),
@@ -58,6 +63,9 @@ class ImportReport:
     warnings: list[str] = field(default_factory=list)
     source_file: str | None = None  # digest of the export file
     chats_ignored: int = 0  # chats of a whole-account export whose type was not selected
+    duplicates: int = 0  # extra copies of a (chat, message id) inside this export, resolved by the rule
+    bad_utf8: int = 0  # invalid UTF-8 sequences replaced by U+FFFD
+    capped: int = 0  # messages cut to the size limits (depth, values, characters)
 
 
 def manager_user_ids(lake: Lake) -> dict[str, int]:
@@ -103,11 +111,13 @@ def import_export(path: Path, lake: Lake, anonymizer: Any, progress: Callable | 
             report = ImportReport(messages_read=reader.stats.messages_read,
                                   source_file=reader.stats.digest)
             _warn_skipped(reader, report)
+            _warn_read_repairs(reader, report)
             keep = _select_chats(reader, types, report, anonymizer)
             vault = getattr(anonymizer, "vault", None)
             if vault is not None:
                 vault.flush()  # every pseudonym the lake will hold is resolvable before it is written
             if staged.exists() and keep:
+                staged = _dedupe(staged, report)
                 report.messages_written = _merge(staged, lake, keep, reader.stats.digest, ids)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -123,14 +133,16 @@ def _stage(reader: ExportReader, anon: Any, staged: Path, batch_size: int) -> No
     writer: pq.ParquetWriter | None = None
     batch: list[Message] = []
     people: dict[str, str] = {}
+    seq = 0
     try:
         for msg in reader:
             batch.append(msg)
             if len(batch) >= batch_size:
-                writer = _write_batch(writer, staged, _anonymize(batch, anon, people))
+                writer = _write_batch(writer, staged, _anonymize(batch, anon, people, seq))
+                seq += len(batch)
                 batch = []
         if batch:
-            writer = _write_batch(writer, staged, _anonymize(batch, anon, people))
+            writer = _write_batch(writer, staged, _anonymize(batch, anon, people, seq))
     finally:
         if writer is not None:
             writer.close()
@@ -143,7 +155,7 @@ def _write_batch(writer: pq.ParquetWriter | None, staged: Path, rows: pa.Table) 
     return writer
 
 
-def _anonymize(batch: list[Message], anon: Any, people: dict[str, str]) -> pa.Table:
+def _anonymize(batch: list[Message], anon: Any, people: dict[str, str], seq: int = 0) -> pa.Table:
     """Raw messages -> staged rows: names to pseudonyms, free text scrubbed (batched)."""
 
     def person(name: str | None) -> str | None:
@@ -168,6 +180,7 @@ def _anonymize(batch: list[Message], anon: Any, people: dict[str, str]) -> pa.Ta
         raw_texts.append(_flatten(m, anon, person))
     texts = anon.texts(raw_texts)
     cols = {
+        "seq": list(range(seq, seq + len(batch))),
         "chat_seq": [m.chat_seq for m in batch],
         "message_id": [m.message_id for m in batch],
         "date": [m.date for m in batch],
@@ -246,6 +259,50 @@ def _warn_skipped(reader: ExportReader, report: ImportReport) -> None:
         msg = f"skipped {n} message(s): {reason}"
         report.warnings.append(msg)
         log.warning("telegram import: %s", msg)
+
+
+def _warn_read_repairs(reader: ExportReader, report: ImportReport) -> None:
+    """One warning each for replaced invalid UTF-8 and for messages cut to the size limits."""
+    st = reader.stats
+    report.bad_utf8 = st.bad_utf8
+    if st.bad_utf8:
+        report.warnings.append(f"replaced {st.bad_utf8} invalid UTF-8 sequence(s) with U+FFFD (file encoding)")
+    report.capped = st.capped_messages
+    if st.capped_messages:
+        what = ", ".join(f"{n} {CAP_REASONS[reason]}" for reason, n in sorted(st.capped.items()))
+        ids = ", ".join("?" if i is None else str(i) for i in st.capped_ids[:10])
+        report.warnings.append(f"cut {st.capped_messages} message(s) to the size limits ({what}; "
+                               f"ids {ids}); the excess was dropped")
+    for w in report.warnings:
+        if w.startswith(("replaced", "cut")):
+            log.warning("telegram import: %s", w)
+
+
+def _dedupe(staged: Path, report: ImportReport) -> Path:
+    """Count duplicate (chat, message id) pairs; when there are any, keep one row per pair by the
+    documented rule (newest edit time, then later in the file) in a new staging file."""
+    con = duckdb.connect()
+    try:
+        src = str(staged).replace("'", "''")
+        total, distinct = con.execute(
+            f"SELECT count(*), count(DISTINCT (chat_seq, message_id)) FROM read_parquet('{src}')").fetchone()
+        report.duplicates = int(total - distinct)
+        if not report.duplicates:
+            return staged
+        out = staged.with_name("deduped.parquet")
+        con.execute(f"""
+            COPY (SELECT * FROM read_parquet('{src}')
+                  QUALIFY row_number() OVER (PARTITION BY chat_seq, message_id
+                                             ORDER BY edited DESC NULLS LAST, seq DESC) = 1
+                  ORDER BY seq)
+            TO '{str(out).replace("'", "''")}' (FORMAT parquet, COMPRESSION zstd)""")
+    finally:
+        con.close()
+    msg = (f"{report.duplicates} duplicate message id(s) inside the export; kept the newest edit "
+           "(then the later one in the file)")
+    report.warnings.append(msg)
+    log.warning("telegram import: %s", msg)
+    return out
 
 
 def _select_chats(reader: ExportReader, types: frozenset[str], report: ImportReport,

@@ -19,9 +19,8 @@ from functools import lru_cache
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from crmsum.ru import DIMINUTIVES, LEGAL_FORMS, lexeme_forms, morph
+from crmsum.ru import DIMINUTIVES, LEGAL_FORMS, company_core, lexeme_forms, morph
 from crmsum.ru import QUOTES as _QUOTES
-from crmsum.ru import company_core as _company_core
 
 _LOCK = threading.Lock()  # guards the matcher cache
 
@@ -327,11 +326,6 @@ def _company_token_forms(word: str) -> tuple[set[str], str | None]:
     return forms, _norm(p.normal_form)
 
 
-def company_core(name: str) -> list[str]:
-    """Tokens of a company's core (`crmsum.ru.company_core`): ООО «Ромашка» -> [ромашка]."""
-    return [t.norm for t in tokenize(_company_core(name))]
-
-
 class EntityIndex:
     """Compiled matchers for one (managers, companies) pair of lists."""
 
@@ -376,7 +370,7 @@ class EntityIndex:
         self.comp_common: list[bool] = []
         self.comp_tok = _Matcher()
         for i, name in enumerate(companies):
-            core = company_core(name)
+            core = [t.norm for t in tokenize(company_core(name))]  # ООО «Ромашка» -> [ромашка]
             self.comp_cores.append(core)
             common = len(core) == 1 and (
                 _is_common_word(core[0])

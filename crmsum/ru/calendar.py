@@ -17,6 +17,9 @@ MONTHS_LOC = ("январе", "феврале", "марте", "апреле", "�
               "ноябре", "декабре")  # «в марте»
 _MONTHS = {"nomn": MONTHS_NOM, "gent": MONTHS_GEN, "loct": MONTHS_LOC}
 
+# The stem every case of a month's name starts with («март», «марта», «марте»), January first.
+MONTH_STEMS = ("январ", "феврал", "март", "апрел", "ма[йяею]", "июн", "июл", "август", "сентябр", "октябр",
+               "ноябр", "декабр")
 # How a month is written in a question: any case of the full word, or its usual abbreviation
 # (regex alternatives, one per month, January first).
 MONTH_PATTERNS = (

@@ -23,6 +23,7 @@ Python hooks for other tests (all state is plain attributes, changeable while se
     emu.stats() -> {"total", "by_status", "by_path", "by_path_status"}; emu.request_log; emu.reset_stats()
     emu.rate_limit = 7; emu.block_after / block_window / block_seconds; emu.unblock()
     emu.fail_rate = 0.2; emu.slow_seconds = 0.1; emu.faults = [("500", 1.0), ("drop", 1.0)]
+    emu.hostile = {"ignore_paging": {"leads"}, "float_duration": {"notes"}}  # see amocrm_hostile.MODES
     emu.clock = lambda: fake_now
 """
 
@@ -44,6 +45,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 
+from crmsum.sandbox import amocrm_hostile as hostile
 from crmsum.sandbox.httpserver import HttpError, JsonHandler, Server
 
 try:  # orjson is ~5x faster for the per-page parse/serialize; the stdlib is the fallback
@@ -588,6 +590,7 @@ class AmoEmulator:
         self.block_after, self.block_window, self.block_seconds = block_after, block_window, block_seconds
         self.slow_seconds = slow_seconds
         self.faults = list(_FAULTS)
+        self.hostile: dict[str, set[str]] = {}  # payload fault mode -> lists (amocrm_hostile.MODES)
         self._rng = random.Random(seed)  # faults only, so the same seed faults the same requests
         self._id_rng = random.Random(seed + 1)  # ids of upserted events
         self._lock = threading.Lock()
@@ -1132,7 +1135,7 @@ class AmoHandler(JsonHandler):
         q = parse_query(pairs + extra, spec)
         table = app.tables[spec.name]
         res = app.select(spec, q, table)
-        off = (q.page - 1) * q.limit
+        off = (hostile.page_asked(app.hostile, spec.name, q.page) - 1) * q.limit
         chunk = res[off:off + q.limit]
         if not len(chunk):
             self.send_empty(204)
@@ -1153,6 +1156,11 @@ class AmoHandler(JsonHandler):
         if spec.name == "users":  # the users list also reports totals
             payload = {"_total_items": len(res), "_page": q.page, "_page_count": -(-len(res) // q.limit),
                        "_links": links, "_embedded": {"users": items}}
+        if app.hostile:
+            if hostile.active(app.hostile, "ignore_paging", spec.name) and len(res) > q.limit:
+                links["next"] = href(q.page + 1)
+            self.send_json(200, hostile.dumps(hostile.mutate(app.hostile, spec.name, payload)), HAL)
+            return
         self.send_json(200, _dumps(payload), HAL)
 
 

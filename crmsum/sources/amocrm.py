@@ -27,6 +27,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from crmsum.errors import CrmsumError
+from crmsum.sources.amocrm_paging import PageGuard, page_items
 from crmsum.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -404,15 +405,12 @@ class AmoClient:
         base = [(k, v) for k, v in (params or []) if k not in ("page", "limit")] + [("limit", limit)]
 
         def fetch(page: int) -> tuple[list[dict], bool]:
-            data = self.get(path, base + [("page", page)])
-            if data is None:
-                return [], False
-            items = (data.get("_embedded") or {}).get(key) or []
-            has_next = bool(((data.get("_links") or {}).get("next") or {}).get("href"))
-            return list(items), has_next and bool(items)
+            return page_items(self.get(path, base + [("page", page)]), path, key, page)
 
+        seen = PageGuard(path)
         items, more = fetch(1)
         if items:
+            seen.check(1, items)
             yield items
         if not more:
             return
@@ -421,19 +419,23 @@ class AmoClient:
         if window == 1:
             while more and not (stop and stop.is_set()):
                 items, more = fetch(page)
-                page += 1
                 if items:
+                    seen.check(page, items)
                     yield items
+                page += 1
             return
         pool = ThreadPoolExecutor(window, thread_name_prefix="amocrm-page")
         inflight: deque[Future] = deque()
         try:
+            done = 1
             while True:
                 while len(inflight) < window:
                     inflight.append(pool.submit(fetch, page))
                     page += 1
                 items, more = inflight.popleft().result()
+                done += 1
                 if items:
+                    seen.check(done, items)
                     yield items
                 if not more or (stop and stop.is_set()):
                     return
@@ -452,8 +454,7 @@ class AmoClient:
         return None if sc is None else sc[0] + (time.monotonic() - sc[1])
 
     def pipelines(self) -> list[dict]:
-        data = self.get("/api/v4/leads/pipelines") or {}
-        return list((data.get("_embedded") or {}).get("pipelines") or [])
+        return page_items(self.get("/api/v4/leads/pipelines"), "/api/v4/leads/pipelines", "pipelines", 1)[0]
 
     def account(self) -> dict:
         return self.get("/api/v4/account") or {}

@@ -6,7 +6,8 @@ anonymization of free text run column-wise (`anonymizer.texts` takes a whole bat
 
 Unknown fields and event/note types are tolerated: unknown keys are counted (`Unknown`) so the
 sync can warn once, unknown event values are kept as anonymized JSON, and malformed values
-become nulls instead of crashing the run.
+(floats where integers belong, ids outside int64, wrong types) become nulls, counted per field
+inside `counting_malformed()` so the sync warns once instead of crashing on one record.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import pandas as pd
@@ -105,8 +108,55 @@ def _first(x: Any) -> dict:
     return {}
 
 
-def _ints(values: list) -> pd.Series:
-    return pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce").astype("Int64")
+_MALFORMED: ContextVar[tuple[str, Counter] | None] = ContextVar("amocrm_malformed", default=None)
+INT64 = (-2**63, 2**63 - 1)
+
+
+@contextmanager
+def counting_malformed(entity: str, counter: Counter) -> Iterator[Counter]:
+    """Count values that became nulls while mapping `entity` into `counter` ('notes.call_duration')."""
+    token = _MALFORMED.set((entity, counter))
+    try:
+        yield counter
+    finally:
+        _MALFORMED.reset(token)
+
+
+def _malformed(field: str, n: int) -> None:
+    scope = _MALFORMED.get()
+    if scope is not None and n:
+        scope[1][f"{scope[0]}.{field}"] += n
+
+
+def _int_or_bad(v: Any) -> tuple[int | None, bool]:
+    """(integer or None, malformed?): whole numbers in int64 (ints, whole floats, digit strings)."""
+    if v is None or v == "":
+        return None, False
+    if type(v) is float and v.is_integer():
+        v = int(v)
+    elif type(v) is str and re.fullmatch(r"\s*-?\d{1,19}\s*", v):
+        v = int(v)
+    if type(v) is int and INT64[0] <= v <= INT64[1]:
+        return v, False
+    return None, True
+
+
+def _ints(values: list, field: str = "integer") -> pd.Series:
+    """Int64 column; anything that is not a whole number in int64 becomes null and is counted."""
+    try:
+        return pd.Series(pd.array(values, dtype="Int64"))
+    except (TypeError, ValueError, OverflowError):
+        pass
+    pairs = [_int_or_bad(v) for v in values]  # slow path: only for a batch holding a bad value
+    _malformed(field, sum(bad for _, bad in pairs))
+    return pd.Series(pd.array([v for v, _ in pairs], dtype="Int64"))
+
+
+def _strs(values: list, field: str = "text") -> list[str | None]:
+    """A string column: a value of another type becomes null and is counted."""
+    bad = sum(1 for v in values if v is not None and not isinstance(v, str))
+    _malformed(field, bad)
+    return [v if isinstance(v, str) else None for v in values] if bad else list(values)
 
 
 def _bools(values: list) -> pd.Series:
@@ -116,8 +166,10 @@ def _bools(values: list) -> pd.Series:
 def local_time(values: list, tz: str) -> pd.Series:
     """Unix seconds -> naive local time; missing, zero or garbage -> NaT."""
     s = pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce")
-    s = s.where(s > 0)
+    given = pd.Series([v is not None and v != 0 and v != "" for v in values], dtype=bool)
+    s = s.where((s > 0) & (s < 2**40))  # beyond year 36812: not a timestamp
     out = pd.to_datetime(s, unit="s", utc=True, errors="coerce")
+    _malformed("timestamp", int((given.to_numpy() & out.isna().to_numpy()).sum()))
     return out.dt.tz_convert(tz).dt.tz_localize(None).astype("datetime64[us]")
 
 
@@ -215,7 +267,7 @@ def company_names(items: Iterable[dict]) -> list[str]:
 # -- tables -----------------------------------------------------------------------------------
 def users_rows(items: list[dict], anon: AnonymizerLike) -> pd.DataFrame:
     return pd.DataFrame({
-        "user_id": _ints([it.get("id") for it in items]),
+        "user_id": _ints([it.get("id") for it in items], "user_id"),
         "name": [anon.person(person_name(it)) if person_name(it) else None for it in items],
         "lang": [it.get("lang") if isinstance(it.get("lang"), str) else None for it in items],
         "is_admin": _bools([_d(it.get("rights")).get("is_admin") for it in items]),
@@ -225,19 +277,19 @@ def users_rows(items: list[dict], anon: AnonymizerLike) -> pd.DataFrame:
 
 def pipelines_rows(items: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     pipes = pd.DataFrame({
-        "pipeline_id": _ints([it.get("id") for it in items]),
-        "name": [it.get("name") for it in items],
-        "sort": _ints([it.get("sort") for it in items]),
+        "pipeline_id": _ints([it.get("id") for it in items], "pipeline_id"),
+        "name": _strs([it.get("name") for it in items], "name"),
+        "sort": _ints([it.get("sort") for it in items], "sort"),
         "is_main": _bools([it.get("is_main") for it in items]),
     })
     st = [(p.get("id"), s) for p in items for s in _l(_d(p.get("_embedded")).get("statuses")) if isinstance(s, dict)]
-    sid = _ints([s.get("id") for _, s in st])
+    sid = _ints([s.get("id") for _, s in st], "status_id")
     statuses = pd.DataFrame({
-        "pipeline_id": _ints([s.get("pipeline_id") or pid for pid, s in st]),
+        "pipeline_id": _ints([s.get("pipeline_id") or pid for pid, s in st], "pipeline_id"),
         "status_id": sid,
-        "name": [s.get("name") for _, s in st],
-        "sort": _ints([s.get("sort") for _, s in st]),
-        "type": _ints([s.get("type") for _, s in st]),
+        "name": _strs([s.get("name") for _, s in st], "name"),
+        "sort": _ints([s.get("sort") for _, s in st], "sort"),
+        "type": _ints([s.get("type") for _, s in st], "type"),
         "is_won": (sid == 142).astype("boolean"),
         "is_lost": (sid == 143).astype("boolean"),
     })
@@ -247,7 +299,7 @@ def pipelines_rows(items: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _party_rows(items: list[dict], anon: AnonymizerLike) -> dict[str, Any]:
     cfs = [it.get("custom_fields_values") for it in items]
     return {
-        "responsible_user_id": _ints([it.get("responsible_user_id") for it in items]),
+        "responsible_user_id": _ints([it.get("responsible_user_id") for it in items], "responsible_user_id"),
         "phones": [[p for p in (_pseudo(anon.phone, v) for v in _cf_values(c, code="PHONE")) if p] for c in cfs],
         "emails": [[e for e in (_pseudo(anon.email, v) for v in _cf_values(c, code="EMAIL")) if e] for c in cfs],
     }
@@ -258,10 +310,10 @@ def contacts_rows(items: list[dict], anon: AnonymizerLike, tz: str) -> pd.DataFr
                                       names=("должность", "position"))), None) for it in items]
     base = _party_rows(items, anon)
     return pd.DataFrame({
-        "contact_id": _ints([it.get("id") for it in items]),
+        "contact_id": _ints([it.get("id") for it in items], "contact_id"),
         "name": [anon.person(person_name(it)) if person_name(it) else None for it in items],
         "responsible_user_id": base["responsible_user_id"],
-        "company_id": _ints([_first(_d(it.get("_embedded")).get("companies")).get("id") for it in items]),
+        "company_id": _ints([_first(_d(it.get("_embedded")).get("companies")).get("id") for it in items], "company_id"),
         "position": _anon_texts(anon, positions),
         "phones": base["phones"],
         "emails": base["emails"],
@@ -274,7 +326,7 @@ def companies_rows(items: list[dict], anon: AnonymizerLike, tz: str) -> pd.DataF
     base = _party_rows(items, anon)
     cfs = [it.get("custom_fields_values") for it in items]
     return pd.DataFrame({
-        "company_id": _ints([it.get("id") for it in items]),
+        "company_id": _ints([it.get("id") for it in items], "company_id"),
         "name": [it.get("name") if isinstance(it.get("name"), str) else None for it in items],
         "responsible_user_id": base["responsible_user_id"],
         "industry": [next(iter(_cf_values(c, code="INDUSTRY", names=INDUSTRY_NAMES)), None) for c in cfs],
@@ -296,20 +348,20 @@ def leads_rows(items: list[dict], anon: AnonymizerLike, tz: str) -> pd.DataFrame
     scrubbed = iter(_anon_texts(anon, flat_tags))
     tags = [[next(scrubbed) for _ in ts] for ts in tags]
     return pd.DataFrame({
-        "lead_id": _ints([it.get("id") for it in items]),
+        "lead_id": _ints([it.get("id") for it in items], "lead_id"),
         "name": _anon_texts(anon, [it.get("name") for it in items]),
-        "price": _ints([it.get("price") for it in items]),
-        "responsible_user_id": _ints([it.get("responsible_user_id") for it in items]),
-        "pipeline_id": _ints([it.get("pipeline_id") for it in items]),
-        "status_id": _ints([it.get("status_id") for it in items]),
-        "loss_reason_id": _ints([it.get("loss_reason_id") or l.get("id") for it, l in zip(items, loss)]),
+        "price": _ints([it.get("price") for it in items], "price"),
+        "responsible_user_id": _ints([it.get("responsible_user_id") for it in items], "responsible_user_id"),
+        "pipeline_id": _ints([it.get("pipeline_id") for it in items], "pipeline_id"),
+        "status_id": _ints([it.get("status_id") for it in items], "status_id"),
+        "loss_reason_id": _ints([it.get("loss_reason_id") or l.get("id") for it, l in zip(items, loss)], "loss_reason_id"),
         "loss_reason": [l.get("name") if isinstance(l.get("name"), str) else None for l in loss],
-        "company_id": _ints([_first(e.get("companies")).get("id") for e in emb]),
-        "main_contact_id": _ints(main),
-        "contact_ids": [[int(c["id"]) for c in cs if isinstance(c.get("id"), int)] for cs in contacts],
+        "company_id": _ints([_first(e.get("companies")).get("id") for e in emb], "company_id"),
+        "main_contact_id": _ints(main, "main_contact_id"),
+        "contact_ids": [[i for i in (_int_or_bad(c.get("id"))[0] for c in cs) if i is not None] for cs in contacts],
         "tags": tags,
         "custom_fields": _json_many(anon, [it.get("custom_fields_values") for it in items]),
-        "created_by": _ints([it.get("created_by") for it in items]),
+        "created_by": _ints([it.get("created_by") for it in items], "created_by"),
         "created_at": local_time([it.get("created_at") for it in items], tz),
         "updated_at": local_time([it.get("updated_at") for it in items], tz),
         "closed_at": local_time([it.get("closed_at") for it in items], tz),
@@ -327,14 +379,14 @@ def notes_rows(items: list[dict], anon: AnonymizerLike, tz: str, unknown: Unknow
                 unknown[f"notes.type:{t}"] += 1
     phones = [p.get("phone") for p in params]
     return pd.DataFrame({
-        "note_id": _ints([it.get("id") for it in items]),
-        "lead_id": _ints([it.get("entity_id") for it in items]),
+        "note_id": _ints([it.get("id") for it in items], "note_id"),
+        "lead_id": _ints([it.get("entity_id") for it in items], "lead_id"),
         "note_type": types,
         "text": _anon_texts(anon, [p.get("text") if isinstance(p.get("text"), str) else None for p in params]),
-        "call_duration": _ints([p.get("duration") for p in params]),
+        "call_duration": _ints([p.get("duration") for p in params], "call_duration"),
         "call_phone": [_pseudo(anon.phone, str(ph)) if ph not in (None, "") else None for ph in phones],
-        "created_by": _ints([it.get("created_by") for it in items]),
-        "responsible_user_id": _ints([it.get("responsible_user_id") for it in items]),
+        "created_by": _ints([it.get("created_by") for it in items], "created_by"),
+        "responsible_user_id": _ints([it.get("responsible_user_id") for it in items], "responsible_user_id"),
         "created_at": local_time([it.get("created_at") for it in items], tz),
         "updated_at": local_time([it.get("updated_at") for it in items], tz),
     })
@@ -343,16 +395,16 @@ def notes_rows(items: list[dict], anon: AnonymizerLike, tz: str, unknown: Unknow
 def tasks_rows(items: list[dict], anon: AnonymizerLike, tz: str) -> pd.DataFrame:
     results = [_d(it.get("result")).get("text") for it in items]
     return pd.DataFrame({
-        "task_id": _ints([it.get("id") for it in items]),
-        "lead_id": _ints([it.get("entity_id") for it in items]),
-        "entity_type": [it.get("entity_type") for it in items],
-        "task_type_id": _ints([it.get("task_type_id") for it in items]),
+        "task_id": _ints([it.get("id") for it in items], "task_id"),
+        "lead_id": _ints([it.get("entity_id") for it in items], "lead_id"),
+        "entity_type": _strs([it.get("entity_type") for it in items], "entity_type"),
+        "task_type_id": _ints([it.get("task_type_id") for it in items], "task_type_id"),
         "text": _anon_texts(anon, [it.get("text") if isinstance(it.get("text"), str) else None for it in items]),
         "result_text": _anon_texts(anon, [r if isinstance(r, str) else None for r in results]),
         "is_completed": _bools([it.get("is_completed") for it in items]),
         "complete_till": local_time([it.get("complete_till") for it in items], tz),
-        "responsible_user_id": _ints([it.get("responsible_user_id") for it in items]),
-        "created_by": _ints([it.get("created_by") for it in items]),
+        "responsible_user_id": _ints([it.get("responsible_user_id") for it in items], "responsible_user_id"),
+        "created_by": _ints([it.get("created_by") for it in items], "created_by"),
         "created_at": local_time([it.get("created_at") for it in items], tz),
         "updated_at": local_time([it.get("updated_at") for it in items], tz),
     })
@@ -379,22 +431,25 @@ def events_rows(items: list[dict], anon: AnonymizerLike, tz: str, unknown: Unkno
             for x in _l(v):
                 for k in _d(x).keys() - VALUE_KEYS:
                     unknown[f"events.value:{k}"] += 1
-    sale = pd.to_numeric(pd.Series([_value(v, "sale_field_value", "sale") for v in va], dtype="object"),
-                         errors="coerce").round().astype("Int64")
+    sale_raw = pd.to_numeric(pd.Series([_value(v, "sale_field_value", "sale") for v in va], dtype="object"),
+                             errors="coerce")
+    in_range = sale_raw.abs() < 2**62
+    _malformed("sale_after", int((sale_raw.notna() & ~in_range).sum()))
+    sale = sale_raw.where(in_range).round().astype("Int64")
     return pd.DataFrame({
         "event_id": [None if it.get("id") is None else str(it.get("id")) for it in items],
         "type": [it.get("type") if isinstance(it.get("type"), str) else None for it in items],
-        "lead_id": _ints([it.get("entity_id") for it in items]),
-        "entity_type": [it.get("entity_type") for it in items],
-        "created_by": _ints([it.get("created_by") for it in items]),
+        "lead_id": _ints([it.get("entity_id") for it in items], "lead_id"),
+        "entity_type": _strs([it.get("entity_type") for it in items], "entity_type"),
+        "created_by": _ints([it.get("created_by") for it in items], "created_by"),
         "created_at": local_time([it.get("created_at") for it in items], tz),
-        "status_before": _ints([_value(v, "lead_status", "id") for v in vb]),
-        "status_after": _ints([_value(v, "lead_status", "id") for v in va]),
-        "pipeline_after": _ints([_value(v, "lead_status", "pipeline_id") for v in va]),
-        "responsible_before": _ints([_value(v, "responsible_user", "id") for v in vb]),
-        "responsible_after": _ints([_value(v, "responsible_user", "id") for v in va]),
+        "status_before": _ints([_value(v, "lead_status", "id") for v in vb], "status_before"),
+        "status_after": _ints([_value(v, "lead_status", "id") for v in va], "status_after"),
+        "pipeline_after": _ints([_value(v, "lead_status", "pipeline_id") for v in va], "pipeline_after"),
+        "responsible_before": _ints([_value(v, "responsible_user", "id") for v in vb], "responsible_before"),
+        "responsible_after": _ints([_value(v, "responsible_user", "id") for v in va], "responsible_after"),
         "sale_after": sale,
-        "note_id": _ints([_value(v, "note", "id") for v in va]),
+        "note_id": _ints([_value(v, "note", "id") for v in va], "note_id"),
         "value_before": _json_many(anon, vb),
         "value_after": _json_many(anon, va),
     })

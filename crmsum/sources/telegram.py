@@ -14,12 +14,16 @@ into records.
 
 Errors never quote the file's content (it is personal data): messages say what is wrong and
 what to do.
+
+Hostile files stay bounded (`crmsum.sources.telegram_json`): shallow prefixes only (ijson's own
+grew with the nesting depth squared), a message keeps at most `MAX_DEPTH` levels, `MAX_VALUES`
+values and `MAX_FIELD_CHARS` characters per string (the rest is dropped with a warning naming the
+message id), and invalid UTF-8 is replaced by U+FFFD and counted instead of refusing the export.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import re
 from collections import Counter
@@ -32,6 +36,7 @@ from zoneinfo import ZoneInfo
 import ijson
 
 from crmsum.errors import CrmsumError
+from crmsum.sources.telegram_json import CAP_REASONS, Caps, CountingReader, build, prefixed
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +104,10 @@ class ReadStats:
     total_bytes: int = 0
     bytes_read: int = 0
     digest: str | None = None
+    bad_utf8: int = 0  # invalid UTF-8 sequences replaced by U+FFFD
+    capped_messages: int = 0  # messages cut to the size limits
+    capped: Counter = field(default_factory=Counter)  # what was cut (depth, values, chars) -> messages
+    capped_ids: list[int | None] = field(default_factory=list)  # first ids of capped messages
 
 
 def find_result_json(path: Path) -> Path:
@@ -116,25 +125,6 @@ def find_result_json(path: Path) -> Path:
     if not path.is_file():
         raise ExportError(f"{path} does not exist; pass a Telegram Desktop export folder or result.json")
     return path
-
-
-class _CountingReader:
-    """File wrapper that counts and hashes the bytes ijson pulls through it."""
-
-    def __init__(self, fh, on_read: Callable[[int], None] | None) -> None:
-        self.fh = fh
-        self.sha = hashlib.sha256()
-        self.count = 0
-        self.on_read = on_read
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.fh.read(n)
-        if data:
-            self.sha.update(data)
-            self.count += len(data)
-            if self.on_read is not None:
-                self.on_read(self.count)
-        return data
 
 
 class ExportReader:
@@ -158,24 +148,34 @@ class ExportReader:
         total = self.stats.total_bytes
         cb = (lambda n: self.on_read(n, total)) if self.on_read else None
         with open(self.path, "rb") as fh:
-            reader = _CountingReader(fh, cb)
+            reader = CountingReader(fh, cb)
             try:
-                yield from self._walk(ijson.parse(reader, buf_size=self.chunk_size))
+                yield from self._walk(prefixed(ijson.basic_parse(reader, buf_size=self.chunk_size)))
             except (ijson.JSONError, UnicodeDecodeError, ValueError, OverflowError) as exc:
                 # the parser's own message quotes the file (personal data): never pass it on
                 truncated = "premature EOF" in str(exc)
                 what = ("ends before the JSON is complete (truncated)" if truncated
                         else "is not valid JSON (corrupted or truncated)")
                 raise ExportError(self._bad_json(reader, what)) from None
-            # drain anything after the document so the digest covers the whole file
-            while reader.read(1 << 20):
-                pass
+            reader.drain()
+            self.stats.bad_utf8 = reader.bad_utf8
             self.stats.bytes_read = reader.count
             self.stats.digest = reader.sha.hexdigest()[:16]
 
-    def _bad_json(self, reader: _CountingReader, what: str) -> str:
+    def _bad_json(self, reader: CountingReader, what: str) -> str:
         return (f"{self.path.name} {what} near byte {reader.count:,} of {self.stats.total_bytes:,}; "
                 "export again from Telegram Desktop (Format: JSON) and let it finish")
+
+    def _note_capped(self, obj: Any, caps: Caps) -> None:
+        self.stats.capped_messages += 1
+        for what in caps.cut:
+            self.stats.capped[what] += 1
+        mid = obj.get("id") if isinstance(obj, dict) else None
+        mid = mid if type(mid) is int else None
+        if len(self.stats.capped_ids) < 20:
+            self.stats.capped_ids.append(mid)
+        log.warning("telegram export: message %s %s; the excess was dropped", mid if mid is not None else "?",
+                    ", ".join(CAP_REASONS[w] for w in sorted(caps.cut)))
 
     def _walk(self, events: Iterator[tuple[str, str, Any]]) -> Iterator[Message]:
         first = True
@@ -190,7 +190,10 @@ class ExportReader:
                 chat = ChatInfo(seq=0)  # the single-chat header lives at the top level
                 continue
             if prefix in _MSG_PREFIXES and event not in ("end_array", "map_key"):
-                obj = _build(events, event) if event in ("start_map", "start_array") else value
+                caps = Caps()
+                obj = build(events, event, caps) if event in ("start_map", "start_array") else value
+                if caps.cut:
+                    self._note_capped(obj, caps)
                 owner = chat if prefix == "messages.item" else self.chats[-1]
                 owner.messages += 1
                 self.stats.messages_read += 1
@@ -230,34 +233,6 @@ def _set_header(chat: ChatInfo, key: str, value: Any) -> None:
             chat.id = value
     elif isinstance(value, str):
         setattr(chat, key, _clean(value))
-
-
-def _build(events: Iterator[tuple[str, str, Any]], start: str = "start_map") -> Any:
-    """Build one object from the events after its start event (a fast ijson ObjectBuilder)."""
-    root: dict | list = {} if start == "start_map" else []
-    stack: list = [root]
-    key = None
-    for _prefix, event, value in events:
-        if event == "map_key":
-            key = value
-            continue
-        top = stack[-1]
-        if event == "end_map" or event == "end_array":
-            stack.pop()
-            if not stack:
-                return root
-            continue
-        if event == "start_map":
-            value = {}
-        elif event == "start_array":
-            value = []
-        if type(top) is list:
-            top.append(value)
-        else:
-            top[key] = value
-        if event == "start_map" or event == "start_array":
-            stack.append(value)
-    raise ijson.IncompleteJSONError("premature end")
 
 
 # -- normalizing one message -------------------------------------------------------------------
@@ -326,7 +301,7 @@ def _text_parts(value: Any, key: str) -> list[tuple[str, str]]:
     if not isinstance(value, list):
         raise SkipMessage(f"'{key}' is neither a string nor a list")
     parts = []
-    for item in value:
+    for item in _flat(value):
         if isinstance(item, str):
             parts.append(("plain", _clean(item)))
         elif isinstance(item, dict):
@@ -338,6 +313,19 @@ def _text_parts(value: Any, key: str) -> list[tuple[str, str]]:
         else:
             raise SkipMessage(f"'{key}' has an item that is neither a string nor an entity")
     return parts
+
+
+def _flat(items: list) -> Iterator[Any]:
+    """The items of a list, nested lists flattened in order (no recursion: depth is capped anyway)."""
+    stack = [iter(items)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            yield item
+        else:
+            stack.pop()
 
 
 def _reactions(value: Any) -> int | None:

@@ -19,7 +19,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from crmsum.cites import cited_ids, strip_citations
 from crmsum.facts import facts_json, facts_query, to_jsonable
+from crmsum.ru import today as today_in
 from crmsum.summarize import grounding as _grounding
 from crmsum.summarize.model import KEYPOINT, LLM, SUMMARY_SECTIONS, Point, Section, sections_to_json, summary_sections
 from crmsum.summarize.offline import period_title, summarize_offline
@@ -150,8 +152,8 @@ def llm_sections(result) -> list[Section]:
     for sec in SUMMARY_SECTIONS:
         points[sec] = []
         for p in getattr(result, sec):
-            inline = _grounding.cited_ids(p.text)
-            text = " ".join(_grounding.strip_citations(p.text).split())
+            inline = cited_ids(p.text)
+            text = " ".join(strip_citations(p.text).split())
             if not text or any(fuzz.token_sort_ratio(text, t) >= 90 for t in seen_texts):
                 continue  # models repeat themselves across sections and map chunks
             seen_texts.append(text)
@@ -185,7 +187,7 @@ def _data_span(con) -> tuple[dt.date, dt.date]:
             SELECT created_at AS ts FROM crm_leads UNION ALL SELECT created_at FROM crm_notes
             UNION ALL SELECT created_at FROM crm_events UNION ALL SELECT date FROM chat_messages)
     """).fetchone()
-    today = dt.date.today()
+    today = today_in()
     lo = row[0].date() if row and row[0] is not None else today
     hi = row[1].date() if row and row[1] is not None else today
     return lo, hi

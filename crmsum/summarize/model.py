@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 # stable keys -> shown titles, in reading order
@@ -47,6 +47,11 @@ class Point:
         return cls(kind=d["kind"], text=d["text"], figures=dict(d.get("figures") or {}),
                    cites=tuple(d.get("cites") or ()), lead_id=d.get("lead_id"))
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (written by hand: `dataclasses.asdict` deep-copies and costs more than the summary)."""
+        return {"kind": self.kind, "text": self.text, "figures": self.figures, "cites": list(self.cites),
+                "lead_id": self.lead_id}
+
     def with_text(self, text: str) -> Point:
         """The same point saying `text` (the grounding check drops sentences of a point)."""
         return replace(self, text=text)
@@ -63,6 +68,9 @@ class Section:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Section:
         return cls(key=d["key"], title=d["title"], points=tuple(Point.from_dict(p) for p in d.get("points") or ()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "title": self.title, "points": [p.to_dict() for p in self.points]}
 
     def with_points(self, points: Iterable[Point]) -> Section:
         return replace(self, points=tuple(points))
@@ -91,7 +99,7 @@ def points_of(sections: Iterable[Section], *keys: str) -> list[Point]:
 
 def sections_to_json(sections: list[Section] | tuple[Section, ...]) -> str:
     """The `summaries.sections` column."""
-    return json.dumps([asdict(s) for s in sections], ensure_ascii=False, default=str)
+    return json.dumps([s.to_dict() for s in sections], ensure_ascii=False, default=str)
 
 
 def sections_from_json(text: str | None) -> list[Section]:

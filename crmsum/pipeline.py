@@ -198,6 +198,18 @@ def embed_records(settings: Settings | None = None, lake: Lake | None = None, pr
         return report
 
 
+def briefs(settings: Settings | None = None, lake: Lake | None = None):
+    """Deal briefs for tonight's hand-overs and deals at the decisive stage, after precompute."""
+    from crmsum.delivery import deliver_briefs
+
+    s = settings or get_settings()
+    with tracked(s.state_dir, "briefs") as step:
+        report = deliver_briefs(s, lake or open_lake(s))
+        step.counts = {"sent": report.sent, "outbox": report.outbox, "failed": report.failed}
+        step.ok = not report.failed
+        return report
+
+
 def compact_lake(settings: Settings | None = None, lake: Lake | None = None) -> dict[str, int]:
     """Compact every table's part files into its base (nightly, after the writes of the night)."""
     s = settings or get_settings()

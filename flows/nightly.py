@@ -1,6 +1,7 @@
 """Nightly: amoCRM sync, new Telegram exports from the inbox, record embeddings and insights,
-precompute, lake compaction; then a markdown artifact of what the night did. Any failed step makes the run Failed (the later steps
-still run: a broken export must not stop the summaries).
+precompute, deal briefs (hand-overs, decisive stage), lake compaction; then a markdown artifact of
+what the night did. Any failed step makes the run Failed (the later steps still run: a broken export
+must not stop the summaries).
 
 Thin orchestration over `crmsum.pipeline`; run with `python flows/nightly.py`, through
 `crmsum demo`, or as the `nightly` deployment in prefect.yaml. Settings come as a parameter
@@ -78,6 +79,11 @@ def _step(name: str, fn, failures: list[str], *args: Any) -> Any:
     return state.result()
 
 
+@task(retries=1, retry_delay_seconds=60, cache_policy=NO_CACHE)
+def briefs(settings: Settings) -> dict:
+    return pipeline.plain(pipeline.briefs(settings))
+
+
 @flow(name="crmsum-nightly", log_prints=True)
 def nightly(amocrm: bool = True, settings: Settings | None = None, data_dir: str | None = None) -> dict:
     s = flow_settings(settings, data_dir)
@@ -100,6 +106,7 @@ def nightly(amocrm: bool = True, settings: Settings | None = None, data_dir: str
                 failures.append(f"precompute: {type(exc).__name__}: {exc}")
         else:
             steps["precompute"] = _step("precompute", precompute, failures, s)
+        steps["briefs"] = _step("deal briefs", briefs, failures, s)
         steps["compact"] = _step("lake compaction", compact, failures, s)
         with contextlib.closing(open_lake(s).connect()) as con:
             report = night_report(steps, failures, con)

@@ -232,6 +232,49 @@ def bot() -> None:
 
 
 @app.command()
+def search(
+    text: str = typer.Argument(..., help="What to look for, e.g. «клиент пропал после КП» or «дорого у Нефтетруба в мае»."),
+    k: int = typer.Option(10, "--k", help="How many records."),
+    manager: Optional[str] = typer.Option(None, "--manager", help="Only this manager's records (name or pseudonym)."),
+    company: Optional[str] = typer.Option(None, "--company", help="Only this company's records."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only records since YYYY-MM-DD."),
+    as_json: bool = typer.Option(False, "--json", help="Print [{id, lead_id, kind, text, created_at, score}], best first."),
+    build: bool = typer.Option(False, "--build", help="Embed the lake's records first if they have no vectors yet."),
+) -> None:
+    """Semantic search over the lake's records (notes, calls, tasks, team chat)."""
+    from crmsum.config import get_settings
+    from crmsum.errors import CrmsumError
+    from crmsum.lake import open_lake
+    from crmsum.logs import setup_logging
+    from crmsum.privacy import Vault
+    from crmsum.retrieval.command import run_search
+
+    settings = get_settings()
+    setup_logging(settings)
+    try:
+        if build:
+            with _progress() as progress:
+                result = run_search(open_lake(settings), text, k=k, manager=manager, company=company, since=since,
+                                    build=True, settings=settings, progress=progress)
+        else:
+            result = run_search(open_lake(settings), text, k=k, manager=manager, company=company, since=since,
+                                settings=settings)
+    except CrmsumError as exc:
+        fail(str(exc))
+    vault = Vault(settings.vault_dir)  # the operator's terminal may see real names, as with `ask`
+    from crmsum.privacy.display import resolve as display_resolve
+
+    rows = [{**h.to_json(), "text": display_resolve(h.text, vault, settings.display_resolve)} for h in result.hits]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
+        return
+    if not rows:
+        console.print("nothing close enough found", highlight=False)
+    for r in rows:
+        sys.stdout.write(f"{r['score']:.3f}  {r['id']:<24} {(r['created_at'] or '')[:10]}  {r['text']}\n")
+
+
+@app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON.")) -> None:
     """What to check first: endpoints and credentials, lake freshness, watermarks, last runs, failed deliveries."""
     from crmsum.config import get_settings
@@ -424,15 +467,12 @@ def insights(
 ) -> None:
     """What wins and loses deals: drivers with win rates and 95% intervals, phrases, open deals at risk."""
     from crmsum.insights.present import render_text, resolve_manager
-    from crmsum.insights.analysis import InsightsError, build_report, parse_period
+    from crmsum.insights.analysis import build_report, parse_period
     from crmsum.lake import open_lake
 
     lake = open_lake()
-    try:
-        start, end = parse_period(period)
-        rep = build_report(lake, start=start, end=end, manager=resolve_manager(lake, manager) if manager else None)
-    except InsightsError as exc:
-        fail(str(exc))
+    start, end = parse_period(period)
+    rep = build_report(lake, start=start, end=end, manager=resolve_manager(lake, manager) if manager else None)
     if as_json:
         sys.stdout.write(json.dumps(rep.to_dict(), ensure_ascii=False) + "\n")
     else:

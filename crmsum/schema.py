@@ -24,11 +24,14 @@ class Table:
     key: tuple[str, ...]
     schema: pa.Schema
     doc: str
+    unhashed: tuple[str, ...] = ()  # columns left out of "did this row change" (provenance, not content)
+    version: str | None = None  # a row never replaces one whose `version` is newer (e.g. an edit time)
 
 
-def _t(name: str, key: tuple[str, ...], doc: str, *fields: tuple[str, pa.DataType, str]) -> Table:
+def _t(name: str, key: tuple[str, ...], doc: str, *fields: tuple[str, pa.DataType, str],
+       unhashed: tuple[str, ...] = (), version: str | None = None) -> Table:
     schema = pa.schema([pa.field(n, t, metadata={"doc": d}) for n, t, d in fields])
-    return Table(name, key, schema, doc)
+    return Table(name, key, schema, doc, unhashed, version)
 
 
 TABLES: dict[str, Table] = {
@@ -148,7 +151,9 @@ TABLES: dict[str, Table] = {
            ("action", STR, "service action, e.g. invite_members"),
            ("media_type", STR, "photo, video_file, voice_message, sticker, file, ..."),
            ("reactions", I64, "total reactions"),
-           ("source_file", STR, "export file digest it came from")),
+           ("source_file", STR, "export file digest it came from"),
+           # an overlapping newer export adds only its new messages; an older edit never wins
+           unhashed=("source_file",), version="edited"),
         _t("summaries", ("summary_id",), "Precomputed summaries per manager / company / team and period.",
            ("summary_id", STR, "scope:key:period"),
            ("scope", STR, "manager, company or team"),
@@ -265,6 +270,21 @@ TABLES: dict[str, Table] = {
            ("significant", BOOL, "interval excludes zero, q <= 0.05 and the adjusted effect points the same way"),
            ("examples", pa.list_(I64), "example lead ids with the feature"),
            ("computed_at", TS, "as of: the lake's newest record when computed")),
+        _t("record_embeddings", ("record_id",), "Vectors of the records for semantic search (anonymized text only).",
+           ("record_id", STR, "note:<id>, task:<id>, msg:<chat>:<msg> (citation ids) or lead:<id> (deal title)"),
+           ("kind", STR, "note, call, task, msg or deal"),
+           ("lead_id", I64, "lead of the record (null for chat)"),
+           ("company_id", I64, "the lead's company, or the first company a chat message mentions"),
+           ("manager", STR, "pseudonym: note author, task assignee, chat author, deal owner"),
+           ("created_at", TS, "when the record was written (tasks: completion time once done)"),
+           ("text", STR, "the text embedded (anonymized, at most 2000 characters)"),
+           ("text_hash", STR, "md5 of text: a changed text is embedded again"),
+           ("backend", STR, "offline (navec SIF) or openai (OpenAI-compatible endpoint)"),
+           ("model", STR, "navec-sif-<fitted version> or the endpoint's model name"),
+           ("dim", I64, "vector length"),
+           ("vector", pa.list_(pa.float32()), "unit vector (cosine = dot product); null for deleted records"),
+           ("embedded_at", TS, "when the vector was computed"),
+           ("is_deleted", BOOL, "the record is gone from the lake (tombstone)")),
         _t("eval_results", ("run_id", "question_id"), "Evaluation of the answer path against the sample truth.",
            ("run_id", STR, "evaluation run"),
            ("question_id", STR, "question id"),

@@ -38,7 +38,7 @@ def answer_activity(prep: Prepared, ctx: AnswerContext) -> Answer:
 
         target = ctx.lake if s.use_llm else ctx.cursor()
         summ = summarize_scope(target, manager=prep.manager, company=prep.company_id, start=prep.start,
-                               end=prep.end, settings=s)
+                               end=prep.end, settings=s, question=ctx.anonymize(prep.question) if s.use_llm else None)
         source, backend, sections = "live", summ.backend, summ.sections
     heading = header(prep, source, backend)
     notes = list(prep.notes) + ([""] if prep.notes and sections else [])

@@ -48,11 +48,16 @@ class VectorIndex:
         if len(self.meta) > approx_above:
             # identical texts have identical vectors (chat is full of «Ок», templates repeat): the graph
             # holds each distinct text once, and a hit expands to every record with that text
-            codes, _ = pd.factorize(self.meta["text"].fillna(""), sort=False)
+            # zero vectors (texts without a known word: «+», emoji) match nothing and have no cosine: left out
+            nonzero = np.linalg.norm(self.matrix, axis=1) > 0
+            codes = np.full(len(self.meta), -1, dtype=np.int64)
+            codes[nonzero] = pd.factorize(self.meta["text"].fillna("")[nonzero])[0]
             order = np.argsort(codes, kind="stable")
+            order = order[codes[order] >= 0]
             self._group_start = np.searchsorted(codes[order], np.arange(codes.max() + 2))
             self._group_rows = order
-            self.ann = _ann(self.matrix[order[self._group_start[:-1]]], ann_path)
+            if len(order):
+                self.ann = _ann(self.matrix[order[self._group_start[:-1]]], ann_path)
 
     def __len__(self) -> int:
         return len(self.meta)

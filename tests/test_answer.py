@@ -321,7 +321,7 @@ def test_why_company_shows_every_loss_and_stalled_and_what_wins(env):
     s = ask(env, "Какие сделки висят без движения?")
     assert s.intent == "stalled" and s.source in ("live", "precomputed")
     w = ask(env, "Что помогает выигрывать сделки?")
-    assert w.intent == "what_wins" and "Причины проигрышей" in w.text
+    assert w.intent == "what_wins" and "по причинам" in w.text
 
 
 @pytest.mark.parametrize("q", ["x" * 4000, "🙂🙂🙂", "/ask", "Что было 31 февраля?", "Что будет в 2031 году?",
@@ -377,3 +377,18 @@ def test_count_of_won_deals_counts_by_close_date(env):
                 & (closed >= dt.date(2024, 3, 1)) & (closed <= dt.date(2024, 3, 31))]
     a = ask(env, "Сколько сделок выиграла Ева Смирнова в марте 2024?")
     assert a.intent == "metric" and a.value == len(want)
+
+
+def test_similar_deals_from_the_vector_store(env):
+    from crmsum import retrieval
+
+    s, lake = env
+    before = ask(env, "Похожие сделки на СтройИнвест")
+    assert before.intent == "similar" and before.company == "СтройИнвест"
+    assert "не проиндексированы" in before.text and not before.items  # honest without embeddings
+    retrieval.update_embeddings(lake, settings=s)
+    A.reset_contexts()
+    a = ask(env, "Похожие сделки на СтройИнвест")
+    assert a.intent == "similar" and a.items and "сходство" in a.text
+    lead_ids = set(env[1].read("crm_leads").lead_id)
+    assert {d["lead_id"] for d in a.items} <= lead_ids

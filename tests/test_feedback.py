@@ -253,7 +253,7 @@ def test_monthly_feedback_flow(fenv, monkeypatch):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     monkeypatch.setattr(mod, "deliver_feedback_summary",
-                        lambda month, force=False: calls.append((month, force)) or
+                        lambda month, force=False, settings=None: calls.append((month, force)) or
                         D.deliver_feedback_summary(month, force=force, settings=_settings(data_dir), lake=lake))
     report = mod.deliver.fn("2024-05", False)
     assert calls == [("2024-05", False)] and report["outbox"] == 1 and report["week"] == "2024-05"

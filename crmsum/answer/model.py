@@ -111,6 +111,8 @@ class Prepared:
             return False
         if self.compare:
             return not all(p.summary_id for p in self.compare)
+        if self.intent in ("what_wins", "why", "stalled", "similar"):
+            return True  # models and vector search may take seconds: the bot says it is working
         if self.intent != "activity":
-            return False  # the other intents read tables (fast) — no «working» message
+            return False  # metric, ranking, deals read one in-memory table — no «working» message
         return self.summary_id is None

@@ -101,9 +101,6 @@ def run_scale(scale: int, share: bool = False) -> dict:
     from bench.bench_precompute import END, add_day, synth
     from crmsum.config import Settings
     from crmsum.lake import Lake
-    from crmsum.retrieval import search
-    from crmsum.retrieval.embeddings import get_embeddings
-    from crmsum.retrieval.index import VectorIndex, load_index
     from crmsum.retrieval.store import update_embeddings
 
     out: dict = {"scale": scale}
@@ -114,13 +111,14 @@ def run_scale(scale: int, share: bool = False) -> dict:
         lake = Lake(s.lake_dir)
         out["synth_s"] = round(time.perf_counter() - t0, 1)
         load0 = _load()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         first = update_embeddings(lake, s)
-        secs = time.perf_counter() - t0
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
         con = lake.connect()
         distinct = con.execute("SELECT count(DISTINCT text) FROM record_embeddings").fetchone()[0]
         out["embed_first"] = {"records": first.records, "distinct_texts": int(distinct), "seconds": round(secs, 1),
                               "records_per_s": round(first.records / secs), "distinct_per_s": round(distinct / secs),
+                              "cpu_s": round(cpu, 1), "records_per_cpu_s": round(first.records / max(cpu, 1e-9)),
                               "peak_rss_mb": _peak_mb(), "load": load0}
         t0 = time.perf_counter()
         again = update_embeddings(lake, s)
@@ -131,28 +129,43 @@ def run_scale(scale: int, share: bool = False) -> dict:
         out["disk_mb"]["bytes_per_record"] = round(out["disk_mb"]["compacted"] * 1e6 / first.records)
         if share:  # a full offline precompute first: long (hours at scale 10 on a shared machine)
             out["nightly"] = _nightly_share(lake, s, scale, add_day, END)
-        emb = get_embeddings(s)
-        t0 = time.perf_counter()
-        index = load_index(lake, emb.model, s.embeddings_approx_above)
-        out["index_load_s"] = round(time.perf_counter() - t0, 2)
-        rng = np.random.default_rng(0)
-        queries = [QUERIES[i % len(QUERIES)] + ("" if i < len(QUERIES) else f" {w}")
-                   for i, w in enumerate(rng.choice(["срочно", "по договору", "клиенту", "вчера", "снова"], 200))]
-        out["query_exact"] = _latency(lambda q: search(lake, q, k=10, settings=s, min_score=-1), queries)
-        out["query_exact"]["load"] = _load()
-        out["query_exact_filtered"] = _latency(
-            lambda q: search(lake, q, k=10, settings=s, min_score=-1, since=dt.date(2026, 1, 1)), queries)
-        t0 = time.perf_counter()
-        approx = VectorIndex(index.meta, index.matrix, index.model, approx_above=0)
-        build = time.perf_counter() - t0
-        qv = emb.embed_matrix(queries)
-        ex = [set(index.exact(q, 10)[0]) for q in qv]
-        ap_lat = _latency(lambda i: approx.search(qv[i], 10), range(len(qv)))
-        ex_lat = _latency(lambda i: index.exact(qv[i], 10), range(len(qv)))
-        recall = float(np.mean([len(e & set(approx.search(q, 10)[0])) / 10 for e, q in zip(ex, qv)]))
-        out["index_only"] = {"exact": ex_lat, "approx": ap_lat, "approx_recall@10": round(recall, 3),
-                             "approx_build_s": round(build, 1), "vectors": len(index), "load": _load()}
+        out.update(latency(lake, s))
     out["peak_rss_mb"] = _peak_mb()
+    return out
+
+
+def latency(lake, s, n_queries: int = 200) -> dict:
+    """Query latency on a lake with embeddings: end-to-end search (exact), and the index alone,
+    exact and approximate (HNSW over the distinct texts), with the approximate index's build time
+    and recall@10 (share of its hits scoring at least the exact 10th best: ties swap records)."""
+    from crmsum.retrieval import search
+    from crmsum.retrieval.embeddings import get_embeddings
+    from crmsum.retrieval.index import VectorIndex, load_index
+
+    out: dict = {}
+    emb = get_embeddings(s)
+    t0 = time.perf_counter()
+    index = load_index(lake, emb.model, 10**12)
+    out["index_load_s"] = round(time.perf_counter() - t0, 2)
+    rng = np.random.default_rng(0)
+    queries = [QUERIES[i % len(QUERIES)] + ("" if i < len(QUERIES) else f" {w}")
+               for i, w in enumerate(rng.choice(["срочно", "по договору", "клиенту", "вчера", "снова"], n_queries))]
+    s = s.model_copy(update={"embeddings_approx_above": 10**12})
+    out["query_exact"] = _latency(lambda q: search(lake, q, k=10, settings=s, min_score=-1), queries)
+    out["query_exact"]["load"] = _load()
+    out["query_exact_filtered"] = _latency(
+        lambda q: search(lake, q, k=10, settings=s, min_score=-1, since=dt.date(2026, 1, 1)), queries)
+    t0 = time.perf_counter()
+    approx = VectorIndex(index.meta, index.matrix, index.model, approx_above=0)
+    build = time.perf_counter() - t0
+    qv = emb.embed_matrix(queries)
+    exact = [index.exact(q, 10) for q in qv]
+    ap_lat = _latency(lambda i: approx.search(qv[i], 10), range(len(qv)))
+    ex_lat = _latency(lambda i: index.exact(qv[i], 10), range(len(qv)))
+    recall = float(np.mean([np.mean(approx.search(q, 10)[1] >= e[1][-1] - 1e-5) for e, q in zip(exact, qv)]))
+    out["index_only"] = {"exact": ex_lat, "approx": ap_lat, "approx_recall@10": round(recall, 3),
+                         "approx_build_s": round(build, 1), "vectors": len(index),
+                         "distinct_texts_in_graph": int(len(approx._group_start) - 1), "load": _load()}
     return out
 
 
@@ -181,8 +194,17 @@ def main() -> None:
     ap.add_argument("--scales", type=int, nargs="*", default=[1, 10])
     ap.add_argument("--quality-only", action="store_true")
     ap.add_argument("--share", action="store_true", help="also measure the share of a nightly run (runs a full precompute)")
+    ap.add_argument("--lake-dir", type=Path, help="only measure query latency on this DATA_DIR (with embeddings)")
+    ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.lake_dir is not None:
+        from crmsum.config import Settings
+        from crmsum.lake import Lake
+
+        s = Settings(data_dir=args.lake_dir, llm="offline")
+        print(json.dumps(latency(Lake(s.lake_dir), s, args.queries)))
+        return
     if args.scale_child is not None:
         print(json.dumps(run_scale(args.scale_child, args.share)))
         return

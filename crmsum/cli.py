@@ -465,15 +465,12 @@ def insights(
 ) -> None:
     """What wins and loses deals: drivers with win rates and 95% intervals, phrases, open deals at risk."""
     from crmsum.insights.present import render_text, resolve_manager
-    from crmsum.insights.analysis import InsightsError, build_report, parse_period
+    from crmsum.insights.analysis import build_report, parse_period
     from crmsum.lake import open_lake
 
     lake = open_lake()
-    try:
-        start, end = parse_period(period)
-        rep = build_report(lake, start=start, end=end, manager=resolve_manager(lake, manager) if manager else None)
-    except InsightsError as exc:
-        fail(str(exc))
+    start, end = parse_period(period)
+    rep = build_report(lake, start=start, end=end, manager=resolve_manager(lake, manager) if manager else None)
     if as_json:
         sys.stdout.write(json.dumps(rep.to_dict(), ensure_ascii=False) + "\n")
     else:

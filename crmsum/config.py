@@ -30,7 +30,10 @@ class Settings(BaseSettings):
     telegram_allowed_chats: str = Field("", description="comma-separated chat ids allowed to talk to the bot and receive digests")
     telegram_digest_chats: str = Field("", description='what a listed chat gets: "chat_id:team" or "chat_id:<manager>" pairs, comma-separated')
     telegram_user_rate: int = Field(20, description="questions per user per hour")
+    telegram_workers: int = Field(8, description="bot threads for incoming updates (precomputed answers are served on them)")
+    telegram_live_workers: int = Field(4, description="live answers computed at once; more wait in line without holding up quick answers")
     telegram_lead_chat: int | None = Field(None, description="the team lead's chat (an allowed chat): monthly ratings summary")
+    brief_stages: str = Field("", description="stage names (comma-separated) whose entry sends the deal's manager a brief; default: the stage before won in each pipeline")
 
     llm: str | None = Field(None, description="offline or llm, to force a backend (default: llm when OPENAI_API_KEY is set)")
     llm_model: str = Field("gpt-4o-mini", description="model name for the LLM backend")

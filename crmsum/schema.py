@@ -24,11 +24,14 @@ class Table:
     key: tuple[str, ...]
     schema: pa.Schema
     doc: str
+    unhashed: tuple[str, ...] = ()  # columns left out of "did this row change" (provenance, not content)
+    version: str | None = None  # a row never replaces one whose `version` is newer (e.g. an edit time)
 
 
-def _t(name: str, key: tuple[str, ...], doc: str, *fields: tuple[str, pa.DataType, str]) -> Table:
+def _t(name: str, key: tuple[str, ...], doc: str, *fields: tuple[str, pa.DataType, str],
+       unhashed: tuple[str, ...] = (), version: str | None = None) -> Table:
     schema = pa.schema([pa.field(n, t, metadata={"doc": d}) for n, t, d in fields])
-    return Table(name, key, schema, doc)
+    return Table(name, key, schema, doc, unhashed, version)
 
 
 TABLES: dict[str, Table] = {
@@ -148,7 +151,9 @@ TABLES: dict[str, Table] = {
            ("action", STR, "service action, e.g. invite_members"),
            ("media_type", STR, "photo, video_file, voice_message, sticker, file, ..."),
            ("reactions", I64, "total reactions"),
-           ("source_file", STR, "export file digest it came from")),
+           ("source_file", STR, "export file digest it came from"),
+           # an overlapping newer export adds only its new messages; an older edit never wins
+           unhashed=("source_file",), version="edited"),
         _t("summaries", ("summary_id",), "Precomputed summaries per manager / company / team and period.",
            ("summary_id", STR, "scope:key:period"),
            ("scope", STR, "manager, company or team"),

@@ -415,3 +415,24 @@ def test_an_empty_lake_fits_later_when_records_arrive(tmp_path):
         lake.write(name, tables.read(name))
     later = update_embeddings(lake, s)
     assert later.refit and later.embedded == later.records > 0
+
+
+def test_approximate_index_agrees_with_exact_search(shared):
+    from crmsum.retrieval.embeddings import get_embeddings
+    from crmsum.retrieval.index import VectorIndex, load_index
+
+    s, lake, _ = shared
+    emb = get_embeddings(s)
+    exact = load_index(lake, emb.model)
+    approx = VectorIndex(exact.meta, exact.matrix, exact.model, approx_above=0)
+    assert approx.approximate and not exact.approximate
+    for text in ("клиент просит скидку", "договор подписан", "встреча в офисе клиента", "счёт выставлен"):
+        q = emb.embed_matrix([text])[0]
+        e_pos, e_score = exact.search(q, 10)
+        a_pos, a_score = approx.search(q, 10)
+        assert len(a_pos) == 10 and a_score[0] == pytest.approx(e_score[0], abs=1e-4)
+        assert np.all(a_score >= e_score[-1] - 1e-4)  # the same ten best scores (ties may swap records)
+        assert np.allclose(exact.matrix[a_pos] @ q, a_score, atol=1e-4)
+        notes = exact.positions("kind = ?", ["note"])
+        f_pos, _ = approx.search(q, 5, notes)
+        assert set(f_pos) <= set(notes)

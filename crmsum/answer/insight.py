@@ -240,31 +240,39 @@ def _situation(prep: Prepared, ctx: AnswerContext):
 
 
 def answer_similar(prep: Prepared, ctx: AnswerContext) -> Answer:
+    """The closest past deals (outcome, amount, loss reason, deciding records) and the records about the same
+    situation, each cited; a named company stands for its latest deal."""
+    from crmsum.retrieval import RetrievalError, search, similar_deals
+
     dealset.ensure(ctx)
     head = heading("Похожие сделки", prep, "live")
-    if not _have("crmsum.retrieval"):
-        return make_answer(prep, "live", head, ["Пока нет данных для поиска похожих сделок: семантический поиск "
-                                                "(crmsum.retrieval, таблица record_embeddings) ещё не подключён."])
-    from crmsum.retrieval import RetrievalError, similar_deals
-
     what = _situation(prep, ctx)
+    scope = {"manager": prep.manager, "since": prep.start, "until": prep.end}
     try:
-        hits = similar_deals(ctx.lake, what, k=6, manager=prep.manager, settings=ctx.settings)
+        deals = [d for d in similar_deals(ctx.lake, what, k=6, settings=ctx.settings, **scope) if d.lead_id != what][:5]
+        hits = [] if isinstance(what, int) else search(ctx.lake, what, k=20, settings=ctx.settings,
+                                                        company_id=prep.company_id, **scope)
     except RetrievalError as exc:
-        return make_answer(prep, "live", head, [f"Не получилось найти похожие: {exc}"])
-    hits = [h for h in hits if h.lead_id != what][:5]
+        line = ("Поиск похожего пока недоступен: записи ещё не проиндексированы (это делает ночной поток)."
+                if "run the nightly flow" in str(exc) else "Не понял, что искать: опишите ситуацию парой слов.")
+        return make_answer(prep, "live", head, [line])
+    texts: set[str] = set()
+    hits = [h for h in hits if not (h.text in texts or texts.add(h.text))][:5]  # templates repeat: one of each
+    if not deals and not hits:
+        return make_answer(prep, "live", head, ["Похожих сделок и записей не нашлось."])
     like = f"сделку #{what}" if isinstance(what, int) else f"«{what}»"
-    lines = [f"Похожие на {like}: {count(len(hits), 'сделка', 'сделки', 'сделок')}, самые похожие первыми."]
-    for i, h in enumerate(hits, 1):
-        state = {"won": "выиграна", "lost": "проиграна", "open": "в работе"}.get(h.outcome or "", h.outcome or "")
-        if h.outcome == "lost" and h.loss_reason:
-            state += f": {h.loss_reason}"
-        lines.append(f"{i}. «{h.name or 'без названия'}» #{h.lead_id} — {h.company or '—'} — {money(h.amount or 0)} — "
-                     f"{state} — сходство {h.score:.2f}")
-        lines += [f"   — {r.text[:160]}" for r in (h.records or [])[:1]]
-    if not hits:
-        lines.append("Похожих сделок в истории нет.")
-    return make_answer(prep, "live", head, lines, items=[{"lead_id": h.lead_id, "score": h.score} for h in hits])
+    lines = [f"Ближайшие прошлые сделки, похожие на {like}: {count(len(deals), 'сделка', 'сделки', 'сделок')}, "
+             "самые похожие первыми:"]
+    for d in deals:
+        reason = f", причина: {d.loss_reason}" if d.outcome == "lost" and d.loss_reason else ""
+        amount = f", {money(d.amount)}" if d.amount else ""
+        lines.append(f"• «{d.name}» — {OUTCOME_WORD.get(d.outcome, d.outcome)}{amount}{reason} (сходство {d.score:.2f})")
+        lines += [f"  – {r.text[:160]} [{r.id}]" for r in d.records[:NOTES_PER_DEAL]]
+    if hits:
+        lines.append("Записи о той же ситуации:")
+        lines += [f"• {h.text[:160]} [{h.id}]" for h in hits]
+    items = [d.to_json() for d in deals] + [h.to_json() for h in hits]
+    return make_answer(prep, "live", head, lines, items=items)
 
 
 def answer(prep: Prepared, ctx: AnswerContext) -> Answer:

@@ -12,18 +12,17 @@ and it appears in at least `MIN_DEALS` closed deals — so an account with nothi
 from __future__ import annotations
 
 import math
-import re
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from crmsum.cites import PSEUDONYM_ANY_CASE_RE
 from crmsum.insights.records import Phrase
 from crmsum.insights.text_facts import clauses
 
 CONTENT = frozenset({"NOUN", "ADJF", "ADJS", "VERB", "INFN", "PRTF", "PRTS", "GRND", "ADVB", "COMP", "PRED"})
-PSEUDONYM = re.compile(r"^(?:per|tel|eml|tg|url|doc)-[0-9a-f]{8}$")
 MIN_DEALS = 5
 ALPHA = 0.05
 MAX_PER_SIDE = 10
@@ -41,7 +40,7 @@ def terms(text: str) -> tuple[str, ...]:
             if t.lemma in ("не", "ни"):
                 neg = True
                 continue
-            if t.pos in CONTENT and len(t.lemma) >= 2 and not PSEUDONYM.match(t.lemma) and not t.lemma.isdigit():
+            if t.pos in CONTENT and len(t.lemma) >= 2 and not PSEUDONYM_ANY_CASE_RE.fullmatch(t.lemma) and not t.lemma.isdigit():
                 seq.append(("не " if neg else "") + t.lemma)
             elif t.pos not in ("PREP", "CONJ", "PRCL"):
                 seq.append("")  # a break: no bigram across names, numbers, quotes

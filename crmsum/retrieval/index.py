@@ -46,7 +46,13 @@ class VectorIndex:
         self._lock = threading.Lock()
         self.ann = None
         if len(self.meta) > approx_above:
-            self.ann = _ann(self.matrix, ann_path)
+            # identical texts have identical vectors (chat is full of «Ок», templates repeat): the graph
+            # holds each distinct text once, and a hit expands to every record with that text
+            codes, _ = pd.factorize(self.meta["text"].fillna(""), sort=False)
+            order = np.argsort(codes, kind="stable")
+            self._group_start = np.searchsorted(codes[order], np.arange(codes.max() + 2))
+            self._group_rows = order
+            self.ann = _ann(self.matrix[order[self._group_start[:-1]]], ann_path)
 
     def __len__(self) -> int:
         return len(self.meta)
@@ -90,17 +96,22 @@ class VectorIndex:
 
     def _approx(self, q: np.ndarray, k: int, positions: np.ndarray | None):
         share = 1.0 if positions is None else len(positions) / len(self.meta)
-        want = min(len(self.meta), int(np.ceil(k * (1 if positions is None else OVERFETCH) / share)))
+        groups = len(self._group_start) - 1
+        want = min(groups, int(np.ceil(k * (1 if positions is None else OVERFETCH) / share)))
         res = self.ann.search(q, want)
-        keys = np.asarray(res.keys, dtype=np.int64)
-        scores = 1.0 - np.asarray(res.distances, dtype=np.float32)  # usearch "cos" distance = 1 - cosine
+        found = np.asarray(res.keys, dtype=np.int64)
+        dist = np.asarray(res.distances, dtype=np.float32)
+        sizes = self._group_start[found + 1] - self._group_start[found]
+        keys = np.concatenate([self._group_rows[self._group_start[g]:self._group_start[g + 1]] for g in found]) \
+            if len(found) else np.empty(0, np.int64)
+        scores = np.repeat(1.0 - dist, sizes)  # usearch "cos" distance = 1 - cosine
         if positions is not None:
             keep = np.isin(keys, positions)
             keys, scores = keys[keep], scores[keep]
         if len(keys) < min(k, len(self.meta) if positions is None else len(positions)):
             return None  # the filter ate the neighbours: answer exactly
         order = np.lexsort((keys, -scores))[:k]
-        return keys[order], scores[order]
+        return keys[order].astype(np.int64), scores[order]
 
 
 BLAS_ABOVE = 50_000  # rows: below, a single-threaded product; above, OpenBLAS' threaded gemv pays off

@@ -29,7 +29,7 @@ from crmsum.retrieval.types import EmbedReport
 log = logging.getLogger(__name__)
 
 TABLE = "record_embeddings"
-BATCH = 4000  # rows per lake write (and per embedding call)
+BATCH = 20_000  # rows per lake write (and per embedding call): few parts, so few compactions at scale 10
 PARALLEL_ABOVE = 20_000  # distinct texts worth a second process (it pays ~2 s to start and load pymorphy3)
 MAX_WORKERS = 2
 META = ["kind", "lead_id", "company_id", "manager", "created_at"]

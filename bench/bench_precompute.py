@@ -8,7 +8,7 @@ Design scale 1 = the default sample account: 1000 deals, 10 managers, 300 compan
 The lake is synthesized directly (vectorized rows, pseudonyms only): the sample generator +
 ingestion path is benchmarked by bench_sync.py / bench_chat_import.py.
 
-Per scale, in a fresh subprocess (so peak RSS is that scale's own):
+Per scale, in a fresh subprocess (so peak RSS is that scale's own; the lake is synthesized in another):
 - full offline precompute: wall time, peak RSS, summaries written;
 - a rerun with no new data: wall time, summaries recomputed (must be 0);
 - LLM dry run (tokens counted with tiktoken, nothing sent): calls and tokens for a full precompute
@@ -237,7 +237,10 @@ def run_scale(scale: int, context_tokens: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        phase("rows", synth(Path(tmp) / "lake", scale))
+        # synthesized in a child process: this process's peak RSS is then precompute's own
+        child = subprocess.run([sys.executable, __file__, "--synth", str(scale), str(Path(tmp) / "lake")],
+                               stdout=subprocess.PIPE, text=True, check=True)
+        phase("rows", json.loads(child.stdout.strip().splitlines()[-1]))
         phase("synth_s", round(time.perf_counter() - t, 1))
         lake = Lake(Path(tmp) / "lake")
         offline = Settings(llm="offline", data_dir=tmp)
@@ -270,7 +273,11 @@ def main() -> None:
     ap.add_argument("--scales", default="1,10")
     ap.add_argument("--context-tokens", type=int, default=6000)
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process: run one scale, print JSON
+    ap.add_argument("--synth", nargs=2, help=argparse.SUPPRESS)  # child process: SCALE DIR, print row counts
     args = ap.parse_args()
+    if args.synth:
+        print(json.dumps(synth(Path(args.synth[1]), int(args.synth[0]))))
+        return
     if args.one:
         print(json.dumps(run_scale(args.one, args.context_tokens), ensure_ascii=False))
         return

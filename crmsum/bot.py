@@ -21,8 +21,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import telebot
 from telebot import types
@@ -34,7 +36,7 @@ from crmsum.errors import CrmsumError
 from crmsum.summarize import render as R
 from crmsum.delivery import chat_digest, digest_parts
 from crmsum.rating_callback import RatingRefused, rating_data, rating_key, verify
-from crmsum.telegram.client import call_api, make_bot
+from crmsum.telegram.client import call_api, make_bot, no_preview
 from crmsum.telegram.send_once import Telegram
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class BotError(CrmsumError):
 PLACEHOLDER = "Собираю данные…"
 PAGE = 10  # deals per page of a long list
 PAGES_KEPT = 200  # long answers kept in memory for paging
+HEARTBEAT_SECONDS = 300.0
 COMMANDS = [("ask", "задать вопрос: /ask Что Ева делала в марте?"), ("digest", "дайджест последней недели"),
             ("help", "что умеет бот")]
 _STYLE: dict[str, Callable[[str], str]] = {R.HEAD: th.b, R.SOURCE: th.i, R.TITLE: th.b, R.TEXT: th.escape}
@@ -126,11 +129,14 @@ class BotApp:
         self.today = today or (lambda: A.today_in(settings))
         self.sleep = sleep
         self.pages: dict[str, list[str]] = {}  # answer id -> the pages of a long list (for «◀ ▶»)
+        self.stats = {"questions": 0, "live": 0, "live_done": 0}
+        self.live = (ThreadPoolExecutor(max_workers=settings.telegram_live_workers, thread_name_prefix="crmsum-live")
+                     if getattr(bot, "threaded", False) else None)
         self.rating_key = rating_key(settings.state_dir)
 
     # sending with 429 handling
     def send(self, chat_id: int, html: str, **kw):
-        return call_api(self.bot.send_message, chat_id, html, parse_mode="HTML", disable_web_page_preview=True,
+        return call_api(self.bot.send_message, chat_id, html, parse_mode="HTML", link_preview_options=no_preview(),
                         sleep=self.sleep, **kw)
 
     def reply(self, chat_id: int, text: str) -> None:
@@ -165,20 +171,41 @@ class BotApp:
             channel.send_all(message.chat.id, digest_parts(r))
 
     def on_question(self, message, text: str | None = None) -> None:
+        """Precomputed answers right here on a handler thread; live ones on the live pool, so that a
+        slow live summary never holds up the quick answers of other chats."""
         chat_id = message.chat.id
         text = question_of(message) if text is None else text
         if not text:
             self.send(chat_id, th.escape("Напишите вопрос после /ask, например: /ask Что Ева делала в марте?"))
             return
+        self.stats["questions"] += 1
         prep = A.prepare(text, self.settings, self.lake, self.today(), chat_id)
         ctx = A.get_context(self.settings, self.lake)
         if prep.clarification is not None:
             self.send(chat_id, th.escape(prep.clarification.display(ctx.vault)))
             return
-        pending = None
-        if prep.live:
-            call_api(self.bot.send_chat_action, chat_id, "typing", sleep=self.sleep)
-            pending = self.send(chat_id, th.i(PLACEHOLDER))
+        if not prep.live:
+            self.answer(prep, chat_id, None)
+            return
+        call_api(self.bot.send_chat_action, chat_id, "typing", sleep=self.sleep)
+        pending = self.send(chat_id, th.i(PLACEHOLDER))
+        if self.live is None:  # not threaded (one update at a time anyway)
+            self.answer(prep, chat_id, pending)
+            return
+        self.stats["live"] += 1
+        self.live.submit(self._answer_guarded, prep, chat_id, pending)
+
+    def _answer_guarded(self, prep, chat_id: int, pending) -> None:
+        try:
+            self.answer(prep, chat_id, pending)
+        except Exception:  # noqa: BLE001 - a live answer must never kill its pool thread
+            log.exception("live answer failed")
+        finally:
+            self.stats["live_done"] += 1
+
+    def answer(self, prep, chat_id: int, pending) -> None:
+        """Finish a prepared question and send it (editing the placeholder of a live one)."""
+        ctx = A.get_context(self.settings, self.lake)
         try:
             ans = A.finish(prep, self.settings, self.lake)
         except Exception as exc:  # noqa: BLE001 - the user must hear back
@@ -190,25 +217,23 @@ class BotApp:
             else:
                 self.send(chat_id, msg)
             return
-        pages = answer_pages(ans, ctx.vault.resolve)
+        show = (lambda t: A.resolve_in_case(ctx.vault, t))
+        pages = answer_pages(ans, show)
         if len(pages) > 1:
             self.pages[ans.answer_id] = pages
             while len(self.pages) > PAGES_KEPT:
                 self.pages.pop(next(iter(self.pages)))
-            kb = rating_keyboard(ans.answer_id, chat_id, self.rating_key, 0, len(pages))
-            if pending is not None:
-                call_api(self.bot.edit_message_text, pages[0], chat_id, pending.message_id, parse_mode="HTML",
-                         reply_markup=kb, disable_web_page_preview=True, sleep=self.sleep)
-            else:
-                self.send(chat_id, pages[0], reply_markup=kb)
+            self._put(chat_id, pending, [pages[0]], rating_keyboard(ans.answer_id, chat_id, self.rating_key, 0, len(pages)))
             return
-        parts = answer_html(ans, ctx.vault.resolve)
-        kb = rating_keyboard(ans.answer_id, chat_id, self.rating_key)
+        self._put(chat_id, pending, answer_html(ans, show), rating_keyboard(ans.answer_id, chat_id, self.rating_key))
+
+    def _put(self, chat_id: int, pending, parts: list[str], kb) -> None:
+        """Send the parts (the first one into the placeholder, when there is one); buttons on the last."""
         for n, part in enumerate(parts):
             markup = kb if n == len(parts) - 1 else None
             if n == 0 and pending is not None:
                 call_api(self.bot.edit_message_text, part, chat_id, pending.message_id, parse_mode="HTML",
-                         reply_markup=markup, disable_web_page_preview=True, sleep=self.sleep)
+                         reply_markup=markup, link_preview_options=no_preview(), sleep=self.sleep)
             else:
                 self.send(chat_id, part, reply_markup=markup)
 
@@ -223,7 +248,7 @@ class BotApp:
             return
         n = max(0, min(n, len(pages) - 1))
         call_api(self.bot.edit_message_text, pages[n], msg.chat.id, msg.message_id, parse_mode="HTML",
-                 reply_markup=rating_keyboard(answer_id, msg.chat.id, self.rating_key, n, len(pages)), disable_web_page_preview=True,
+                 reply_markup=rating_keyboard(answer_id, msg.chat.id, self.rating_key, n, len(pages)), link_preview_options=no_preview(),
                  sleep=self.sleep)
         call_api(self.bot.answer_callback_query, call.id, f"Страница {n + 1} из {len(pages)}", sleep=self.sleep)
 
@@ -259,7 +284,7 @@ def build_bot(settings: Settings | None = None, lake=None, today: Callable[[], d
               threaded: bool = True) -> tuple[telebot.TeleBot, BotApp]:
     """A TeleBot with crmsum's handlers (pointed at Settings.telegram_api_url) and its BotApp."""
     s = settings or get_settings()
-    bot = make_bot(s, threaded=threaded, use_class_middlewares=True)
+    bot = make_bot(s, threaded=threaded, use_class_middlewares=True, num_threads=s.telegram_workers)
     app = BotApp(bot, s, lake, today)
     bot.setup_middleware(A.AccessMiddleware(app.gate, app.reply))
     bot.setup_middleware(A.RateLimitMiddleware(app.limiter, app.reply))
@@ -303,7 +328,7 @@ def run_bot(settings: Settings | None = None, lake=None, long_polling_timeout: i
 
     s = settings or get_settings()
     logging.getLogger("TeleBot").addFilter(RedactFilter(secrets_of(s)))  # its errors quote request URLs
-    bot, _ = build_bot(s, lake)
+    bot, app = build_bot(s, lake)
     try:  # fail at once, in one line, rather than poll a dead endpoint forever
         call_api(bot.get_me)
     except Exception as exc:  # noqa: BLE001 - its text may quote the URL with the token
@@ -316,4 +341,19 @@ def run_bot(settings: Settings | None = None, lake=None, long_polling_timeout: i
     except Exception as exc:  # noqa: BLE001 - commands are a convenience
         log.warning("setMyCommands failed: %s", exc)
     A.get_context(s, lake)  # warm the lookups before the first question
-    bot.infinity_polling(timeout=long_polling_timeout + 10, long_polling_timeout=long_polling_timeout)
+    stop = threading.Event()
+    threading.Thread(target=heartbeat, args=(app, stop), name="crmsum-heartbeat", daemon=True).start()
+    try:
+        bot.infinity_polling(timeout=long_polling_timeout + 10, long_polling_timeout=long_polling_timeout)
+    finally:
+        stop.set()
+        if app.live is not None:
+            app.live.shutdown(wait=False, cancel_futures=True)
+
+
+def heartbeat(app: BotApp, stop: threading.Event, every: float = HEARTBEAT_SECONDS) -> None:
+    """One log line every `every` seconds: the bot is alive, and how busy it is."""
+    while not stop.wait(every):
+        st = app.stats
+        log.info("bot alive: %d questions, %d live answers (%d running or queued)", st["questions"], st["live"],
+                 st["live"] - st["live_done"])

@@ -53,3 +53,34 @@ def pipeline_chart(rows: Sequence[dict], title: str, width: float = 10.0, height
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def impact_chart(months: Sequence[str], volume: Sequence[float], last_year: Sequence[float | None],
+                 rating: Sequence[float | None], title: str, width: float = 10.0, height: float = 5.2,
+                 dpi: int = 110) -> bytes:
+    """PNG bytes: won volume by month this year against the same month a year before (bars), and the
+    mean rating of crmsum's answers (a line on its own 1–5 axis)."""
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    xs = list(range(len(months)))
+    ax.bar([x - 0.2 for x in xs], [v / 1e6 for v in volume], 0.4, label="Выиграно, млн ₽", color="#54A24B")
+    ax.bar([x + 0.2 for x in xs], [(v or 0) / 1e6 for v in last_year], 0.4, label="Год назад, млн ₽",
+           color="#BAB0AC")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(months, rotation=30 if len(months) > 6 else 0, ha="right" if len(months) > 6 else "center")
+    ax.set_ylabel("млн ₽")
+    ax.spines["top"].set_visible(False)
+    rated = [(x, r) for x, r in zip(xs, rating) if r is not None]
+    if rated:
+        ax2 = ax.twinx()
+        ax2.plot([x for x, _ in rated], [r for _, r in rated], "o-", color="#4C78A8", label="Средняя оценка ответов")
+        ax2.set_ylim(1, 5)
+        ax2.set_ylabel("оценка 1–5")
+        ax2.legend(loc="upper right", fontsize=9, frameon=False)
+    ax.legend(loc="upper left", fontsize=9, frameon=False)
+    ax.set_title(title, fontsize=13)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

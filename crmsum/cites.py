@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 PSEUDONYM_RE = re.compile(r"\b(?:PER|TEL|EML|TG|URL|DOC)-[0-9a-f]{8}\b")
+PSEUDONYM_ANY_CASE_RE = re.compile(PSEUDONYM_RE.pattern, re.I)  # in text folded to lower case (lemmas)
 ID_RE = re.compile(r"(?:note|task|event):[\w-]+|msg:-?\d+:\d+")
 MSG_ID_RE = re.compile(r"msg:(-?\d+):(\d+)")
 CITE_RE = re.compile(r"\[([^\[\]]{3,200})\]")  # one bracketed group that may hold record ids

@@ -207,11 +207,12 @@ def ask(
     setup_logging(settings)
     result = A.answer_question(question, settings=settings)
     vault = A.get_context(settings).vault  # the operator's terminal may see real names
-    A.flush()
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(vault), ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(result.display(vault) + "\n")
+    sys.stdout.flush()  # the answer first; recording it in `answers` finishes below
+    A.flush()
 
 
 @app.command()
@@ -228,6 +229,47 @@ def bot() -> None:
 
     console.print("bot running (Ctrl+C to stop)", highlight=False)
     run_bot(settings)
+
+
+@app.command()
+def search(
+    text: str = typer.Argument(..., help="What to look for, e.g. «клиент пропал после КП» or «дорого у Нефтетруба в мае»."),
+    k: int = typer.Option(10, "--k", help="How many records."),
+    manager: Optional[str] = typer.Option(None, "--manager", help="Only this manager's records (name or pseudonym)."),
+    company: Optional[str] = typer.Option(None, "--company", help="Only this company's records."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only records since YYYY-MM-DD."),
+    as_json: bool = typer.Option(False, "--json", help="Print [{id, lead_id, kind, text, created_at, score}], best first."),
+    build: bool = typer.Option(False, "--build", help="Embed the lake's records first if they have no vectors yet."),
+) -> None:
+    """Semantic search over the lake's records (notes, calls, tasks, team chat)."""
+    from crmsum.config import get_settings
+    from crmsum.errors import CrmsumError
+    from crmsum.lake import open_lake
+    from crmsum.logs import setup_logging
+    from crmsum.privacy import Vault
+    from crmsum.retrieval.command import run_search
+
+    settings = get_settings()
+    setup_logging(settings)
+    try:
+        if build:
+            with _progress() as progress:
+                result = run_search(open_lake(settings), text, k=k, manager=manager, company=company, since=since,
+                                    build=True, settings=settings, progress=progress)
+        else:
+            result = run_search(open_lake(settings), text, k=k, manager=manager, company=company, since=since,
+                                settings=settings)
+    except CrmsumError as exc:
+        fail(str(exc))
+    vault = Vault(settings.vault_dir)  # the operator's terminal may see real names, as with `ask`
+    rows = [{**h.to_json(), "text": vault.resolve(h.text)} for h in result.hits]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
+        return
+    if not rows:
+        console.print("nothing close enough found", highlight=False)
+    for r in rows:
+        sys.stdout.write(f"{r['score']:.3f}  {r['id']:<24} {(r['created_at'] or '')[:10]}  {r['text']}\n")
 
 
 @app.command()
@@ -413,6 +455,26 @@ def sql(query: str = typer.Argument(..., help="SQL over the lake's views."),
     else:
         with __import__("pandas").option_context("display.max_rows", 200, "display.width", 200):
             print(df.to_string(index=False))
+
+
+@app.command()
+def insights(
+    period: Optional[str] = typer.Option(None, "--period", help="Closed deals of YYYY, YYYY-Qn, YYYY-MM, YYYY-Www or D1..D2."),
+    manager: Optional[str] = typer.Option(None, "--manager", help="One manager (real name or pseudonym)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {closed, won, win_rate, drivers, phrases, risks, model}."),
+) -> None:
+    """What wins and loses deals: drivers with win rates and 95% intervals, phrases, open deals at risk."""
+    from crmsum.insights.present import render_text, resolve_manager
+    from crmsum.insights.analysis import build_report, parse_period
+    from crmsum.lake import open_lake
+
+    lake = open_lake()
+    start, end = parse_period(period)
+    rep = build_report(lake, start=start, end=end, manager=resolve_manager(lake, manager) if manager else None)
+    if as_json:
+        sys.stdout.write(json.dumps(rep.to_dict(), ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(render_text(rep) + "\n")
 
 
 def main() -> None:

@@ -30,7 +30,10 @@ class Settings(BaseSettings):
     telegram_allowed_chats: str = Field("", description="comma-separated chat ids allowed to talk to the bot and receive digests")
     telegram_digest_chats: str = Field("", description='what a listed chat gets: "chat_id:team" or "chat_id:<manager>" pairs, comma-separated')
     telegram_user_rate: int = Field(20, description="questions per user per hour")
+    telegram_workers: int = Field(8, description="bot threads for incoming updates (precomputed answers are served on them)")
+    telegram_live_workers: int = Field(4, description="live answers computed at once; more wait in line without holding up quick answers")
     telegram_lead_chat: int | None = Field(None, description="the team lead's chat (an allowed chat): monthly ratings summary")
+    brief_stages: str = Field("", description="stage names (comma-separated) whose entry sends the deal's manager a brief; default: the stage before won in each pipeline")
 
     llm: str | None = Field(None, description="offline or llm, to force a backend (default: llm when OPENAI_API_KEY is set)")
     llm_model: str = Field("gpt-4o-mini", description="model name for the LLM backend")
@@ -40,6 +43,12 @@ class Settings(BaseSettings):
                                              description="the openai client's key; with a key set the LLM backend is used")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL",
                                         description="any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp)")
+
+    embeddings: str = Field("offline", description='"offline" (navec SIF vectors shipped with natasha) or "openai" (any OpenAI-compatible /v1/embeddings)')
+    embeddings_model: str | None = Field(None, description="model of the openai embeddings (default text-embedding-3-small)")
+    embeddings_base_url: str | None = Field(None, description="endpoint of the openai embeddings (default OPENAI_BASE_URL)")
+    embeddings_refit_growth: float = Field(0.5, description="offline embeddings are refitted when the corpus grew by this share since the fit")
+    embeddings_approx_above: int = Field(250_000, description="vectors above which search uses the approximate (HNSW) index")
 
     dask_address: str | None = Field(None, description='"local" or a Dask scheduler address: anonymization and precompute fan out on Dask')
 

@@ -305,6 +305,22 @@ def _resolve_html(html: str, vault) -> str:
     return PSEUDONYM_RE.sub(lambda m: escape(real.get(m.group(0)) or m.group(0)), html)
 
 
+def _monthly_html(lake, month: str) -> tuple[str, bytes]:
+    """The lead's monthly message: the ratings summary and «Помогает ли crmsum» (with its chart)."""
+    from crmsum.digest import points_block
+    from crmsum.feedback import monthly_feedback_summary
+    from crmsum.impact import digest_chart, digest_section, impact
+
+    con = lake.connect()
+    try:
+        rep = impact(con)
+    finally:
+        con.close()
+    sec = digest_section(rep, month)
+    html = monthly_feedback_summary(lake, month) + "\n\n" + points_block(sec.title, list(sec.points), str)
+    return html, digest_chart(rep, month)
+
+
 def deliver_feedback_summary(month: Any = None, force: bool = False, settings: Settings | None = None, lake=None,
                              bot=None, today: dt.date | None = None,
                              sleep: Callable[[float], None] = time.sleep) -> DeliveryReport:
@@ -360,14 +376,16 @@ def deliver_feedback_summary(month: Any = None, force: bool = False, settings: S
             channel: Channel = Outbox()
 
             def parts() -> list[Part]:
-                return [File(path, monthly_feedback_summary(lake, label).encode("utf-8"))]  # pseudonyms only
+                html, png = _monthly_html(lake, label)  # pseudonyms only
+                return [File(path.with_suffix(".png"), png), File(path, html.encode("utf-8"))]
         else:
             channel = Telegram(bot or make_bot(s), sleep)
 
             def parts() -> list[Part]:
-                html = monthly_feedback_summary(lake, label)
+                html, png = _monthly_html(lake, label)
                 shown = _resolve_html(html, Vault(s.vault_dir)) if is_allowed(target.chat_id, s.allowed_chats) else html
-                return [Text(p) for p in th.split_html(shown, th.MAX_MESSAGE)]
+                return [Photo(png, th.b("Продажи к прошлому году и оценки ответов")),
+                        *[Text(p) for p in th.split_html(shown, th.MAX_MESSAGE)]]
         sent = send_once(lake, channel, target.chat_id, Key(label, target.kind), parts, force=force)
         _count(report, sent, f"{target.chat_id} {target.kind}")
         if sent.status == "outbox":
@@ -375,3 +393,86 @@ def deliver_feedback_summary(month: Any = None, force: bool = False, settings: S
         return done()
     finally:
         lock.__exit__(None, None, None)
+
+
+# -- deal briefs ----------------------------------------------------------------------------------
+def brief_html(brief, show: Callable[[str], str]) -> list[str]:
+    """A brief as Telegram HTML messages: what happened, then each section's points."""
+    from crmsum.digest import points_block
+    from crmsum.telegram import markup as th
+
+    why = "Вам передана сделка" if brief.trigger.kind == "handover" else "Сделка на решающем этапе"
+    paras = [f"📌 {th.b(why)}\n{th.escape(show(brief.title))}"]
+    paras += [points_block(sec.title, list(sec.points), show) for sec in brief.sections]
+    return th.join_paragraphs(paras, th.MAX_MESSAGE)
+
+
+def deliver_briefs(settings: Settings | None = None, lake=None, bot=None, now: dt.datetime | None = None,
+                   sleep: Callable[[float], None] = time.sleep) -> DeliveryReport:
+    """Deal briefs (`crmsum.briefs`) to the chats mapped to each deal's new or current manager, exactly
+    once per chat and trigger. A manager without a chat in CRMSUM_TELEGRAM_DIGEST_CHATS is logged once
+    (a `no_chat` row in `deliveries`), not retried every night."""
+    from crmsum.briefs import Insights, build_brief, triggers
+    from crmsum.lake import open_lake
+    from crmsum.privacy import Vault
+    from crmsum.ru import now as now_in
+    from crmsum.state import run_lock
+    from crmsum.telegram.send_once import ledger_row, mark
+
+    s = settings or get_settings()
+    lake = lake or open_lake(s)
+    now = now or now_in(s).replace(tzinfo=None)
+    t0 = time.perf_counter()
+    outbox = s.telegram_token is None and bot is None
+    report = DeliveryReport(week=f"{now:%G-W%V}", mode="outbox" if outbox else "telegram")
+    con = lake.connect()
+    try:
+        due = triggers(con, now, s.brief_stages)
+        if not due:
+            return report
+        targets, report.warnings = digest_targets(s, _managers(s, con))
+        chats: dict[str, list[int]] = {}
+        for t in targets:
+            if t.manager:
+                chats.setdefault(t.manager, []).append(t.chat_id)
+        insights, vault = Insights(lake, s), Vault(s.vault_dir)
+        channel: Channel = Outbox() if outbox else Telegram(bot or make_bot(s), sleep)
+        with run_lock(s.state_dir, "digest", wait=LOCK_WAIT):
+            for trig in due:
+                key = Key(f"{trig.at:%G-W%V}", trig.key)
+                if not chats.get(trig.manager):
+                    if ledger_row(lake, OUTBOX_CHAT, key) is None:
+                        msg = f"brief {trig.key}: no chat for manager {trig.manager} in CRMSUM_TELEGRAM_DIGEST_CHATS"
+                        log.warning("%s", msg)
+                        report.warnings.append(msg)
+                        mark(lake, OUTBOX_CHAT, key, "no_chat", msg)
+                    continue
+                for chat in chats[trig.manager]:
+                    parts = _brief_parts(lambda t=trig: build_brief(con, t, now, insights), chat, key, s, vault, outbox)
+                    sent = send_once(lake, channel, chat, key, parts)
+                    _count(report, sent, f"{chat} {trig.key}")
+                    if sent.status == "outbox":
+                        report.files.append(str(_brief_path(s, chat, key)))
+    finally:
+        con.close()
+        report.seconds = round(time.perf_counter() - t0, 3)
+    return report
+
+
+def _brief_path(s: Settings, chat: int, key: Key) -> Path:
+    return s.outbox_dir / key.period / f"{chat}_{key.kind.replace(':', '_')}.html"
+
+
+def _brief_parts(build: Callable, chat: int, key: Key, s: Settings, vault, outbox: bool) -> Callable[[], list[Part]]:
+    from crmsum.privacy.display import is_allowed
+
+    def parts() -> list[Part]:
+        brief = build()
+        if brief is None:
+            return []
+        if outbox:  # the dry run keeps pseudonyms
+            return [File(_brief_path(s, chat, key), "\n\n".join(brief_html(brief, str)).encode("utf-8"))]
+        show = (lambda t: _resolve_html(t, vault)) if is_allowed(chat, s.allowed_chats) else str
+        return [Text(m) for m in brief_html(brief, show)]
+
+    return parts

@@ -12,6 +12,8 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.panel import Panel
 
-from crmsum.config import Settings, get_settings, reset_settings
+from crmsum.config import Settings, get_settings
 from crmsum.errors import CrmsumError
 from crmsum.ru import MONTHS_LOC, is_female
 
@@ -68,22 +70,34 @@ def _team_chat_id(sample: Path) -> int:
     return -1001000000001
 
 
-def _env(data_dir: Path, amo_url: str, token: str, rps: float, chat_id: int, llm_url: str | None) -> dict:
-    env = {
-        "CRMSUM_DATA_DIR": str(data_dir),
-        "CRMSUM_AMOCRM_BASE_URL": amo_url,
-        "CRMSUM_AMOCRM_TOKEN": token,
-        "CRMSUM_AMOCRM_RPS": str(rps),
-        "CRMSUM_TELEGRAM_ALLOWED_CHATS": os.environ.get("CRMSUM_TELEGRAM_ALLOWED_CHATS") or str(chat_id),
-        "CRMSUM_LLM": "llm" if llm_url else "offline",
+def _settings(data_dir: Path, amo_url: str, token: str, rps: float, chat_id: int, llm_url: str | None) -> Settings:
+    """The demo's settings, explicit: nothing is read from or written to this process's environment
+    but the allowed chats a caller may have set."""
+    kw: dict = {"data_dir": data_dir, "amocrm_base_url": amo_url, "amocrm_token": token, "amocrm_rps": rps,
+                "telegram_allowed_chats": get_settings().telegram_allowed_chats or str(chat_id),
+                "llm": "llm" if llm_url else "offline"}
+    if llm_url:
+        kw.update(openai_base_url=llm_url, openai_api_key="demo-key", llm_model="emulated-gpt")
+    return Settings(_env_file=None, **kw)
+
+
+def _child_env(s: Settings) -> dict[str, str]:
+    """The flows' child process environment: the demo's settings, as a deployment's worker gets them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRMSUM_", "OPENAI_"))}
+    env.update({
+        "CRMSUM_DATA_DIR": str(s.data_dir), "CRMSUM_AMOCRM_BASE_URL": s.amocrm_base_url or "",
+        "CRMSUM_AMOCRM_TOKEN": s.amocrm_token.get_secret_value() if s.amocrm_token else "",
+        "CRMSUM_AMOCRM_RPS": str(s.amocrm_rps), "CRMSUM_TELEGRAM_ALLOWED_CHATS": s.telegram_allowed_chats,
+        "CRMSUM_LLM": s.llm or "offline",
         "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # offline: no telemetry attempts
         # the temporary Prefect API server can take longer than its 20 s default on a busy 2-core box
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS":
             os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180"),
-    }
-    if llm_url:
-        env.update(OPENAI_BASE_URL=llm_url, OPENAI_API_KEY="demo-key", CRMSUM_LLM_MODEL="emulated-gpt")
+    })
+    if s.openai_base_url:
+        env.update(OPENAI_BASE_URL=s.openai_base_url, OPENAI_API_KEY=s.openai_api_key.get_secret_value(),
+                   CRMSUM_LLM_MODEL=s.llm_model)
     return env
 
 
@@ -136,36 +150,38 @@ def run_demo(data_dir: Path, leads: int = 200, chat_days: int = 365, seed: int =
         inbox.mkdir(parents=True, exist_ok=True)
         if not (inbox / "done" / "result.json.imported.json").exists():
             shutil.copy(sample / "telegram" / "result.json", inbox / "result.json")
-        env = _env(data_dir, amo.url, token, rps, _team_chat_id(sample), llm_url)
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        reset_settings()
-        try:
-            _run_flows(console)
-            _show_results(get_settings(), console)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-            reset_settings()
+        settings = _settings(data_dir, amo.url, token, rps, _team_chat_id(sample), llm_url)
+        _run_flows(settings, console)
+        _show_results(settings, console)
     console.print(f"\nExplore: [bold]CRMSUM_DATA_DIR={data_dir} crmsum sql \"SELECT * FROM summaries LIMIT 5\"[/]")
 
 
-def _run_flows(console: Console) -> None:
-    from crmsum.logs import setup_logging
-    from flows.demo import demo_flows
-
-    setup_logging(get_settings())
+def _run_flows(settings: Settings, console: Console) -> None:
+    """The nightly and weekly Prefect flows, in a child process (`python -m flows.demo`): the library
+    never imports the orchestration shell, and the flows get the demo's settings as a worker would."""
     console.print("[bold]running the nightly and weekly flows[/] (Prefect)…")
-    report = demo_flows()
+    env = _child_env(settings)
+    root = str(Path(__file__).resolve().parents[1])  # the source tree, when flows/ is not installed
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    # cwd: the data root, so no developer's .env in the project folder leaks into the demo
+    proc = subprocess.run([sys.executable, "-m", "flows.demo"], env=env, stdout=subprocess.PIPE, text=True,
+                          cwd=settings.data_dir)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode or not lines:
+        raise DemoError(f"the demo flows failed (exit {proc.returncode}); see {settings.data_dir}/logs/crmsum.log")
+    report = json.loads(lines[-1])
     nightly, weekly = report["nightly"], report["weekly"]
     amo = nightly.get("amocrm") or {}
     console.print(f"[green]amoCRM sync:[/] {sum(amo.get('fetched', {}).values())} records in "
                   f"{amo.get('requests')} requests, {amo.get('seconds', 0):.1f}s")
     for chat in nightly.get("telegram") or []:
         console.print(f"[green]chat import:[/] {chat['messages_written']} messages")
+    ins = nightly.get("insights") or {}
+    if ins:
+        m = ins.get("model") or {}
+        console.print(f"[green]insights:[/] {ins.get('leads')} deals' features, {ins.get('drivers_written')} driver rows; "
+                      + (f"win model AUC {m['auc']:.2f} out of time" if m.get("auc") is not None else
+                         f"win model: {m.get('reason')}"))
     pre = nightly.get("precompute") or {}
     console.print(f"[green]precompute:[/] {pre.get('computed')} summaries ({pre.get('backend')}), "
                   f"{pre.get('seconds', 0):.1f}s")

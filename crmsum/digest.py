@@ -25,6 +25,7 @@ from crmsum.errors import CrmsumError
 from crmsum.telegram import markup as th
 from crmsum.facts import LOST, WON, FactsError, facts_for, period_bounds, period_label
 from crmsum.ru import count, money
+from crmsum.insights.present import digest_sections
 from crmsum.summarize.model import SUMMARY_SECTIONS, Point, Section, points_of, sections_from_json
 
 Display = Callable[[str], str]
@@ -181,7 +182,8 @@ def build_digest(con: duckdb.DuckDBPyConnection, week: str, manager: str | None 
     watch = _points(sections, WATCH_SECTIONS, MAX_POINTS, cited_only=False)
     return DigestData(week=week, start=start, end=end, kind=f"manager:{manager}" if manager else "team",
                       label=manager or "Команда", numbers=numbers, managers=managers, won=won, lost=lost,
-                      worked=worked, watch=watch, precomputed=own is not None)
+                      worked=worked, watch=watch, precomputed=own is not None,
+                      extra=digest_sections(con, start, end, manager))
 
 
 # -- rendering ----------------------------------------------------------------------------------
@@ -224,7 +226,8 @@ def _deals_block(title: str, deals: list[dict], show: Display, lost: bool) -> st
     return "\n".join(lines)
 
 
-def _points_block(title: str, points: list[Point], show: Display) -> str:
+def points_block(title: str, points: list[Point], show: Display) -> str:
+    """A titled block of bullet points (Telegram HTML): how every section of points is shown."""
     return th.b(title) + "\n" + "\n".join(f"• {th.escape(show(p.text))}" for p in points)
 
 
@@ -264,10 +267,10 @@ def render_digest(data: DigestData, display: Display = identity, chart: bool = T
     if data.lost:
         paras.append(_deals_block("❌ Проиграны", data.lost, show, lost=True))
     if data.worked:
-        paras.append(_points_block(SUMMARY_SECTIONS["worked"], data.worked, show))
+        paras.append(points_block(SUMMARY_SECTIONS["worked"], data.worked, show))
     if data.watch:
-        paras.append(_points_block(WATCH_TITLE, data.watch, show))
-    paras += [_points_block(sec.title, list(sec.points), show) for sec in data.extra if sec.points]
+        paras.append(points_block(WATCH_TITLE, data.watch, show))
+    paras += [points_block(sec.title, list(sec.points), show) for sec in data.extra if sec.points]
     if not data.precomputed:
         paras.append(th.i("Сводки за эту неделю ещё не посчитаны: цифры собраны из CRM напрямую."))
     messages = th.join_paragraphs(paras, th.MAX_MESSAGE)

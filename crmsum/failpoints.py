@@ -30,6 +30,8 @@ ACTIONS = ("kill", "raise", "count")
 NAMES = (
     "lake.put.before_rename",     # lake.py: a part file is written to its temp name, not yet visible
     "lake.put.after_rename",      # lake.py: the part is visible, the caller has not moved on yet
+    "lake.compact.before_cleanup",  # lake.py: the compacted part is visible, the files it replaces not yet deleted
+    "lake.compact.before_base",   # lake.py: the old base and parts are deleted, the compacted part not yet a base
     "state.save.before_rename",   # state.py: a state document (watermarks, OAuth pair) is fsynced, not renamed
     "state.save.after_rename",    # state.py: the new document is in place
     "amocrm.page",                # ingest/amocrm.py: a page was taken from the fetch queue (maybe flushed)

@@ -261,3 +261,46 @@ def _lowest(con: duckdb.DuckDBPyConnection, since: dt.date | None) -> list[LowRa
     return [LowRated(r.answer_id, int(r.rating), r.question or "", (r.text or "")[:300],
                      r.created_at.isoformat(sep=" ")) for r in df.itertuples()]
 
+
+
+# -- the monthly digest's section ---------------------------------------------------------------
+def digest_section(rep: ImpactReport, month: str):
+    """«Помогает ли crmsum» for the lead's monthly digest: the month against a year before, the rating
+    trend (or why there is none) and the caveat — a `Section` of points with their bases."""
+    from crmsum.ru import money, percent
+    from crmsum.summarize.model import Point, Section
+
+    row = next((m for m in rep.months if m.month == month), None)
+    points = []
+    if row is not None:
+        last = "нет истории" if row.volume_last_year is None else money(row.volume_last_year)
+        points.append(Point("impact", f"Выиграно {money(row.volume)} ({row.won} из {row.won + row.lost} закрытых, "
+                                      f"{percent(row.win_rate)}); год назад — {last}"
+                            + ("" if row.closed_last_year is None else
+                               f" ({row.won_last_year} из {row.closed_last_year}, {percent(row.win_rate_last_year)})"),
+                            {"volume": row.volume, "volume_last_year": row.volume_last_year, "won": row.won,
+                             "closed": row.won + row.lost}))
+        if row.ratings:
+            points.append(Point("impact", f"Ответов бота: {row.answers}; оценок: {row.ratings}, средняя "
+                                          f"{row.rating_mean:.2f}, 4–5 у {percent(row.share_4_5)}",
+                                {"answers": row.answers, "ratings": row.ratings, "rating_mean": row.rating_mean}))
+    t = rep.trend
+    points.append(Point("impact", t.reason.capitalize() if t.reason else
+                        f"Тренд оценок: {t.slope_per_month:+.2f} в месяц (95% интервал {t.ci95[0]:+.2f}…{t.ci95[1]:+.2f}, "
+                        f"{t.ratings} оценок за {t.months} мес.)", {"ratings": t.ratings}))
+    ba = rep.before_after
+    if ba.yoy_after is not None:
+        before = "" if ba.yoy_before is None else f"; за {ba.months_before} мес. до запуска — {ba.yoy_before:+.0%}"
+        points.append(Point("impact", f"С запуска ({ba.months_after} мес.) выиграно {ba.yoy_after:+.0%} к тем же месяцам "
+                                      f"год назад{before}. {ba.caveat}",
+                            {"months_after": ba.months_after, "yoy_after": ba.yoy_after, "yoy_before": ba.yoy_before}))
+    return Section("impact", "Помогает ли crmsum", tuple(points))
+
+
+def digest_chart(rep: ImpactReport, month: str, months: int = 12) -> bytes:
+    """The last `months` months up to `month`: won volume against a year before, and the rating line."""
+    from crmsum.chart import impact_chart
+
+    rows = [m for m in rep.months if m.month <= month][-months:]
+    return impact_chart([m.month for m in rows], [m.volume for m in rows], [m.volume_last_year for m in rows],
+                        [m.rating_mean for m in rows], f"Продажи к прошлому году и оценки ответов, по {month}")

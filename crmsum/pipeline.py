@@ -86,7 +86,7 @@ INBOX_ATTEMPTS = "inbox_attempts"  # state document: export name -> interrupted 
 MAX_IMPORT_ATTEMPTS = 2  # one interruption may be the host's (reboot, kill); two in a row is the file
 
 
-def import_inbox(settings: Settings | None = None, lake: Lake | None = None) -> list:
+def import_inbox(settings: Settings | None = None, lake: Lake | None = None, failed: list[str] | None = None) -> list:
     """Import every export dropped into DATA_DIR/inbox/.
 
     An imported export is deleted (its raw personal data must not outlive the import) and a receipt
@@ -94,6 +94,7 @@ def import_inbox(settings: Settings | None = None, lake: Lake | None = None) -> 
     is recorded in DATA_DIR/state before each import and cleared after it, so a file whose import
     died (killed by the kernel, a crash) MAX_IMPORT_ATTEMPTS times is moved to inbox/failed/ before
     the next try instead of killing every night; any other error fails that file, not the night.
+    The names of the files that failed are appended to `failed` (the nightly run then ends Failed).
     """
     from crmsum.state import StateStore
 
@@ -101,10 +102,10 @@ def import_inbox(settings: Settings | None = None, lake: Lake | None = None) -> 
     inbox = s.inbox_dir
     state = StateStore(s.state_dir)
     with _ingestion_lock(s):  # first: a held lock must not count as an interrupted attempt
-        return _import_files(s, lake, inbox, state)
+        return _import_files(s, lake, inbox, state, failed if failed is not None else [])
 
 
-def _import_files(s: Settings, lake: Lake | None, inbox: Path, state: Any) -> list:
+def _import_files(s: Settings, lake: Lake | None, inbox: Path, state: Any, failed: list[str]) -> list:
     from crmsum.sources.telegram import ExportError
 
     done = inbox / "done"
@@ -117,6 +118,7 @@ def _import_files(s: Settings, lake: Lake | None, inbox: Path, state: Any) -> li
                       path.name, tried)
             _set_attempts(state, path.name, None)
             _move_failed(inbox, path)
+            failed.append(path.name)
             continue
         _set_attempts(state, path.name, tried + 1)
         try:
@@ -125,10 +127,12 @@ def _import_files(s: Settings, lake: Lake | None, inbox: Path, state: Any) -> li
             log.warning("inbox: %s not imported: %s", path.name, exc)
             _set_attempts(state, path.name, None)
             _move_failed(inbox, path)
+            failed.append(path.name)
             continue
         except Exception as exc:  # noqa: BLE001 - the attempt stays counted; other files still import
             log.error("inbox: %s failed to import (%s, attempt %d of %d)", path.name, type(exc).__name__,
                       tried + 1, MAX_IMPORT_ATTEMPTS)
+            failed.append(path.name)
             continue
         reports.append(report)
         # the raw export is personal data: once anonymized into the lake, only a receipt stays
@@ -169,3 +173,47 @@ def precompute(settings: Settings | None = None, lake: Lake | None = None, progr
                        "llm_calls": report.llm_calls, "tokens_in": report.tokens_in}
         step.ok = not report.failed
         return report
+
+
+def insights(settings: Settings | None = None, lake: Lake | None = None):
+    """Deal features (incremental) -> win-probability model -> drivers, after ingestion and before precompute."""
+    from crmsum.insights import refresh
+
+    s = settings or get_settings()
+    with tracked(s.state_dir, "insights") as step:
+        report = refresh(lake or open_lake(s))
+        step.counts = {"leads": report.leads, "recomputed": report.recomputed, "drivers": report.drivers_written}
+    return report
+
+
+def embed_records(settings: Settings | None = None, lake: Lake | None = None, progress: Progress = None):
+    """Vectors for new or changed records (`record_embeddings`), after ingestion: search and similar deals."""
+    from crmsum.retrieval.store import update_embeddings
+
+    s = settings or get_settings()
+    with tracked(s.state_dir, "embeddings") as step:
+        report = update_embeddings(lake or open_lake(s), s, progress=progress)
+        step.counts = {"embedded": report.embedded, "updated": report.updated, "removed": report.removed,
+                       "records": report.records}
+        return report
+
+
+def briefs(settings: Settings | None = None, lake: Lake | None = None):
+    """Deal briefs for tonight's hand-overs and deals at the decisive stage, after precompute."""
+    from crmsum.delivery import deliver_briefs
+
+    s = settings or get_settings()
+    with tracked(s.state_dir, "briefs") as step:
+        report = deliver_briefs(s, lake or open_lake(s))
+        step.counts = {"sent": report.sent, "outbox": report.outbox, "failed": report.failed}
+        step.ok = not report.failed
+        return report
+
+
+def compact_lake(settings: Settings | None = None, lake: Lake | None = None) -> dict[str, int]:
+    """Compact every table's part files into its base (nightly, after the writes of the night)."""
+    s = settings or get_settings()
+    with _ingestion_lock(s):
+        done = (lake or open_lake(s)).compact_all()
+    log.info("lake compaction: %s", ", ".join(f"{t} ({n} files)" for t, n in done.items()) or "nothing to do")
+    return done

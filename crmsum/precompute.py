@@ -4,8 +4,8 @@
     run_item(item, settings, llm) -> dict       # one `summaries` row (pure given the item)
     precompute(settings, lake, progress) -> PrecomputeReport
 
-`iter_items` computes all facts (set-based SQL, `crmsum.facts.all_period_facts`) and all records
-(`crmsum.summarize.records.all_period_records`) in a few scans, hashes each item's inputs (facts +
+`iter_items` computes all facts (set-based SQL, `crmsum.facts.all_period_facts`) and the records
+(`crmsum.summarize.records.all_period_records`, a few periods per scan), hashes each item's inputs (facts +
 records + backend + model + prompt version) and keeps the items whose hash differs from the
 stored `summaries.input_hash`. A second run without new data plans nothing: zero LLM calls.
 The per-item work goes through `mapper(fn, items)` (default: a thread pool for the LLM backend,
@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +39,8 @@ from crmsum.summarize.records import all_period_records
 log = logging.getLogger(__name__)
 WRITE_BATCH = 1000
 LLM_WORKERS = 4
+PERIODS_PER_FETCH = 8  # periods whose records are fetched at once (memory vs. one lake scan per fetch)
+DUCKDB_MEMORY = "384MB"  # DuckDB's working memory while fetching facts and records
 # Offline summaries run in-process: measured at design scale on 2 cores, serial 43 s vs 55 s with
 # 2 processes (once sentence splitting is cached per record text, pickling items and cold
 # per-process caches cost more than the second core brings).
@@ -85,8 +89,12 @@ class PrecomputeReport:
 
 
 def _existing_hashes(lake) -> dict[str, str]:
-    df = lake.read("summaries")
-    return dict(zip(df["summary_id"], df["input_hash"])) if len(df) else {}
+    """summary_id -> input_hash of the stored summaries (two columns only: the texts stay on disk)."""
+    con = lake.connect()
+    try:
+        return dict(con.execute("SELECT summary_id, input_hash FROM summaries").fetchall())
+    finally:
+        con.close()
 
 
 def _record_lists(recs: pd.DataFrame) -> tuple[dict[tuple, Any], Callable[[Any], list[dict]]]:
@@ -109,23 +117,49 @@ def _record_lists(recs: pd.DataFrame) -> tuple[dict[tuple, Any], Callable[[Any],
 
 def iter_items(lake, settings=None, as_of: dt.datetime | None = None,
                period_kinds: Iterable[str] = PERIOD_KINDS) -> Iterator[WorkItem]:
-    """Every (scope, key, period) with activity, with its inputs and input hash (streamed per kind)."""
+    """Every (scope, key, period) with activity, with its inputs and input hash.
+
+    Streamed: per period kind the facts (one row per item) are fetched at once, the records (the
+    bulk: every note, task and message, in each of its scopes) `PERIODS_PER_FETCH` periods at a
+    time, so memory follows a few periods of activity, not the account's whole history.
+    """
     from crmsum.config import get_settings
 
     settings = settings or get_settings()
     backend, model = backend_of(settings)
     con = lake.connect()
-    for kind in period_kinds:
-        facts = all_period_facts(con, kind, as_of=as_of)
-        index, build = _record_lists(all_period_records(con, kind))
-        for row in facts.to_dict("records"):
-            f = row_facts(row)
-            idx = index.get((row["scope"], row["key"], row["start"]))
-            records = build(idx) if idx is not None else []
-            sid = f"{row['scope']}:{row['key']}:{row['period']}"
-            yield WorkItem(sid, row["scope"], row["key"], kind, row["period"], f, records,
-                           input_hash(f, records, backend, model), backend, model)
-        del facts, index, build
+    spill = tempfile.mkdtemp(prefix="crmsum-precompute-")
+    # DuckDB's own memory is bounded too (it spills the facts' joins and sorts to `spill` past it)
+    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+    con.execute(f"SET temp_directory = '{spill}'")
+    try:
+        for kind in period_kinds:
+            facts = all_period_facts(con, kind, as_of=as_of)
+            for since, until, rows in _period_windows(facts):
+                index, build = _record_lists(all_period_records(con, kind, since, until))
+                for row in rows.to_dict("records"):
+                    f = row_facts(row)
+                    idx = index.get((row["scope"], row["key"], row["start"]))
+                    records = build(idx) if idx is not None else []
+                    sid = f"{row['scope']}:{row['key']}:{row['period']}"
+                    yield WorkItem(sid, row["scope"], row["key"], kind, row["period"], f, records,
+                                   input_hash(f, records, backend, model), backend, model)
+                del index, build
+            del facts
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _period_windows(facts: pd.DataFrame) -> Iterator[tuple[dt.date, dt.date, pd.DataFrame]]:
+    """(since, until exclusive, facts rows) for consecutive groups of `PERIODS_PER_FETCH` periods."""
+    if not len(facts):
+        return
+    starts = sorted(set(facts["start"]))
+    for i in range(0, len(starts), PERIODS_PER_FETCH):
+        group = starts[i:i + PERIODS_PER_FETCH]
+        rows = facts[facts["start"].isin(group)]
+        yield group[0], max(rows["end"]) + dt.timedelta(days=1), rows
 
 
 def run_item(item: WorkItem, settings=None, llm=None) -> dict[str, Any]:

@@ -1,21 +1,22 @@
-"""Past one machine: Prefect task-runner selection, and the fan-out of precompute and anonymization.
+"""Past one machine: Prefect task-runner selection and the fan-out of precompute.
 
     task_runner(settings)          # DaskTaskRunner when CRMSUM_DASK_ADDRESS is set, else Prefect's default
-    precompute_mapper(settings)    # a `crmsum.precompute.precompute(mapper=...)` that submits chunk tasks
-    anonymize_fanout(anon, texts)  # `anon.texts(texts)`, in chunks over the flow's task runner
+    PrecomputeMapper(settings)     # a `crmsum.precompute.precompute(mapper=...)` that submits chunk tasks
+    precompute_fanout(settings)    # precompute with that mapper inside a flow run
 
 `CRMSUM_DASK_ADDRESS`: unset -> ThreadPoolTaskRunner (one machine, the default); `local` -> a
 LocalCluster of 2 worker processes on this machine; anything else -> the address of a running
 Dask scheduler (`tcp://10.0.0.5:8786`), whose workers run on as many machines as you like.
 
-What travels to workers and why it is safe:
-- precompute: `WorkItem`s (facts + records, pseudonyms only) out, `summaries` rows back; the
-  *driver* writes the lake (one writer per table, so the lake's merge stays the single place that
-  decides what changed). LLM calls made on workers come back as `llm_calls` rows the driver writes.
-- anonymization: raw texts out, scrubbed texts back. Each worker rebuilds its Anonymizer from the
-  vault directory, so anonymization tasks must run where the vault is mounted (same machine, or a
-  shared volume; see docs/DEPLOY.md: `dask worker --resources vault=1` on those hosts). The vault
-  object itself never pickles (it holds the key).
+What travels to workers and why it is safe: `WorkItem`s (facts + records, pseudonyms only) out,
+`summaries` rows back; the *driver* writes the lake (one writer per table, so the lake's merge stays
+the single place that decides what changed). LLM calls made on workers come back as `llm_calls`
+rows the driver writes.
+
+Anonymization is not fanned out, by measurement (4,000 chat/CRM texts, same 2-core machine and
+load): the Anonymizer's own process pool took 18 s, a 2-worker Dask LocalCluster 42 s warm and
+258 s cold (each worker loads the NER models and the vault), plus 28 s to start the cluster. Across
+machines every worker would also have to write the one SQLite vault over a shared volume.
 The task functions live here (not in flows/) so Dask workers import them from the installed package.
 """
 
@@ -23,9 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -35,9 +34,7 @@ log = logging.getLogger(__name__)
 LOCAL = "local"
 LOCAL_WORKERS = 2
 PRECOMPUTE_CHUNK = 100  # work items per task: big enough to amortize task overhead, small enough to spread
-ANONYMIZE_CHUNK = 500  # texts per task
 NIGHTLY_LIMIT = "crmsum-nightly"  # Prefect global concurrency limit that serializes nightly runs across machines
-VAULT_RESOURCE = "vault"  # Dask worker resource: hosts that have the vault mounted
 
 
 # -- runner selection ---------------------------------------------------------------------------
@@ -61,9 +58,7 @@ def task_runner(settings=None):
     if addr.lower() == LOCAL:
         return DaskTaskRunner(cluster_class="distributed.LocalCluster",
                               cluster_kwargs={"n_workers": LOCAL_WORKERS, "threads_per_worker": 1,
-                                              "processes": True, "dashboard_address": None,
-                                              # every worker may anonymize: the vault is on this machine
-                                              "resources": {VAULT_RESOURCE: 1}})
+                                              "processes": True, "dashboard_address": None})
     return DaskTaskRunner(address=addr)
 
 
@@ -80,15 +75,6 @@ def _in_flow() -> bool:
     from prefect.context import FlowRunContext
 
     return FlowRunContext.get() is not None
-
-
-def _vault_annotation(settings=None):
-    """Pin anonymization tasks to vault hosts on a remote cluster (Dask resource annotation)."""
-    if not uses_dask(settings):
-        return contextlib.nullcontext()
-    import dask
-
-    return dask.annotate(resources={VAULT_RESOURCE: 1})
 
 
 # -- precompute ---------------------------------------------------------------------------------
@@ -173,90 +159,6 @@ def precompute_fanout(settings=None, lake=None, progress=None, chunk_size: int =
     report = precompute(settings=s, lake=lake, progress=progress, mapper=mapper, **kw)
     mapper.flush_llm(lake, report)
     return report
-
-
-# -- anonymization ------------------------------------------------------------------------------
-_anons: dict[tuple, Any] = {}
-_anons_lock = threading.Lock()
-
-
-def _worker_anonymizer(vault_dir: str, use_ner: bool, version: tuple):
-    """One Anonymizer per worker process and vault state (rebuilt when people/companies were learned)."""
-    from crmsum.privacy import Anonymizer, Vault
-
-    key = (vault_dir, use_ner, version)
-    with _anons_lock:
-        anon = _anons.get(key)
-        if anon is None:
-            for old in [k for k in _anons if k[:2] == key[:2]]:
-                _anons.pop(old).close()
-            anon = _anons[key] = Anonymizer(Vault(vault_dir), use_ner=use_ner, workers=1)
-        return anon
-
-
-def _anonymize_chunk(texts: list, vault_dir: str, use_ner: bool = True, version: tuple = ()) -> list:
-    """Scrub a chunk of texts with the vault at `vault_dir`; mappings are flushed before returning."""
-    anon = _worker_anonymizer(vault_dir, use_ner, version)
-    out = anon.texts(texts)
-    anon.vault.flush()  # every pseudonym handed back is resolvable before the driver writes the lake
-    return out
-
-
-anonymize_chunk = task(_anonymize_chunk, name="anonymize-chunk", retries=1, retry_delay_seconds=5,
-                       cache_policy=NO_CACHE, persist_result=False)
-
-
-def anonymizer_version(anon) -> tuple:
-    """What a worker-side Anonymizer must have learned to agree with `anon` (people, company words)."""
-    return (len(anon.gaz.people), len(anon.company_words))
-
-
-def anonymize_fanout(anon, texts: Iterable[str | None], chunk_size: int = ANONYMIZE_CHUNK,
-                     settings=None) -> list[str | None]:
-    """Same output as `anon.texts(texts)`, computed in chunks over the flow's task runner.
-
-    People and companies `anon` learned are already in its vault (learning persists), so workers
-    that open the same vault directory scrub identically. Outside a flow run: `anon.texts(texts)`.
-    """
-    items = list(texts)
-    if not items:
-        return []
-    if not _in_flow():
-        return anon.texts(items)
-    anon.vault.flush()
-    version = anonymizer_version(anon)
-    vault_dir = str(anon.vault.path)
-    with _vault_annotation(settings):
-        futures = [anonymize_chunk.submit(part, vault_dir, anon.use_ner, version)
-                   for part in chunks(items, chunk_size)]
-    out: list[str | None] = []
-    for fut in futures:
-        out.extend(fut.result())
-    return out
-
-
-class FanoutAnonymizer:
-    """An Anonymizer whose big `texts()` batches fan out over the flow's task runner.
-
-    Drop-in for the ingest code (`sync(..., anonymizer)`, `import_export(..., anonymizer)`): every
-    other method is the wrapped Anonymizer's. Batches below `threshold` stay in-process.
-    """
-
-    def __init__(self, inner, threshold: int = 2 * ANONYMIZE_CHUNK, chunk_size: int = ANONYMIZE_CHUNK,
-                 settings=None) -> None:
-        self._inner = inner
-        self.threshold = threshold
-        self.chunk_size = chunk_size
-        self.settings = settings
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def texts(self, items: Sequence[str | None]) -> list[str | None]:
-        items = list(items)
-        if len(items) < self.threshold or not _in_flow():
-            return self._inner.texts(items)
-        return anonymize_fanout(self._inner, items, self.chunk_size, self.settings)
 
 
 # -- one nightly at a time, across machines -------------------------------------------------------

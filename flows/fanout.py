@@ -1,8 +1,8 @@
-"""Fan-out flows: precompute work items and anonymization batches mapped over a Prefect task runner.
+"""Fan-out flow: precompute work items mapped over a Prefect task runner.
 
 The runner comes from `CRMSUM_DASK_ADDRESS` (`crmsum.scale.task_runner`): unset = threads on this
 machine, `local` = a 2-worker Dask LocalCluster, `tcp://host:8786` = a Dask cluster. The nightly flow
-calls `run_precompute()` when a Dask address is set; both are usable on their own:
+calls `run_precompute()` when a Dask address is set; usable on its own:
 
     CRMSUM_DASK_ADDRESS=local python flows/fanout.py            # precompute over a local Dask cluster
 """
@@ -12,41 +12,29 @@ from __future__ import annotations
 from prefect import flow
 
 from crmsum import scale
-from crmsum.config import get_settings
+from crmsum.config import Settings
+from flows.shell import flow_logging, flow_settings
 
 
 @flow(name="crmsum-precompute-fanout", log_prints=True)
-def precompute_fanout(force: bool = False, chunk_size: int = scale.PRECOMPUTE_CHUNK) -> dict:
+def precompute_fanout(settings: Settings | None = None, force: bool = False,
+                      chunk_size: int = scale.PRECOMPUTE_CHUNK) -> dict:
     """(Re)compute changed summaries; each chunk of work items is one task on the runner."""
-    report = scale.precompute_fanout(get_settings(), force=force, chunk_size=chunk_size)
+    s = flow_settings(settings)
+    with flow_logging(s):
+        report = scale.precompute_fanout(s, force=force, chunk_size=chunk_size)
     print(report)
     return report.as_dict()
 
 
-@flow(name="crmsum-anonymize-fanout")
-def anonymize_fanout(texts: list, vault_dir: str, use_ner: bool = True,
-                     chunk_size: int = scale.ANONYMIZE_CHUNK) -> list:
-    """Scrub a batch of texts with the vault at `vault_dir`, chunks mapped over the runner."""
-    from crmsum.privacy import Anonymizer, Vault
-
-    anon = Anonymizer(Vault(vault_dir), use_ner=use_ner, workers=1)
-    try:
-        return scale.anonymize_fanout(anon, texts, chunk_size)
-    finally:
-        anon.close()
-
-
-def with_runner(f, settings=None):
+def with_runner(f, settings: Settings):
     """The flow bound to the task runner of the settings (Dask when configured)."""
-    return f.with_options(task_runner=scale.task_runner(settings or get_settings()))
+    return f.with_options(task_runner=scale.task_runner(settings))
 
 
-def run_precompute(settings=None, **kw) -> dict:
-    return with_runner(precompute_fanout, settings)(**kw)
-
-
-def run_anonymize(texts: list, vault_dir: str, settings=None, **kw) -> list:
-    return with_runner(anonymize_fanout, settings)(texts, vault_dir, **kw)
+def run_precompute(settings: Settings | None = None, **kw) -> dict:
+    s = flow_settings(settings)
+    return with_runner(precompute_fanout, s)(settings=s, **kw)
 
 
 if __name__ == "__main__":

@@ -9,18 +9,24 @@ week="YYYY-MM", kind="feedback-month"), so a retried task never resends.
 from __future__ import annotations
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
+from crmsum.config import Settings
 from crmsum.delivery import deliver_feedback_summary, require_delivered
+from flows.shell import flow_logging, flow_settings
 
 
-@task(retries=1, retry_delay_seconds=60)
-def deliver(month: str | None, force: bool) -> dict:
-    return deliver_feedback_summary(month, force=force).as_dict()
+@task(retries=1, retry_delay_seconds=60, cache_policy=NO_CACHE)
+def deliver(month: str | None, force: bool, settings: Settings | None = None) -> dict:
+    return deliver_feedback_summary(month, force=force, settings=settings).as_dict()
 
 
 @flow(name="crmsum-monthly-feedback", log_prints=True)
-def monthly_feedback(month: str | None = None, force: bool = False) -> dict:
-    report = deliver(month, force)
+def monthly_feedback(month: str | None = None, force: bool = False, settings: Settings | None = None,
+                     data_dir: str | None = None) -> dict:
+    s = flow_settings(settings, data_dir)
+    with flow_logging(s):
+        report = deliver(month, force, s)
     print(f"ratings summary {report['week']} ({report['mode']}): {report['sent']} sent, {report['outbox']} outbox, "
           f"{report['skipped']} already delivered, {report['failed']} failed"
           + "".join(f"\nwarning: {w}" for w in report["warnings"]))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import hypothesis_profiles  # noqa: F401 - loads the Hypothesis profile (HYPOTHESIS_PROFILE, default ci)
+
 
 @pytest.fixture(scope="session")
 def sample_account(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -3,7 +3,7 @@
 - `make_account(dir)`: a small generated sample account (amocrm/, telegram/result.json, truth/);
 - `prepare_data_dir(...)`: a DATA_DIR with the export dropped into inbox/ and, optionally, the vault
   key of another run (same key -> same pseudonyms, so two lakes compare value by value);
-- `child_env(...)` / `run_child(...)`: the nightly steps (sync -> inbox import -> precompute -> digest)
+- `child_env(...)` / `run_child(...)`: the nightly steps (sync -> inbox import -> precompute -> compact -> digest)
   in a subprocess, so a failpoint can SIGKILL them; `python tests/e2e.py nightly` is that subprocess;
 - `run_nightly(settings)`: the same steps in-process;
 - `lake_rows(lake)`: every table's rows through DuckDB, minus timestamps of computation, for comparing.
@@ -94,7 +94,7 @@ def start_child(env: dict[str, str], *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-STEPS = ("sync", "import", "precompute", "digest")
+STEPS = ("sync", "import", "precompute", "compact", "digest")
 
 
 def run_nightly(settings: Any = None, week: str = WEEK, lock_wait: bool | float = False,
@@ -116,6 +116,8 @@ def run_nightly(settings: Any = None, week: str = WEEK, lock_wait: bool | float 
         report["telegram"] = [pipeline.plain(r) for r in pipeline.import_inbox(s)]
         hook("precompute")
         report["precompute"] = pipeline.plain(pipeline.precompute(s))
+        hook("compact")
+        report["compact"] = pipeline.compact_lake(s)
         hook("digest")
         report["digest"] = deliver_digests(week, settings=s).as_dict()
     return report

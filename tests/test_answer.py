@@ -321,7 +321,7 @@ def test_why_company_shows_every_loss_and_stalled_and_what_wins(env):
     s = ask(env, "Какие сделки висят без движения?")
     assert s.intent == "stalled" and s.source in ("live", "precomputed")
     w = ask(env, "Что помогает выигрывать сделки?")
-    assert w.intent == "what_wins" and "Причины проигрышей" in w.text
+    assert w.intent == "what_wins" and "по причинам" in w.text
 
 
 @pytest.mark.parametrize("q", ["x" * 4000, "🙂🙂🙂", "/ask", "Что было 31 февраля?", "Что будет в 2031 году?",
@@ -332,3 +332,63 @@ def test_bad_input_gets_a_short_clarification_or_a_true_answer(env, q):
         assert a.company == "Теххренмаш"  # lookalike Latin letters read as Cyrillic
         return
     assert a.clarify and len(a.text) < 300 and a.intent == "clarify"
+
+
+def test_llm_extractor_on_the_answer_path_never_invents_and_never_sees_names(env):
+    from pydantic import SecretStr
+
+    from crmsum.sandbox.llm_emulator import LLMEmulator
+
+    s, lake = env
+    with LLMEmulator(api_key="sk-ask") as emu:
+        sl = s.model_copy(update={"llm": "llm", "openai_api_key": SecretStr("sk-ask"), "openai_base_url": emu.url,
+                                  "llm_model": "emu"})
+        A.reset_contexts()
+        try:
+            known = A.answer_question("Какие сделки проиграла Ева Смирнова в марте 2024?", sl, lake, today=TODAY,
+                                      record=False)
+            assert known.intent == "deals" and not any(
+                (b.get("tools") or [{}])[0].get("function", {}).get("name") == "QuestionFields" for b in emu.requests)
+            a = A.answer_question("Сводка по «Ромашкин Двор»: Ева Смирнова, март 2024", sl, lake, today=TODAY,
+                                  record=False)
+        finally:
+            A.reset_contexts()
+    extract = [b for b in emu.requests
+               if (b.get("tools") or [{}])[0].get("function", {}).get("name") == "QuestionFields"]
+    assert len(extract) == 1  # asked once, for the question the rules could not fully read
+    sent = json.dumps(extract[0], ensure_ascii=False)
+    assert "<<<ЗАПИСИ" in sent and "Ева Смирнова" not in sent and "Смирнова" not in sent  # fenced, anonymized
+    assert a.company in (None, *A.get_context(s, lake).companies)  # never an invented company
+    assert a.company is None and "Не нашёл компанию «Ромашкин" in a.text
+
+
+def test_names_after_a_preposition_take_its_case():
+    from crmsum.answer.display import inflect_name
+
+    assert inflect_name("Кирилл Фролов", "ablt") == "Кириллом Фроловым"
+    assert inflect_name("Анна Кузнецова", "gent") == "Анны Кузнецовой"
+    assert inflect_name("Анна Кузнецова", "nomn") == "Анна Кузнецова"
+
+
+def test_count_of_won_deals_counts_by_close_date(env):
+    lead = _leads(env[1])
+    closed = lead.closed_at.dt.date
+    want = lead[(lead.outcome == "won") & (lead.responsible_user_id == 101)
+                & (closed >= dt.date(2024, 3, 1)) & (closed <= dt.date(2024, 3, 31))]
+    a = ask(env, "Сколько сделок выиграла Ева Смирнова в марте 2024?")
+    assert a.intent == "metric" and a.value == len(want)
+
+
+def test_similar_deals_from_the_vector_store(env):
+    from crmsum import retrieval
+
+    s, lake = env
+    before = ask(env, "Похожие сделки на СтройИнвест")
+    assert before.intent == "similar" and before.company == "СтройИнвест"
+    assert "Не получилось найти похожие" in before.text or before.items  # honest without embeddings
+    retrieval.update_embeddings(lake, settings=s)
+    A.reset_contexts()
+    a = ask(env, "Похожие сделки на СтройИнвест")
+    assert a.intent == "similar" and a.items and "сходство" in a.text
+    lead_ids = set(env[1].read("crm_leads").lead_id)
+    assert {d["lead_id"] for d in a.items} <= lead_ids

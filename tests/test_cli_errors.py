@@ -54,6 +54,8 @@ EXPECTED = [
     (["ingest", "amocrm"], {"CRMSUM_AMOCRM_BASE_URL": "http://127.0.0.1:9"}, "CRMSUM_AMOCRM_TOKEN"),
     (["bot"], {}, "CRMSUM_TELEGRAM_TOKEN"),
     (["impact", "--since", "2024-13-01"], {}, "YYYY-MM-DD"),
+    (["insights", "--period", "2024-13"], {}, "--period"),
+    (["sql", "DROP TABLE crm_leads"], {}, "refused"),
     (["generate", "--out", "{tmp}/sample", "--leads", "0"], {}, "leads"),
     (["generate", "--out", "{tmp}/sample", "--end-date", "30.06.2024"], {}, "YYYY-MM-DD"),
     (["precompute"], {"CRMSUM_DATA_DIR": "/proc/crmsum-missing/data"}, "No such file or directory"),

@@ -1,4 +1,4 @@
-"""Crash safety of the whole night: SIGKILL the nightly steps (sync -> inbox import -> precompute -> digest,
+"""Crash safety of the whole night: SIGKILL the nightly steps (sync -> import -> precompute -> compact -> digest,
 in a subprocess) at named failpoints, rerun, and prove the end state is a clean run's.
 
 Each scenario is a chain of kills at different points (later kills hit the reruns of earlier ones, as a
@@ -42,6 +42,7 @@ CHAINS = {
         ("sync", "lake.put.before_rename=kill@2"),      # a Parquet part written, not yet visible
         ("import", "anonymize.batch=kill@1"),           # anonymizing the Telegram export (staging)
         ("precompute", "precompute.item=kill@60"),      # half the summaries computed, none written
+        ("compact", "lake.compact.before_cleanup=kill@2"),  # a table's compacted part visible, old files still there
         ("digest", "delivery.part=kill@2"),             # chart sent to the first chat, text not yet
     ],
     "late-steps": [
@@ -49,6 +50,7 @@ CHAINS = {
         ("sync", "state.save.after_rename=kill@4"),     # a watermark saved, the run dies right after
         ("import", "lake.put.after_rename=kill@1"),     # chat_messages landed, export not moved to done/
         ("precompute", "lake.put.before_rename=kill@1"),  # summaries written to a temp file only
+        ("compact", "lake.put.before_rename=kill@3"),   # a compacted base written to a temp file only
         ("digest", "delivery.chat=kill@2"),             # first chat fully served, second not started
         ("digest", "delivery.part=kill@1"),             # the second chat: nothing sent yet
     ],
@@ -83,7 +85,7 @@ def messages(tg: TelegramEmulator, chat: int) -> list[tuple]:
 def check_after_kill(data_dir: Path, world: dict, tg: TelegramEmulator, where: str) -> None:
     lake = Lake(data_dir / "lake")
     # every visible part is a whole Parquet file and every view answers (nothing half-written)
-    for part in sorted((data_dir / "lake").rglob("part-*.parquet")):
+    for part in sorted((data_dir / "lake").rglob("*-*.parquet")):
         pq.read_metadata(part)
     e2e.lake_rows(lake)
     # no watermark covers a record that is not in the lake
@@ -102,6 +104,7 @@ def check_after_kill(data_dir: Path, world: dict, tg: TelegramEmulator, where: s
 
 
 @pytest.mark.parametrize("chain", list(CHAINS))
+@pytest.mark.slow  # whole nights in subprocesses, killed and rerun
 def test_sigkill_anywhere_then_rerun_equals_clean_run(world, tmp_path, chain):
     data_dir = e2e.prepare_data_dir(tmp_path / "data", world["account"], key_from=world["clean"])
     with TelegramEmulator(token=e2e.BOT_TOKEN) as tg:
@@ -118,6 +121,7 @@ def test_sigkill_anywhere_then_rerun_equals_clean_run(world, tmp_path, chain):
     assert e2e.diff_rows(e2e.lake_rows(Lake(data_dir / "lake")), world["rows"]) == {}
 
 
+@pytest.mark.slow  # whole nights in subprocesses, killed and rerun
 def test_two_nightly_runs_at_once(world, tmp_path):
     """The second run exits at once with a clear message; the first finishes as a clean run."""
     data_dir = e2e.prepare_data_dir(tmp_path / "data", world["account"], key_from=world["clean"])

@@ -10,6 +10,8 @@ import telebot
 from hypothesis import given, settings as hsettings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
+
 from crmsum.telegram import markup as th
 from crmsum.delivery import deliver_digests, digest_targets, match_manager
 from crmsum.digest import DigestError, build_digest, latest_complete_week, render_digest
@@ -82,7 +84,7 @@ def test_split_entity_exactly_at_the_boundary():
     assert [len(parse_html(p)[0]) for p in cap] == [1024, 1024, 952]
 
 
-@hsettings(max_examples=60, deadline=None)
+@hsettings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["", "b", "i", "code"]),
                           st.text(alphabet="аб <>&\"xy\n😀", min_size=0, max_size=300)), min_size=1, max_size=30),
        st.sampled_from([64, 200, 1024]))

@@ -32,6 +32,8 @@ from crmsum.sandbox.llm_emulator import LLMEmulator
 from crmsum.sources.amocrm import AmoClient
 from crmsum.summarize import NOTE_LLM_DOWN
 
+pytestmark = pytest.mark.slow  # whole syncs against a faulty emulator, real time outs
+
 CRM = ("crm_users", "crm_pipelines", "crm_statuses", "crm_companies", "crm_contacts", "crm_leads", "crm_notes",
        "crm_tasks", "crm_events")
 OAUTH = {"client_id": "e2e-client", "client_secret": "e2e-client-secret-9d7", "redirect_uri": "https://e2e.example/cb",

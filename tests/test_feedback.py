@@ -169,8 +169,10 @@ def test_monthly_summary_sent_once_to_the_lead_chat_with_real_names(fenv, tg):
     assert (r1.week, r1.mode, r1.sent, r1.failed) == ("2024-05", "telegram", 1, 0)
     sent = tg.sent()
     assert sent and {r["chat_id"] for r in sent} == {LEAD} and all(r["parse_mode"] == "HTML" for r in sent)
-    text = "\n".join(r["text"] for r in sent)
+    text = "\n".join(r["text"] for r in sent if r.get("text"))
     assert "Оценки ответов бота — май 2024" in text and "Теххренмаш" in text
+    assert "Помогает ли crmsum" in text and "год назад" in text  # the impact section
+    assert sent[0].get("photo") or sent[0].get("caption")  # its chart comes first
     assert "Ева & <Смирнова>" in text and "PER-a1b2c3d4" not in text  # resolved, and escaped in the HTML
     row = _rows(lake)[(LEAD, "2024-05", "feedback-month")]
     assert row["status"] == "sent" and json.loads(row["message_ids"]) == [r["message_id"] for r in sent]
@@ -191,7 +193,7 @@ def test_monthly_summary_defaults_to_the_month_before(fenv, tg):
     data_dir, lake = fenv
     r = deliver_feedback_summary(settings=_settings(data_dir, tg), lake=lake, today=dt.date(2024, 6, 1))
     assert r.week == "2024-05" and r.sent == 1
-    assert "май 2024" in tg.sent(LEAD)[0]["text"]
+    assert "май 2024" in next(m["text"] for m in tg.sent(LEAD) if m.get("text"))
 
 
 def test_monthly_summary_failure_is_retried_next_run(fenv, tg):
@@ -229,7 +231,10 @@ def test_monthly_summary_without_token_goes_to_the_outbox_once(fenv):
     r = deliver_feedback_summary("2024-05", settings=s, lake=lake)
     assert (r.mode, r.outbox) == ("outbox", 1)
     html = (data_dir / "outbox" / "2024-05" / f"feedback_{LEAD}.html").read_text(encoding="utf-8")
-    assert html == monthly_feedback_summary(lake, "2024-05") and "Смирнова" not in html  # pseudonyms only
+    assert html.startswith(monthly_feedback_summary(lake, "2024-05")) and "Смирнова" not in html  # pseudonyms only
+    assert "Помогает ли crmsum" in html
+    png = (data_dir / "outbox" / "2024-05" / f"feedback_{LEAD}.png").read_bytes()
+    assert png.startswith(b"\x89PNG")  # the chart: volume against a year before, and the rating line
     assert _rows(lake)[(LEAD, "2024-05", "feedback-month")]["status"] == "outbox"
     again = deliver_feedback_summary("2024-05", settings=s, lake=lake)
     assert again.outbox == 0 and again.skipped == 1
@@ -248,7 +253,7 @@ def test_monthly_feedback_flow(fenv, monkeypatch):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     monkeypatch.setattr(mod, "deliver_feedback_summary",
-                        lambda month, force=False: calls.append((month, force)) or
+                        lambda month, force=False, settings=None: calls.append((month, force)) or
                         D.deliver_feedback_summary(month, force=force, settings=_settings(data_dir), lake=lake))
     report = mod.deliver.fn("2024-05", False)
     assert calls == [("2024-05", False)] and report["outbox"] == 1 and report["week"] == "2024-05"

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore_lake.ipynb"
 
@@ -33,6 +34,7 @@ def test_committed_without_outputs():
             assert cell.outputs == [] and cell.execution_count is None, "clear the notebook's outputs before committing"
 
 
+@pytest.mark.slow  # starts a Jupyter kernel
 def test_notebook_executes_on_sample_lake(tmp_path, monkeypatch):
     from nbclient import NotebookClient
 

@@ -10,6 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
+
 from crmsum.query import ParsedQuestion, parse_question
 from crmsum.query.entities import get_index
 
@@ -370,20 +372,20 @@ def _well_formed(r: ParsedQuestion) -> None:
 NO_WORDS = st.text(alphabet=st.characters(blacklist_categories=("Lu", "Ll", "Lt", "Lm", "Lo", "Nd")), max_size=300)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=400), st.dates(min_value=date(2000, 1, 1), max_value=date(2090, 12, 31)))
 def test_any_text_gives_a_well_formed_result(text, today):
     _well_formed(parse_question(text, M, C, today))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(NO_WORDS)
 def test_text_without_words_finds_nothing(text):
     r = P(text)
     assert (r.manager, r.company, r.start, r.end) == (None, None, None, None)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(st.sampled_from(["🚀", "😀", "\u200b", "\x00", "\x1b[31m", "\ufeff", "\u202e", "ﷺ", "𝔘", "∑", "%s",
                                  "{}", "\\", "'", '"', "--", ";", "\r\n", "\t"]), max_size=60))
 def test_emoji_and_control_chars(parts):

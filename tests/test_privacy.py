@@ -9,6 +9,8 @@ import stat
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from hypothesis_profiles import examples
+
 from crmsum.privacy import PSEUDONYM_RE, Anonymizer, Vault, normalize_name, normalize_phone
 from crmsum.privacy import detectors as D
 from crmsum.privacy.display import display_name, display_text
@@ -51,6 +53,26 @@ def test_russian_phone_formats_collapse(raw):
 def test_international_phones(raw, norm):
     found = list(D.find_phones(f"тел. {raw}."))
     assert [f[3] for f in found] == [norm]
+
+
+@pytest.mark.parametrize("text,raw", [
+    ("+7 (912) 345-67-89 (2 раза)", "+7 (912) 345-67-89"), ("8 (912) 345-67-89(10:30)", "8 (912) 345-67-89"),
+    ("звонить 89123456789 (10:30)", "89123456789"), ("+7 912 345 67 89 (2 раза)", "+7 912 345 67 89"),
+    ("(89123456789)", "89123456789")])
+def test_phone_before_a_remark_in_parentheses(text, raw):
+    """The candidate run swallows the «(» of a remark that follows; the phone is still found, without it."""
+    assert [(f[3], f[4]) for f in D.find_phones(text)] == [("79123456789", raw)]
+
+
+@pytest.mark.parametrize("text,raw", [("0 89000000000", "89000000000"), ("ещё 3 89123456789 звонил", "89123456789"), ("0 (89000000000", "89000000000"),
+                                      ("89123456789 2 раза", "89123456789")])
+def test_phone_next_to_another_number(text, raw):
+    """The candidate run swallows a neighbouring number; the phone is still found, without it."""
+    assert [f[4] for f in D.find_phones(text)] == [raw]
+
+
+def test_phone_after_an_unclosed_parenthesis():
+    assert [f[3] for f in D.find_phones("тел +7 (912 345-67-89")] == ["79123456789"]
 
 
 @pytest.mark.parametrize("text", [
@@ -247,14 +269,14 @@ FILLER = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
 SAFE_FILLER = st.text(st.sampled_from(list("абвгд ежзиклмн,.!?ёАБВ") + [" ", "\n"]), max_size=40)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(max_size=300))
 def test_random_unicode_never_crashes(anon, s):
     out = anon.text(s)
     assert isinstance(out, str)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(SAFE_FILLER, PHONES, SAFE_FILLER, EMAILS, SAFE_FILLER)
 def test_planted_phone_email_removed(anon, a, phone, b, email, c):
     s = f"{a} {phone} {b} {email} {c}"
@@ -264,7 +286,7 @@ def test_planted_phone_email_removed(anon, a, phone, b, email, c):
     assert email not in out
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(FILLER, PHONES, EMAILS, st.integers(0, 40))
 def test_mutated_inputs(anon, noise, phone, email, cut):
     s = f"Юрию Федосееву {phone}, {email}. {noise}"

@@ -19,8 +19,10 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
+
+from hypothesis_profiles import examples
 
 from crmsum.config import Settings
 from crmsum.ingest.telegram import ExportError, import_export
@@ -31,7 +33,7 @@ TZ = "Europe/Moscow"
 BASE = 1_700_000_000
 PEOPLE = ["Глеб Воронцов", "Алиса Белоусова", "Тимофей Гаврилов"]
 # no shrinking phase for the slow ones: a failing example is reported as found, not minimized for minutes
-SLOW = settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=15,
+SLOW = settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=examples(15),
                 phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 PHONES = st.builds(lambda d, f: f(d), st.text("0123456789", min_size=9, max_size=9).map(lambda x: "9" + x),
@@ -60,7 +62,7 @@ def digits(s: str) -> str:
 
 
 def lake_state(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("part-*.parquet"))}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
 
 
 def message(i: int, text, author="Глеб Воронцов") -> dict:
@@ -72,6 +74,7 @@ def message(i: int, text, author="Глеб Воронцов") -> dict:
 @SLOW
 @given(odd=st.lists(ODD, min_size=1, max_size=4), phone=PHONES, email=EMAILS, sep=SEP,
        person=st.sampled_from(PEOPLE), big=st.integers(0, 60_000), title=ODD)
+@pytest.mark.slow  # a full import per example
 def test_odd_unicode_and_huge_messages_land_without_contacts(tmp_path_factory, anon, odd, phone, email, sep,
                                                              person, big, title):
     tmp = tmp_path_factory.mktemp("odd")
@@ -111,6 +114,7 @@ def _structure():
 
 @SLOW
 @given(doc=_structure(), cut=st.one_of(st.none(), st.integers(0, 400)))
+@pytest.mark.slow  # a full import per example
 def test_wrong_structure_is_an_export_error_or_a_clean_import(tmp_path_factory, anon, doc, cut):
     tmp = tmp_path_factory.mktemp("shape")
     raw = json.dumps(doc, ensure_ascii=False).encode()
@@ -154,14 +158,25 @@ def test_nightly_inbox_survives_bad_exports(tmp_path, anon):
 
 
 # -- anonymizer ---------------------------------------------------------------------------------------
-@settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=150)
+@settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=examples(150))
 @given(a=ODD, phone=PHONES, b=ODD, email=EMAILS, c=ODD, s1=SEP, s2=SEP)
+# found by this test: the phone's candidate run swallowed the «(» of a remark after it
+@example(a="", phone="+7 (912) 345-67-89", b="2 раза)", email="ivan@mail.ru", c="", s1=" ", s2=" (")
+@example(a="", phone="89123456789", b="10:30)", email="ivan@mail.ru", c="", s1=" ", s2="(")
+@example(a="", phone="+7 912 345 67 89", b="10:30)", email="ivan@mail.ru", c="", s1=": ", s2=" (")
+# found by this test: a digit before the phone joined its candidate run («0 89000000000»)
+@example(a="0", phone="89000000000", b="", email="a00@aa.ru", c="", s1=" ", s2=" ")
+@example(a="0", phone="89000000000", b="", email="a00@aa.ru", c="", s1=" (", s2=" ")
+# found by this test: digits of the filler around a replaced phone spelled the phone's own digits
+@example(a="", phone="+7 (900) 000-00-00", b=":9", email="a00@aa.ru", c="000000000", s1=" ", s2=" ")
 def test_planted_contacts_never_survive_next_to_any_unicode(anon, a, phone, b, email, c, s1, s2):
     text = f"{a}{s1}{phone}{s2}{b}{s1}{email}{s2}{c}"
     out = anon.text(text)
     assert isinstance(out, str)
     assert email not in out
-    assert digits(phone)[-10:] not in digits(PSEUDONYM_RE.sub("", out))
+    tail = digits(phone)[-10:]
+    if tail not in digits(text.replace(phone, " ")):  # else the filler itself spells those digits
+        assert tail not in digits(PSEUDONYM_RE.sub("", out))
     assert PSEUDONYM_RE.sub("", anon.text(out)) == PSEUDONYM_RE.sub("", out)  # a second pass finds nothing new
 
 
@@ -183,7 +198,7 @@ QUESTION_WORDS = st.sampled_from(["что", "делала", "Ева", "Смир�
                                   "Олег", "Петров", "АгроПлюс", "прошлый", "месяц"])
 
 
-@settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=30)
+@settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=examples(30))
 @given(q=st.one_of(st.lists(QUESTION_WORDS, max_size=10).map(" ".join), ODD))
 def test_any_question_gets_an_answer_without_contacts(answer_env, q):
     from crmsum import answer as A

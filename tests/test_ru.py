@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from crmsum.cites import PSEUDONYM_RE, cited_ids, strip_citations
+from crmsum.cites import PSEUDONYM_ANY_CASE_RE, PSEUDONYM_RE, cited_ids, strip_citations
 from crmsum.config import Settings
 from crmsum.ru import (LEGAL_FORMS, MONTHS_GEN, MONTHS_LOC, MONTHS_NOM, case_forms, company_core, is_female,
                        month_name, name_forms, now, strip_legal_form, surname_nominative, today)
@@ -59,3 +59,4 @@ def test_citations_and_pseudonyms():
     assert strip_citations(text, "") == "Отправили КП  и созвонились  . PER-0a1b2c3d ждёт [см. выше]"
     assert PSEUDONYM_RE.findall(text) == ["PER-0a1b2c3d"]
     assert not PSEUDONYM_RE.search("XPER-0a1b2c3d PER-0a1b2c3 PER-0A1B2C3D")
+    assert PSEUDONYM_ANY_CASE_RE.fullmatch("per-0a1b2c3d") and not PSEUDONYM_ANY_CASE_RE.fullmatch("per-0a1b2c3")

@@ -17,6 +17,8 @@ from crmsum.lake import Lake, open_lake
 from crmsum.schema import TABLES, table
 from lake_fixture import AS_OF, build_tables
 
+pytestmark = pytest.mark.slow  # a moto S3 server and the whole precompute on it
+
 pytest.importorskip("moto")
 pytest.importorskip("s3fs")
 

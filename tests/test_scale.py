@@ -1,7 +1,7 @@
-"""Past one machine: precompute and anonymization fanned out over Prefect's Dask task runner.
+"""Past one machine: precompute fanned out over Prefect's Dask task runner.
 
 One local Dask cluster (2 worker processes) serves the whole module. Results must equal the
-in-process ones exactly: same summaries (ids, hashes, texts), same scrubbed texts.
+in-process ones exactly: same summaries (ids, hashes, texts).
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ def dask_address(prefect_api):
     """A LocalCluster of 2 single-threaded worker processes (what CRMSUM_DASK_ADDRESS=local builds)."""
     from distributed import LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                           resources={scale.VAULT_RESOURCE: 1})
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
     try:
         yield cluster.scheduler_address
     finally:
@@ -57,6 +56,7 @@ def _summaries(lake) -> pd.DataFrame:
     return lake.read("summaries")[cols].sort_values("summary_id").reset_index(drop=True)
 
 
+@pytest.mark.slow  # a Prefect API and a Dask cluster
 def test_precompute_over_dask_equals_default(tmp_path, dask_address):
     from prefect import flow
     from prefect_dask import DaskTaskRunner
@@ -82,38 +82,7 @@ def test_precompute_over_dask_equals_default(tmp_path, dask_address):
     assert again.computed == 0 and again.skipped == r0.computed
 
 
-def test_anonymization_over_dask_equals_in_process(tmp_path, dask_address):
-    from prefect_dask import DaskTaskRunner
-
-    from crmsum.privacy import Anonymizer, Vault
-
-    people = [("Ева Соколова", "manager"), ("Олег Петров", "contact"), ("Анна Кузнецова", "contact")]
-    texts = ["Созвонился с Евой Соколовой, тел. +7 916 123-45-67, почта eva@mail.ru",
-             "Олег Петров просит КП для Теххренмаш до пятницы", None, "",
-             "Анне Кузнецовой отправил договор, @annak в телеграме", "ок",
-             "Встреча у Петрова в четверг, ИНН 7701234567"] * 3
-    vault_dir = tmp_path / "vault"
-    anon = Anonymizer(Vault(vault_dir), use_ner=False, workers=1)
-    anon.learn_people(people)
-    anon.learn_companies(["Теххренмаш"])
-    expected = anon.texts(texts)
-
-    anon.close()
-    # the production flow (flows/fanout.py): it opens the vault itself (an Anonymizer never pickles)
-    from flows.fanout import anonymize_fanout
-
-    got = anonymize_fanout.with_options(task_runner=DaskTaskRunner(address=dask_address))(
-        texts, str(vault_dir), use_ner=False, chunk_size=4)
-    assert got == expected
-    assert "Соколов" not in " ".join(t for t in got if t) and "Теххренмаш" in got[1]
-    # a second process (fresh vault handle) resolves every pseudonym the workers produced
-    from crmsum.privacy import PSEUDONYM_RE
-
-    fresh = Vault(vault_dir)
-    for p in {m for t in got if t for m in PSEUDONYM_RE.findall(t)}:
-        assert fresh.real(p) is not None
-
-
+@pytest.mark.slow  # a Prefect API and a Dask cluster
 def test_nightly_slot_is_a_cross_machine_lock(prefect_api):
     """With the global concurrency limit `crmsum-nightly` (limit 1), a second nightly cannot start."""
     from prefect import flow

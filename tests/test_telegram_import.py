@@ -13,6 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
+
 from crmsum.ingest.telegram import ImportReport, import_export
 from crmsum.lake import Lake
 from crmsum.sources.telegram import ALL_TYPES, ExportError, ExportReader
@@ -345,7 +347,8 @@ def _mutations():
     return st.lists(st.tuples(st.integers(0, 7), keys, value), max_size=4)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@pytest.mark.slow  # a full import per example
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=list(HealthCheck))
 @given(mutations=_mutations(), cut=st.one_of(st.none(), st.integers(0, len(_BASE_EXPORT))),
        noise=st.binary(max_size=3))
 def test_property_mutated_or_truncated_export(tmp_path_factory, mutations, cut, noise):

@@ -10,6 +10,7 @@ Modules, one job each:
 - `periods`: which precomputed period covers a range, and how a period is worded;
 - `context`: the per-process lake context (DuckDB connection, summaries snapshot, name lists);
 - `record`: the background writer of `answers`, and `feedback` ratings;
+- `display`: pseudonyms resolved for allowed readers, names in the case the sentence needs;
 - `access`: the access gate and the rate limiter, and their pyTelegramBotAPI middlewares.
 
 `Answer.text` holds pseudonyms only (that is what goes to the `answers` table); `Answer.display()`
@@ -31,6 +32,7 @@ _EXPORTS = {
     "compare_metric": "compare", "compare_facts": "compare", "compare_verdict": "compare", "compare_line": "compare",
     "COMPARE_METRICS": "compare",
     "record_answer": "record", "record_feedback": "record", "user_pseudonym": "record",
+    "resolve_in_case": "display",
     "AccessGate": "access", "RateLimiter": "access", "AccessMiddleware": "access", "RateLimitMiddleware": "access",
 }
 

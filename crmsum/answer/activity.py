@@ -38,13 +38,14 @@ def answer_activity(prep: Prepared, ctx: AnswerContext) -> Answer:
 
         target = ctx.lake if s.use_llm else ctx.cursor()
         summ = summarize_scope(target, manager=prep.manager, company=prep.company_id, start=prep.start,
-                               end=prep.end, settings=s)
+                               end=prep.end, settings=s, question=ctx.anonymize(prep.question) if s.use_llm else None)
         source, backend, sections = "live", summ.backend, summ.sections
     heading = header(prep, source, backend)
-    a = Answer(text=layout_text(answer_layout(heading, sections, prep.notes)), source=source, manager=prep.manager,
+    notes = list(prep.notes) + ([""] if prep.notes and sections else [])
+    a = Answer(text=layout_text(answer_layout(heading, sections, notes)), source=source, manager=prep.manager,
                company=prep.company, start=prep.start, end=prep.end, backend=backend,
                answer_id=uuid.uuid4().hex[:16], period=prep.period, question=prep.question, chat_id=prep.chat_id,
-               manager_name=prep.manager_name, heading=heading, sections=sections, lines=list(prep.notes),
+               manager_name=prep.manager_name, heading=heading, sections=sections, lines=notes,
                intent=prep.intent, unresolved=list(prep.unresolved), period_defaulted=prep.period_defaulted)
     a.latency_ms = round((time.perf_counter() - prep.t0) * 1000, 2)
     return a

@@ -5,12 +5,12 @@ answer costs a few milliseconds and the bot never re-reads the vault per questio
 from __future__ import annotations
 
 import atexit
-import datetime as dt
 import threading
 import time
 
 from crmsum.answer.record import BatchWriter
 from crmsum.config import Settings, get_settings
+from crmsum.ru import today as today_in  # noqa: F401 - re-exported: the answer path's «today»
 
 REFRESH_SECONDS = 5.0
 
@@ -176,10 +176,3 @@ def _shutdown() -> None:
 
 
 atexit.register(_shutdown)
-
-
-def today_in(settings: Settings) -> dt.date:
-    """Today in the account's time zone."""
-    from crmsum.ru import today
-
-    return today(settings)

@@ -106,6 +106,12 @@ def answer_stalled(prep: Prepared, ctx: AnswerContext, today: dt.date) -> Answer
         if d.get("win_probability") is not None:
             extra += f", шанс выиграть {d['win_probability']:.0%}"
         lines.append(deal_line(i, d) + extra)
-    head = heading("Сделки без движения", prep, source)
+    from crmsum.answer.insight import risk_lines
+
+    risk = risk_lines(ctx, prep)
+    if risk:
+        lines = risk + [""] + lines
+        source = "precomputed" if dealset.has_rows(ctx, "deal_features") else source
+    head = heading("Сделки под угрозой и без движения", prep, source)
     head[0] = head[0].replace("Период: вся история", f"На дату: {today:%d.%m.%Y}")
     return make_answer(prep, source, head, lines, items=rows, value=len(rows))

@@ -55,7 +55,7 @@ def ensure(ctx: AnswerContext) -> str:
         cur = ctx.cursor()
         cur.execute(_BUILD)
         src = "live"
-        if ctx.lake.parts("deal_features"):
+        if has_rows(ctx, "deal_features"):
             try:
                 cur.execute("""CREATE OR REPLACE TABLE answer_deals AS
                                SELECT d.*, f.win_probability FROM answer_deals d
@@ -67,6 +67,16 @@ def ensure(ctx: AnswerContext) -> str:
             cur.execute("ALTER TABLE answer_deals ADD COLUMN win_probability DOUBLE")
         return src
     return ctx.memo("answer_deals", build)
+
+
+def has_rows(ctx: AnswerContext, table: str) -> bool:
+    """Whether a precomputed table holds anything (an empty table still has its schema part)."""
+    def q() -> bool:
+        try:
+            return ctx.cursor().execute(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {table} LIMIT 1)").fetchone()[0]
+        except Exception:  # noqa: BLE001 - a lake older than the table
+            return False
+    return ctx.memo(("has_rows", table), q)
 
 
 def loss_reasons(ctx: AnswerContext) -> list[str]:

@@ -124,7 +124,7 @@ def heading(title: str, prep: Prepared, source: str) -> list[str]:
 def make_answer(prep: Prepared, source: str, head: list[str], lines: list[str], **kw) -> Answer:
     from crmsum.summarize.render import answer_layout, layout_text
 
-    lines = list(prep.notes) + lines
+    lines = list(prep.notes) + ([""] if prep.notes else []) + lines
     a = Answer(text=layout_text(answer_layout(head, lines=lines)), source=source, manager=prep.manager,
                company=prep.company, start=prep.start, end=prep.end, backend="offline",
                answer_id=uuid.uuid4().hex[:16], period=prep.period, question=prep.question, chat_id=prep.chat_id,
@@ -142,7 +142,7 @@ def answer_metric(prep: Prepared, ctx: AnswerContext) -> Answer:
     count_only = metric == "count"
     if not count_only:
         s.outcome = None  # rates and sums look at every closed deal of the scope
-    cond, args = dealset.where(s, by_close=not count_only)
+    cond, args = dealset.where(s, by_close=None if count_only else True)
     cur = ctx.cursor()
     cur.execute(f"SELECT {_AGG} FROM answer_deals WHERE {cond}", args)
     row = dict(zip([d[0] for d in cur.description], cur.fetchone()))
@@ -172,7 +172,7 @@ def ranking_rows(ctx: AnswerContext, prep: Prepared, metric: str, by: str) -> li
     count_only = metric == "count"
     if not count_only:
         s.outcome = None
-    cond, args = dealset.where(s, by_close=not count_only)
+    cond, args = dealset.where(s, by_close=None if count_only else True)
     cur = ctx.cursor()
     cur.execute(f"SELECT {key} AS key, {_AGG} FROM answer_deals WHERE {cond} AND {key} IS NOT NULL GROUP BY 1", args)
     cols = [d[0] for d in cur.description]

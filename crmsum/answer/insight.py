@@ -5,7 +5,7 @@
 - `why` about a company (or a deal): every lost / won deal of it with its loss reason and last notes;
   about a manager: where the manager differs from the team (win rate, deal size, cycle, loss reasons)
   plus the habits `crmsum.insights` finds;
-- `similar`: past deals like the one named, from `crmsum.retrieval`.
+- `similar`: the closest past deals and records, from `crmsum.retrieval` (similar_deals, search).
 What is not available yet (a package not installed, a table not computed) is said plainly, never
 replaced by a guess.
 """
@@ -13,6 +13,7 @@ replaced by a guess.
 from __future__ import annotations
 
 import importlib.util
+import re
 from typing import TYPE_CHECKING
 
 from crmsum.answer import dealset
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from crmsum.answer.context import AnswerContext
 
 NOTES_PER_DEAL = 2
+GAPS_DEALS = 5  # deals of a «why» answer compared feature by feature with the won ones
 
 
 def _have(module: str) -> bool:
@@ -39,41 +41,70 @@ def _reasons(ctx: AnswerContext, s: dealset.Scope) -> list[str]:
     cond, args = dealset.where(s)
     rows = ctx.cursor().execute(f"SELECT coalesce(loss_reason, 'без причины'), count(*), sum(amount) FROM answer_deals "
                                 f"WHERE {cond} GROUP BY 1 ORDER BY 2 DESC, 1", args).fetchall()
-    total = sum(r[1] for r in rows)
-    return [f"• {r[0]} — {count(r[1], 'сделка', 'сделки', 'сделок')} из {total} ({r[1] / total:.0%}), {money(r[2] or 0)}"
-            for r in rows]
+    total, amount = sum(r[1] for r in rows), sum(r[2] or 0 for r in rows)
+    if not rows:
+        return []
+    return ([f"Проиграно {count(total, 'сделка', 'сделки', 'сделок')} на {money(amount)}, по причинам:"]
+            + [f"• {r[0]} — {count(r[1], 'сделка', 'сделки', 'сделок')} из {total}" for r in rows])
+
+
+def _report(ctx: AnswerContext, prep: Prepared):
+    """`crmsum.insights.report` for the question's period and manager, once per lake snapshot."""
+    from crmsum.insights import report
+
+    return ctx.memo(("insights", prep.start, prep.end, prep.manager),
+                    lambda: report(ctx.cursor(), start=prep.start, end=prep.end, manager=prep.manager))
 
 
 def _drivers(ctx: AnswerContext, prep: Prepared) -> tuple[list[str], str]:
     """Lines about what wins (from crmsum.insights), and the source."""
     if not _have("crmsum.insights"):
-        return ["Пока нет данных о том, что влияет на исход сделок: модуль анализа (crmsum.insights, "
-                "таблицы deal_features и drivers) ещё не подключён. Ниже — только причины проигрышей."], "live"
+        return ["Что влияет на исход сделок (звонки, скорость ответа, встречи, скидки), пока не посчитано: модуль "
+                "анализа crmsum.insights (таблицы deal_features и drivers) ещё не подключён."], "live"
+    rep = _report(ctx, prep)
+    source = "precomputed" if dealset.has_rows(ctx, "drivers") else "live"
+    out = [f"Что влияет на исход (закрыто {count(rep.closed, 'сделка', 'сделки', 'сделок')}, выиграно {rep.won}"
+           + (f", доля побед {rep.win_rate:.0%}" if rep.win_rate is not None else "") + "):"]
+    if rep.reason:
+        return out + [f"• {rep.reason}"], source
+    drivers = rep.significant or []
+    if not drivers:
+        out.append("• Устойчивых факторов не найдено: различия в пределах случайности или данных мало.")
+    for d in drivers[:6]:
+        ci = f", 95% интервал разницы {d.ci95[0]:+.0%}…{d.ci95[1]:+.0%}" if d.ci95 else ""
+        out.append(f"• {d.label}: побед {d.win_rate_with:.0%} (n={d.n_with}) против {d.win_rate_without:.0%} "
+                   f"(n={d.n_without}){ci}")
+    return out, source
+
+
+def risk_lines(ctx: AnswerContext, prep: Prepared, limit: int = 10) -> list[str]:
+    """Open deals at risk by the out-of-time validated model of crmsum.insights (empty without it)."""
+    if not _have("crmsum.insights"):
+        return []
     from crmsum.insights import report
 
-    rep = ctx.memo(("insights", prep.start, prep.end, prep.manager),
-                   lambda: report(ctx.cursor(), start=prep.start, end=prep.end, manager=prep.manager))
-    d = rep.to_dict()
-    out = [f"Закрыто {count(int(d.get('closed') or 0), 'сделка', 'сделки', 'сделок')}, выиграно "
-           f"{int(d.get('won') or 0)} (доля {float(d.get('win_rate') or 0):.0%})."]
-    drivers = [x for x in d.get("drivers") or [] if x.get("significant")] or (d.get("drivers") or [])[:5]
-    if not drivers:
-        out.append("Устойчивых факторов не найдено: данных мало или различия в пределах случайности.")
-    for x in drivers[:6]:
-        ci = x.get("ci95") or [None, None]
-        ci_t = f", 95% интервал разницы {ci[0]:+.0%}…{ci[1]:+.0%}" if None not in ci else ""
-        out.append(f"• {x.get('label') or x.get('feature')}: побед {x['win_rate_with']:.0%} при n={x['n_with']} "
-                   f"против {x['win_rate_without']:.0%} при n={x['n_without']}{ci_t}"
-                   + ("" if x.get("significant") else " — не значимо"))
-    return out, "precomputed"
+    rep = ctx.memo(("insights-risks", prep.manager), lambda: report(ctx.cursor(), manager=prep.manager))
+    risks = rep.risks[:limit]
+    if not risks:
+        return [] if not rep.reason else [f"Модель риска: {rep.reason}"]
+    m = rep.model
+    head = "Под угрозой по модели" + (f" (AUC {m.auc:.2f} на {m.validated_on} сделках после {m.cutoff})"
+                                      if m and m.auc is not None else "") + ":"
+    out = [head]
+    for i, r in enumerate(risks, 1):
+        why = "; ".join(r.reasons[:3])
+        out.append(f"{i}. «{r.name or 'без названия'}» #{r.lead_id} — {money(r.amount)} — шанс {r.win_probability:.0%}"
+                   + (f" — {why}" if why else "") + (f" — {r.manager}" if r.manager else ""))
+    return out
 
 
 def answer_what_wins(prep: Prepared, ctx: AnswerContext) -> Answer:
+    """Loss reasons of the period first (what the lake says for sure), then the drivers."""
     dealset.ensure(ctx)
-    lines, source = _drivers(ctx, prep)
+    drivers, source = _drivers(ctx, prep)
     s = dealset.Scope(manager=prep.manager, company_id=prep.company_id, start=prep.start, end=prep.end)
     reasons = _reasons(ctx, s)
-    lines += ["", "Причины проигрышей:"] + (reasons or ["• проигранных сделок в этом периоде нет"])
+    lines = (reasons or ["Проигранных сделок в этом периоде нет."]) + [""] + drivers
     return make_answer(prep, source, heading("Что выигрывает и что проигрывает сделки", prep, source), lines)
 
 
@@ -94,15 +125,34 @@ def _why_deals(prep: Prepared, ctx: AnswerContext) -> list[str]:
                 f"CAST(closed_at AS DATE) AS closed FROM answer_deals WHERE {cond} ORDER BY closed_at DESC", args)
     cols = [d[0] for d in cur.description]
     rows = [dict(zip(cols, r)) for r in cur.fetchall()]
-    word = "проиграно" if outcome == "lost" else "выиграно"
-    lines = [f"Всего {word} {count(len(rows), 'сделка', 'сделки', 'сделок')} на "
-             f"{money(sum(int(r['amount'] or 0) for r in rows))}."]
     if outcome == "lost" and rows:
-        lines += ["Причины:"] + _reasons(ctx, s)
+        lines = _reasons(ctx, s) + [""]  # the total and the reasons, then each deal
+    else:
+        word = "проиграно" if outcome == "lost" else "выиграно"
+        lines = [f"Всего {word} {count(len(rows), 'сделка', 'сделки', 'сделок')} на "
+                 f"{money(sum(int(r['amount'] or 0) for r in rows))}."]
+    compare = _have("crmsum.insights")
     for i, r in enumerate(rows, 1):
         lines.append(deal_line(i, r))
+        if compare and i <= GAPS_DEALS:
+            lines += _gaps(ctx, r["lead_id"])
         lines += _last_notes(ctx, r["lead_id"])
+    if not compare:
+        lines += ["", "Сравнение с выигранными сделками воронки пока недоступно: модуль crmsum.insights не подключён."]
     return lines
+
+
+def _gaps(ctx: AnswerContext, lead_id: int) -> list[str]:
+    """Where the deal differs from the won deals of its pipeline (crmsum.insights.deal_vs_won)."""
+    from crmsum.insights import deal_vs_won
+
+    try:
+        cmp = deal_vs_won(ctx.cursor(), int(lead_id))
+    except Exception:  # noqa: BLE001 - a deal the features do not cover: its notes still speak
+        return []
+    if cmp.reason:
+        return [f"   · {cmp.reason}"]
+    return [f"   · {g.note}" for g in cmp.gaps[:3]]
 
 
 def _why_manager(prep: Prepared, ctx: AnswerContext) -> list[str]:
@@ -124,20 +174,36 @@ def _why_manager(prep: Prepared, ctx: AnswerContext) -> list[str]:
     lines.append(f"• Доля побед: {wr_me:.0%} (n={n_me}) против {wr_t:.0%} у команды (n={n_t})"
                  + (" — мало данных" if n_me < MIN_BASE else ""))
     if me.get("avg_deal") is not None and team.get("avg_deal") is not None:
-        lines.append(f"• Средний чек: {money(me['avg_deal'])} против {money(team['avg_deal'])} у команды")
+        lines.append(f"• Средний чек: {money(me['avg_deal'])} (n={int(me['won'])}) против {money(team['avg_deal'])} "
+                     f"у команды (n={int(team['won'])})")
     if me.get("cycle") is not None and team.get("cycle") is not None:
-        lines.append(f"• Цикл до победы (медиана): {me['cycle']:.0f} дн. против {team['cycle']:.0f} дн. у команды")
+        lines.append(f"• Цикл до победы (медиана): {count(round(me['cycle']), 'день', 'дня', 'дней')} против "
+                     f"{count(round(team['cycle']), 'день', 'дня', 'дней')} у команды")
     s = dealset.Scope(manager=prep.manager, start=prep.start, end=prep.end)
     reasons = _reasons(ctx, s)
     if reasons:
-        lines += ["Причины проигрышей менеджера:"] + reasons
+        lines += [""] + reasons
     if _have("crmsum.insights"):
-        drv, _src = _drivers(ctx, prep)
-        lines += ["Привычки, которые отличают сделки менеджера (по модели):"] + drv
+        lines += [""] + _habits(ctx, prep)
     else:
+        lines.append("")
         lines.append("Пока нет данных о привычках менеджера против команды (звонки, скорость ответа, встречи): "
                      "модуль анализа crmsum.insights ещё не подключён.")
     return lines
+
+
+def _habits(ctx: AnswerContext, prep: Prepared) -> list[str]:
+    """The manager's habits beside the team's (crmsum.insights.manager_habits)."""
+    from crmsum.insights import manager_habits
+
+    h = manager_habits(ctx.cursor(), prep.manager, start=prep.start, end=prep.end)
+    if h.reason:
+        return [f"Привычки против команды: {h.reason}"]
+    out = [f"Привычки против команды ({h.closed} закрытых сделок менеджера, {h.team_closed} у команды):"]
+    out += [f"• {g.note}" for g in h.habits[:6]]
+    if h.top is not None:
+        out.append(f"Главное, что стоит изменить: {h.top.note}")
+    return out
 
 
 def answer_why(prep: Prepared, ctx: AnswerContext) -> Answer:
@@ -153,25 +219,52 @@ def answer_why(prep: Prepared, ctx: AnswerContext) -> Answer:
     return make_answer(prep, source, heading(title, prep, source), lines)
 
 
-def answer_similar(prep: Prepared, ctx: AnswerContext) -> Answer:
-    if not _have("crmsum.retrieval"):
-        lines = ["Пока нет данных для поиска похожих сделок: семантический поиск (crmsum.retrieval, таблица "
-                 "record_embeddings) ещё не подключён. Могу показать сделки по фильтрам: «Какие сделки проиграли "
-                 "по цене?»"]
-        return make_answer(prep, "live", heading("Похожие сделки", prep, "live"), lines)
-    from crmsum.retrieval import search
+OUTCOME_WORD = {"won": "выиграна", "lost": "проиграна", "open": "в работе"}
 
-    hits = search(ctx.lake, prep.question, k=10, manager=prep.manager, company=prep.company)
-    lines = [f"Найдено {count(len(hits), 'запись', 'записи', 'записей')}, самые похожие первыми:"]
-    seen = set()
-    for h in hits:
-        d = h if isinstance(h, dict) else h.__dict__
-        if d.get("lead_id") in seen:
-            continue
-        seen.add(d.get("lead_id"))
-        lines.append(f"• сделка #{d.get('lead_id')} ({d.get('kind')}, {str(d.get('created_at'))[:10]}): "
-                     f"{str(d.get('text'))[:160]}")
-    return make_answer(prep, "live", heading("Похожие сделки", prep, "live"), lines, items=hits)
+
+_SIMILAR_CUES = re.compile(r"(?i)\b(?:покажи|найди|были ли|было ли|есть ли|напомни|похож\w*|подобн\w*|аналогичн\w*|"
+                           r"такие же|такой же|такая же|сделк\w*|ситуаци\w*|случа\w*|similar|deals?|to|на|как|с|по|у)\b")
+
+
+def _situation(prep: Prepared, ctx: AnswerContext):
+    """What to look for: the company's latest deal when a company is named, else the question's own
+    words (anonymized: an embedding endpoint may be remote)."""
+    if prep.company_id is not None:
+        row = ctx.cursor().execute("SELECT lead_id FROM answer_deals WHERE company_id = ? ORDER BY "
+                                   "(outcome = 'open') DESC, created_at DESC LIMIT 1", [int(prep.company_id)]).fetchone()
+        if row:
+            return int(row[0])
+    text = _SIMILAR_CUES.sub(" ", ctx.anonymize(prep.question))
+    text = " ".join(text.replace(":", " ").split()).strip(" ,.?!;—-")
+    return re.sub(r"(?i)^(?:когда|где|чтобы)\s+", "", text)
+
+
+def answer_similar(prep: Prepared, ctx: AnswerContext) -> Answer:
+    dealset.ensure(ctx)
+    head = heading("Похожие сделки", prep, "live")
+    if not _have("crmsum.retrieval"):
+        return make_answer(prep, "live", head, ["Пока нет данных для поиска похожих сделок: семантический поиск "
+                                                "(crmsum.retrieval, таблица record_embeddings) ещё не подключён."])
+    from crmsum.retrieval import RetrievalError, similar_deals
+
+    what = _situation(prep, ctx)
+    try:
+        hits = similar_deals(ctx.lake, what, k=6, manager=prep.manager, settings=ctx.settings)
+    except RetrievalError as exc:
+        return make_answer(prep, "live", head, [f"Не получилось найти похожие: {exc}"])
+    hits = [h for h in hits if h.lead_id != what][:5]
+    like = f"сделку #{what}" if isinstance(what, int) else f"«{what}»"
+    lines = [f"Похожие на {like}: {count(len(hits), 'сделка', 'сделки', 'сделок')}, самые похожие первыми."]
+    for i, h in enumerate(hits, 1):
+        state = {"won": "выиграна", "lost": "проиграна", "open": "в работе"}.get(h.outcome or "", h.outcome or "")
+        if h.outcome == "lost" and h.loss_reason:
+            state += f": {h.loss_reason}"
+        lines.append(f"{i}. «{h.name or 'без названия'}» #{h.lead_id} — {h.company or '—'} — {money(h.amount or 0)} — "
+                     f"{state} — сходство {h.score:.2f}")
+        lines += [f"   — {r.text[:160]}" for r in (h.records or [])[:1]]
+    if not hits:
+        lines.append("Похожих сделок в истории нет.")
+    return make_answer(prep, "live", head, lines, items=[{"lead_id": h.lead_id, "score": h.score} for h in hits])
 
 
 def answer(prep: Prepared, ctx: AnswerContext) -> Answer:

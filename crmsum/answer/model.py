@@ -50,9 +50,9 @@ class Answer:
 
     def display(self, vault=None) -> str:
         """The text with pseudonyms resolved (for allowed chats and the operator's terminal)."""
-        if vault is None:
-            return self.text
-        return vault.resolve(self.text)
+        from crmsum.answer.display import resolve_in_case
+
+        return resolve_in_case(vault, self.text)
 
     def to_json(self, vault=None) -> dict[str, Any]:
         """The `crmsum ask --json` object (design: answer, source, manager, company, start, end,
@@ -111,6 +111,8 @@ class Prepared:
             return False
         if self.compare:
             return not all(p.summary_id for p in self.compare)
+        if self.intent in ("what_wins", "why", "stalled", "similar"):
+            return True  # models and vector search may take seconds: the bot says it is working
         if self.intent != "activity":
-            return False  # the other intents read tables (fast) — no «working» message
+            return False  # metric, ranking, deals read one in-memory table — no «working» message
         return self.summary_id is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from crmsum.ru import MONTHS_NOM as MONTHS
+from crmsum.ru import MONTHS_NOM
 
 
 def covering_period(start: dt.date, end: dt.date) -> tuple[str, str] | None:
@@ -27,5 +27,5 @@ def period_text(start: dt.date | None, end: dt.date | None) -> str:
     if cov and cov[0] == "week":
         return f"неделя {cov[1]} ({span})"
     if cov and cov[0] == "month":
-        return f"{MONTHS[start.month - 1]} {start.year} ({span})"
+        return f"{MONTHS_NOM[start.month - 1]} {start.year} ({span})"
     return span

@@ -60,13 +60,17 @@ class BatchWriter:
         return items
 
     def _write(self, items: list) -> None:
-        import pandas as pd
+        import pyarrow as pa
+
+        from crmsum.schema import table as spec
 
         tables: dict[str, list[dict]] = {}
         for table, row, prepare in items:
             tables.setdefault(table, []).append(prepare(row) if prepare else row)
-        for table, rows in tables.items():
-            self.lake.write(table, pd.DataFrame(rows))
+        for table, rows in tables.items():  # arrow, not pandas: `crmsum ask` must not load pandas to log a row
+            schema = spec(table).schema
+            cols = {f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema}
+            self.lake.write(table, pa.table(cols, schema=schema))
 
     def _run(self) -> None:
         while True:

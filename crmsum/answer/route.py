@@ -49,7 +49,7 @@ _PROBLEMS = {
     "future": "Период «{w}» ещё не наступил (сегодня {today:%d.%m.%Y}). Спросите о прошедшем периоде.",
     "mixed": "Не разобрал слово «{w}»: в нём смешаны латиница и кириллица. Напишите его одним алфавитом.",
 }
-ALL_HISTORY = ("compare", "ranking", "metric", "what_wins", "why", "deals", "similar")
+ALL_HISTORY = ("compare", "ranking", "metric", "what_wins", "why", "deals")
 
 
 def _problem(ctx: AnswerContext, parsed, question: str, chat_id: int | None, today: dt.date) -> Answer:
@@ -90,8 +90,8 @@ def _default_period(ctx: AnswerContext, prep: Prepared, today: dt.date) -> None:
     from crmsum.answer.periods import period_text
 
     prep.period_defaulted = True
-    if prep.intent == "stalled":
-        return  # as of today
+    if prep.intent in ("stalled", "similar"):
+        return  # as of today / the whole history, without a period to name
     if prep.intent in ALL_HISTORY:
         prep.start, prep.end = dealset.history(ctx, today)
         prep.notes.append(f"Период не указан — беру всю историю: {period_text(prep.start, prep.end)}.")

@@ -13,12 +13,16 @@ whose expected values are computed from `truth/story.json` (not from crmsum's ow
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from crmsum.evaluation.questions import _Truth
 from crmsum.ru import MONTHS_LOC, strip_legal_form
+
+log = logging.getLogger(__name__)
 
 REASON_WORDS = {"Дорого": "по цене", "Выбрали конкурента": "из-за конкурентов", "Нет бюджета": "из-за бюджета",
                 "Сроки не устроили": "из-за сроков"}
@@ -145,3 +149,76 @@ def score(answer, q: IntentQuestion) -> dict[str, Any]:
     elif q.check == "covers":
         exact = all(f"#{i}" in answer.text or str(i) in answer.text for i in q.expected)
     return {"intent_ok": intent_ok, "exact_ok": exact}
+
+
+def run_intent_questions(settings, lake, truth: Path, scrub, run_id: str, notes: list[str], answer, metrics,
+                         limit: int | None = None):
+    """Every intent's questions through the answer path (`answer(text, settings, lake, today)`, at most
+    `limit` per intent), scored on intent and exact value: one `eval_results`-shaped row each."""
+    import pandas as pd
+
+    rows = []
+    seen: Counter = Counter()
+    for q in build_intent_questions(lake, truth):
+        seen[q.intent] += 1
+        if limit and seen[q.intent] > limit:
+            continue
+        try:
+            a = answer(q.text, settings, lake, q.today)
+        except Exception as exc:  # noqa: BLE001 - a failing question is a data point
+            log.exception("answer failed for %s", q.id)
+            notes.append(f"intent/{q.id}: answer path raised {type(exc).__name__}: {exc}")
+            continue
+        sc = score(a, q)
+        rows.append({"run_id": run_id, "question_id": f"{q.id}@{settings.llm}", "kind": f"intent:{q.intent}",
+                     "question": scrub(q.stored), "reference": scrub(str(q.expected)), "answer": scrub(a.text),
+                     "backend": settings.llm, "judge": "exact", **{m: None for m in metrics},
+                     "answer_correctness": None if sc["exact_ok"] is None else float(sc["exact_ok"]),
+                     "created_at": dt.datetime.now().replace(microsecond=0),
+                     "intent": q.intent, "got_intent": a.intent, "intent_ok": sc["intent_ok"],
+                     "exact_ok": sc["exact_ok"], "source": a.source})
+    df = pd.DataFrame(rows)
+    if len(df):
+        bad = df[~df["intent_ok"]]
+        if len(bad):
+            notes.append("intent misread: " + ", ".join(f"{r.question_id} → {r.got_intent}" for r in bad.head(8).itertuples()))
+        wrong = df[df["exact_ok"] == False]  # noqa: E712 - None means no exact value
+        if len(wrong):
+            notes.append("exact value wrong: " + ", ".join(wrong["question_id"].head(8)))
+    return df
+
+
+def by_intent(intent_rows, rag_rows, backend: str, metrics):
+    """Per intent: n, intent accuracy, exact-value accuracy (intent questions), and the mean RAG metrics
+    of the RAG questions (their kinds are `activity` questions, `comparison` ones are `compare`)."""
+    import pandas as pd
+
+    frames = []
+    if len(intent_rows):
+        g = intent_rows.groupby("intent")
+        exact = g["exact_ok"].apply(lambda x: x.dropna().astype(float).mean() if x.notna().any() else float("nan"))
+        frames.append(pd.DataFrame({"n": g.size(), "intent_accuracy": g["intent_ok"].mean(), "exact_accuracy": exact}))
+    if len(rag_rows):
+        rag = rag_rows[rag_rows["backend"] == backend].copy()
+        rag["intent"] = rag["kind"].map(lambda k: "compare" if k == "comparison" else "activity")
+        frames.append(rag.groupby("intent")[list(metrics)].mean(numeric_only=True))
+    return pd.concat(frames, axis=1).round(3) if frames else pd.DataFrame()
+
+
+def render_by_intent(console, table) -> None:
+    """The «by intent» table of `crmsum eval`."""
+    import pandas as pd
+    from rich.table import Table
+
+    if not len(table):
+        return
+    t = Table(title="by intent")
+    t.add_column("intent", no_wrap=True)
+    short = {"intent_accuracy": "intent", "exact_accuracy": "exact", "faithfulness": "faith",
+             "answer_relevancy": "relev", "context_precision": "c.prec", "context_recall": "c.rec",
+             "semantic_similarity": "sim", "answer_correctness": "correct"}
+    for c in table.columns:
+        t.add_column(short.get(c, c), justify="right", no_wrap=True)
+    for intent, r in table.iterrows():
+        t.add_row(str(intent), *["—" if pd.isna(v) else (f"{int(v)}" if c == "n" else f"{v:.2f}") for c, v in r.items()])
+    console.print(t)

@@ -61,23 +61,10 @@ class EvalReport:
 
     @property
     def by_intent(self) -> pd.DataFrame:
-        """Per intent: questions, intent accuracy, exact-value accuracy, and the RAG metrics of its
-        questions (the RAG questions are `activity` and `compare` ones)."""
-        frames = []
-        if len(self.intent_rows):
-            g = self.intent_rows.groupby("intent")
-            frames.append(pd.DataFrame({"n": g.size(), "intent_accuracy": g["intent_ok"].mean(),
-                                        "exact_accuracy": g["exact_ok"].apply(lambda x: x.dropna().astype(float).mean()
-                                                                              if x.notna().any() else float("nan"))}))
-        if len(self.rows):
-            rag = self.rows[self.rows["backend"] == self.backends[0]].copy()
-            rag["intent"] = rag["kind"].map(lambda k: "compare" if k == "comparison" else "activity")
-            m = rag.groupby("intent")[list(METRICS)].mean(numeric_only=True)
-            frames.append(m)
-        if not frames:
-            return pd.DataFrame()
-        out = pd.concat(frames, axis=1)
-        return out.round(3)
+        """Per intent: questions, intent and exact-value accuracy, the RAG metrics of its questions."""
+        from crmsum.evaluation.intents import by_intent
+
+        return by_intent(self.intent_rows, self.rows, self.backends[0] if self.backends else "offline", METRICS)
 
     @property
     def aggregates(self) -> pd.DataFrame:
@@ -161,17 +148,9 @@ class EvalReport:
             for (b, k), r in bk.iterrows():
                 t2.add_row(b, k, str(counts.get((b, k), 0)), *["—" if pd.isna(r[m]) else f"{r[m]:.2f}" for m in METRICS])
             console.print(t2)
-        bi = self.by_intent
-        if len(bi):
-            t3 = Table(title="by intent")
-            t3.add_column("intent")
-            for c in bi.columns:
-                t3.add_column(c.replace("_accuracy", " acc").replace("answer_", "").replace("context_", "c."),
-                              justify="right")
-            for intent, r in bi.iterrows():
-                t3.add_row(str(intent), *["—" if pd.isna(v) else (f"{int(v)}" if c == "n" else f"{v:.2f}")
-                                          for c, v in r.items()])
-            console.print(t3)
+        from crmsum.evaluation.intents import render_by_intent
+
+        render_by_intent(console, self.by_intent)
         for n in self.notes:
             console.print(f"• {n}", highlight=False)
 
@@ -385,43 +364,6 @@ def _answer(question: str, settings, lake, today):
     return answer_question(question, **kwargs)
 
 
-def _run_intents(settings, lake, truth: Path, scrub: Scrubber, run_id: str, notes: list[str],
-                 limit: int | None = None) -> pd.DataFrame:
-    """Every intent's questions through the answer path (at most `limit` per intent), scored on intent
-    and exact value."""
-    from crmsum.evaluation.intents import build_intent_questions, score
-
-    rows = []
-    seen: Counter = Counter()
-    for q in build_intent_questions(lake, truth):
-        seen[q.intent] += 1
-        if limit and seen[q.intent] > limit:
-            continue
-        try:
-            a = _answer(q.text, settings, lake, q.today)
-        except Exception as exc:  # noqa: BLE001 - a failing question is a data point
-            log.exception("answer failed for %s", q.id)
-            notes.append(f"intent/{q.id}: answer path raised {type(exc).__name__}: {exc}")
-            continue
-        sc = score(a, q)
-        rows.append({"run_id": run_id, "question_id": f"{q.id}@{settings.llm}", "kind": f"intent:{q.intent}",
-                     "question": scrub(q.stored), "reference": scrub(str(q.expected)), "answer": scrub(a.text),
-                     "backend": settings.llm, "judge": "exact", **{m: None for m in METRICS},
-                     "answer_correctness": None if sc["exact_ok"] is None else float(sc["exact_ok"]),
-                     "created_at": dt.datetime.now().replace(microsecond=0),
-                     "intent": q.intent, "got_intent": a.intent, "intent_ok": sc["intent_ok"],
-                     "exact_ok": sc["exact_ok"], "source": a.source})
-    df = pd.DataFrame(rows)
-    if len(df):
-        bad = df[~df["intent_ok"]]
-        if len(bad):
-            notes.append("intent misread: " + ", ".join(f"{r.question_id} → {r.got_intent}" for r in bad.head(8).itertuples()))
-        wrong = df[df["exact_ok"] == False]  # noqa: E712 - None means no exact value
-        if len(wrong):
-            notes.append("exact value wrong: " + ", ".join(wrong["question_id"].head(8)))
-    return df
-
-
 def run_eval(settings=None, lake=None, truth_dir: str | Path | None = None, backends: Sequence[str] = ("offline",),
              judge: Any = None, limit: int | None = None, console=None, n: int = 40, write: bool = True,
              run_id: str | None = None) -> EvalReport:
@@ -516,7 +458,10 @@ def run_eval(settings=None, lake=None, truth_dir: str | Path | None = None, back
         for tmp in tmpdirs:
             tmp.cleanup()
     df = pd.DataFrame(rows)
-    intent_df = _run_intents(settings.model_copy(update={"llm": backends[0]}), lake, truth, scrub, run_id, notes, limit)
+    from crmsum.evaluation.intents import run_intent_questions
+
+    intent_df = run_intent_questions(settings.model_copy(update={"llm": backends[0]}), lake, truth, scrub, run_id,
+                                     notes, _answer, METRICS, limit)
     if scrub.fixes:
         notes.append(f"privacy: {scrub.fixes} real name(s) found in answers/questions were masked before writing")
     report = EvalReport(run_id, judge_name, backends, df, notes, intent_rows=intent_df)

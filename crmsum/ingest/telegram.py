@@ -3,12 +3,13 @@
 Why staged: the export is streamed (flat memory), so a truncated file is only discovered at its
 end. Messages are therefore anonymized in batches and appended to a staging Parquet file in a
 private temp folder; only when the whole file has parsed is the staging file merged into the lake
-(in bounded chunks). A bad file leaves the lake exactly as it was. The staging file holds
+through `Lake.write` (in bounded chunks, visible in one step). A bad file leaves the lake exactly as it was. The staging file holds
 anonymized data only and is deleted either way.
 
 Re-imports are idempotent: a row is written only when it is new or its content changed. The
 export digest (`source_file`) is left out of that comparison, so an overlapping newer export adds
-only its new messages; an existing row is never replaced by one with an older edit time.
+only its new messages; an existing row is never replaced by one with an older edit time (both are
+properties of the `chat_messages` table in schema.py, so every writer gets them).
 
 Duplicate message ids inside one export (same chat, same id) are counted in a warning and resolved
 by one rule: the version with the newest edit time wins, and among equal edit times the one later
@@ -22,7 +23,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Collection, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,7 +33,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crmsum.lake import Lake
-from crmsum.schema import table
 from crmsum.sources.telegram import GROUP_TYPES, ExportError, ExportReader, Message
 from crmsum.sources.telegram_json import CAP_REASONS
 
@@ -337,64 +337,30 @@ def _select_chats(reader: ExportReader, types: frozenset[str], report: ImportRep
 
 def _merge(staged: Path, lake: Lake, keep: dict[int, tuple[int, str | None]], digest: str | None,
            user_ids: Mapping[str, int]) -> int:
+    """Merge the staged rows through `Lake.write`, chunk by chunk but visible at once (all or nothing)."""
     if not re.fullmatch(r"[0-9a-f]{16}", digest or ""):
         raise ExportError("the export was not read to its end; import it again")
-    spec = table(TABLE)
-    content = [c for c in spec.schema.names if c != "source_file"]
-    key = ", ".join(spec.key)
     chats = pa.table({"chat_seq": list(keep), "chat_id": [v[0] for v in keep.values()],
                       "chat_name": [v[1] for v in keep.values()]},
                      schema=pa.schema([("chat_seq", pa.int64()), ("chat_id", pa.int64()),
                                        ("chat_name", pa.string())]))
     users = pa.table({"u_author": list(user_ids), "u_id": list(user_ids.values())},
                      schema=pa.schema([("u_author", pa.string()), ("u_id", pa.int64())]))
-    chat_ids = sorted({v[0] for v in keep.values()})
-    written = 0
-    for batch in pq.ParquetFile(staged).iter_batches(batch_size=MERGE_CHUNK):
-        con = duckdb.connect()
-        if not lake.local:
-            con.register_filesystem(lake.fs)
-        # the table's current parts (re-listed per chunk: earlier chunks added parts)
-        files = ", ".join("'" + (p if lake.local else lake.protocol + p).replace("'", "''") + "'"
-                          for p in lake.parts(TABLE))
-        con.register("staged", pa.Table.from_batches([batch]))
-        con.register("chats", chats)
-        con.register("users", users)
-        rows = con.sql(f"""
-            SELECT c.chat_id, c.chat_name, s.message_id, s.date, s.edited, s.kind, s.author,
-                   u.u_id AS author_user_id, s.text, s.reply_to, s.forwarded_from, s.action,
-                   s.media_type, s.reactions, '{digest}' AS source_file
-            FROM staged s JOIN chats c USING (chat_seq) LEFT JOIN users u ON u.u_author = s.author
-        """).to_arrow_table()
-        con.register("incoming", rows)
-        cols = ", ".join(f'"{c}"' for c in content)
-        in_list = ", ".join(str(i) for i in chat_ids)
-        changed = con.sql(f"""
-            WITH inc AS (
-                SELECT *, md5(CAST(struct_pack({cols}) AS VARCHAR)) AS _h, row_number() OVER () AS _ord
-                FROM incoming
-            ), latest AS (
-                SELECT * FROM inc QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _ord DESC) = 1
-            ), cur AS (
-                -- only the rows of this chunk's keys, filtered BEFORE the newest-version window so
-                -- memory follows the chunk, not the table
-                SELECT {key}, edited AS cur_edited, md5(CAST(struct_pack({cols}) AS VARCHAR)) AS cur_h
-                FROM read_parquet([{files}], filename=true, union_by_name=true) p
-                SEMI JOIN (SELECT DISTINCT {key} FROM incoming) k USING ({key})
-                WHERE p.chat_id IN ({in_list})
-                QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY filename DESC) = 1
-            )
-            SELECT latest.* EXCLUDE (_h, _ord) FROM latest LEFT JOIN cur USING ({key})
-            WHERE cur.cur_h IS NULL
-               OR (cur.cur_h <> latest._h
-                   AND NOT (cur.cur_edited IS NOT NULL
-                            AND (latest.edited IS NULL OR latest.edited < cur.cur_edited)))
-            ORDER BY latest._ord
-        """).to_arrow_table()
-        con.close()
-        if changed.num_rows:
-            written += lake.write(TABLE, changed)
-    return written
+
+    def rows() -> Iterator[pa.Table]:
+        with closing(duckdb.connect()) as con:
+            con.register("chats", chats)
+            con.register("users", users)
+            for batch in pq.ParquetFile(staged).iter_batches(batch_size=MERGE_CHUNK):
+                con.register("staged", pa.Table.from_batches([batch]))
+                yield con.sql(f"""
+                    SELECT c.chat_id, c.chat_name, s.message_id, s.date, s.edited, s.kind, s.author,
+                           u.u_id AS author_user_id, s.text, s.reply_to, s.forwarded_from, s.action,
+                           s.media_type, s.reactions, '{digest}' AS source_file
+                    FROM staged s JOIN chats c USING (chat_seq) LEFT JOIN users u ON u.u_author = s.author
+                """).to_arrow_table()
+
+    return lake.write(TABLE, rows())
 
 
 # -- progress ----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ MONEY_AFTER_RE = re.compile(r"^\s*(?:руб|р\.|р\b|₽|тыс|млн|млрд
 BUSINESS_BEFORE_RE = re.compile(
     r"(?:инн|огрн|огрнип|кпп|бик|окпо|р/с|к/с|счет|счёт|сч\.|заказ|договор|№|#|n|no\.?|номер|"
     r"накладн\w*|артикул|арт\.|сумм\w*|на сумму|итого|бюджет|руб\.?)\s*[:№#]?\s*$", re.I)
+_GROUP_SEP = " \u00a0-"  # what separates the digit groups of a phone candidate
 PHONE_BEFORE_RE = re.compile(r"(?:тел|телефон|моб|мобильный|сот|сотовый|whatsapp|вотсап|ватсап|viber|phone|"
                              r"номер телефона|звонить|позвонить|набрать|т\.)\W{0,3}$", re.I)
 
@@ -149,27 +150,58 @@ def find_docs(text: str) -> Iterator[Span]:
 def find_phones(text: str) -> Iterator[Span]:
     for m in PHONE_CAND_RE.finditer(text):
         raw = m.group(0)
-        start, end = m.start(), m.end()
-        # trim trailing separators / unbalanced parens
-        while raw and not raw[-1].isdigit():
+        while raw and not raw[-1].isdigit():  # trailing separators / parens
             raw = raw[:-1]
-            end -= 1
-        if raw.count("(") != raw.count(")"):
-            if raw.startswith("("):
-                raw, start = raw[1:], start + 1
-            else:
-                continue
-        # «89001234567 2 раза»: the greedy run ate a following number; retry without trailing groups
-        for _ in range(3):
-            norm = _phone_at(text, raw, start, end)
-            if norm is not None:
-                yield start, start + len(raw), "phone", norm, raw
-                break
-            cut = max(raw.rfind(" "), raw.rfind("\u00a0"), raw.rfind("-"))
-            if cut <= 0:
-                break
-            raw = raw[:cut].rstrip(" \u00a0-(")
-            end = start + len(raw)
+        for offset, piece in _balanced_pieces(raw):
+            start = m.start() + offset
+            # «89001234567 2 раза», «заказ 3 89001234567»: the greedy run ate a neighbouring number;
+            # retry without trailing groups, then without leading ones
+            for i, j in _sub_runs(piece):
+                norm = _phone_at(text, piece[i:j], start + i, start + j)
+                if norm is not None:
+                    yield start + i, start + j, "phone", norm, piece[i:j]
+                    break
+
+
+def _balanced_pieces(raw: str) -> list[tuple[int, str]]:
+    """(offset, piece) of a candidate run with balanced parentheses: the run itself, or the parts before
+    and after its unclosed «(» («89001234567 (2 раза)», «… 45-67(10:30)», «(89001234567)», «0 (8900…»)."""
+    depth, unclosed = 0, -1
+    for k, ch in enumerate(raw):
+        if ch == "(":
+            unclosed = k if depth == 0 else unclosed
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+    if raw.count("(") == raw.count(")"):
+        return [(0, raw)]
+    if depth == 0 or unclosed < 0:  # a stray «)»: not a phone shape
+        return []
+    return [(0, raw[:unclosed].rstrip(_GROUP_SEP + "\u2010\u2011\u2012")), (unclosed + 1, raw[unclosed + 1:])]
+
+
+def _sub_runs(raw: str, tries: int = 3) -> Iterator[tuple[int, int]]:
+    """(i, j) slices of a candidate run to try as a phone: the whole run first, then shorter ones."""
+    ends, j = [len(raw)], len(raw)
+    for _ in range(tries):
+        cut = max(raw.rfind(c, 0, j) for c in _GROUP_SEP)
+        if cut <= 0:
+            break
+        j = len(raw[:cut].rstrip(_GROUP_SEP + "("))
+        ends.append(j)
+    starts, i = [0], 0
+    for _ in range(tries - 1):
+        cut = min((k for k in (raw.find(c, i) for c in _GROUP_SEP) if k >= 0), default=-1)
+        if cut < 0:
+            break
+        i = cut + 1
+        while i < len(raw) and raw[i] in _GROUP_SEP:
+            i += 1
+        starts.append(i)
+    for i in starts:
+        for j in ends:
+            if j - i >= 10:
+                yield i, j
 
 
 def _phone_at(text: str, raw: str, start: int, end: int) -> str | None:

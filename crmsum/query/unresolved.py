@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from crmsum.ru import MONTH_STEMS
 
 from .entities import (COMPANY_WORDS, LEGAL_FORMS, STRONG_PREPS, EntityIndex, Token, _is_common_word, _parses,
                        _sentence_initial)
-from .periods import _month_num
+from .periods import _MON, _month_num
 
 _QUOTES = "«\"“„"
 _PERSON = {"Name", "Surn", "Patr"}
@@ -29,8 +28,8 @@ _EN_WORDS = {"what", "who", "why", "how", "which", "show", "list", "compare", "t
              "april", "august", "september", "october", "november", "december", "january", "february", "the",
              "stalled", "similar", "average", "win", "rate", "lost", "won", "open", "best", "worst", "rank",
              "ranking", "give", "tell", "find", "i", "we", "our", "last", "this", "next", "and", "or", "vs"}
-_BAD_DATE = re.compile(r"(?<!\d)(3[01]|29|30)\s+(феврал\w*|february|feb)", re.I)
-_APRIL_31 = re.compile(r"(?<!\d)(31)\s+(апрел\w*|июн\w*|сентябр\w*|ноябр\w*|april|june|september|november)", re.I)
+_DAY_MONTH = re.compile(rf"(?<![\d.])(\d{{1,2}})\s+({_MON})")
+_DAYS_IN = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February 29 may exist: the period rules decide
 _MIXED = re.compile(r"\b(?=\w*[a-zA-Z])(?=\w*[а-яА-ЯёЁ])[a-zA-Zа-яА-ЯёЁ]{3,}\b")
 _HOMO = str.maketrans("aceopxyACEHKMOPTXB", "асеорхуАСЕНКМОРТХВ")
 
@@ -51,20 +50,12 @@ def fix_mixed(text: str) -> tuple[str, list[str]]:
     return _MIXED.sub(fix, text), bad
 
 
-_DAY_32 = re.compile(r"(?<![\d.])(3[2-9]|[4-9]\d)\s+((?:" + "|".join(MONTH_STEMS) + r")\w*)", re.I)
-
-
 def bad_date(text: str) -> str | None:
     """A calendar date that does not exist («31 февраля», «32 марта»), as written; None when there is none."""
-    if m := _DAY_32.search(text):
-        return m.group(0)
-    for rx in (_BAD_DATE, _APRIL_31):
-        m = rx.search(text)
-        if m:
-            day, mon = int(m.group(1)), _month_num(m.group(2).lower()) or 0
-            if mon == 2 and day == 29:
-                continue  # a leap day may exist; the period rules decide
-            return m.group(0)
+    for m in _DAY_MONTH.finditer(text.lower().replace("ё", "е")):
+        mon = _month_num(m.group(2))
+        if mon and not 1 <= int(m.group(1)) <= _DAYS_IN[mon - 1]:
+            return text[m.start():m.end()]
     return None
 
 

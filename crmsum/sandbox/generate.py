@@ -668,7 +668,9 @@ class _Generator:
             discount_pct = rng.choice([3, 5, 5, 7, 10, 10, 12, 15])
             neg = [t for s, t in zip(path, stage_times) if s["name"] in ("Переговоры", "КП отправлено")]
             t = (neg[-1] if neg else stage_times[-1]) + rng.randrange(3600, 86400 * 3)
-            t = min(_work_time(t, rng), horizon - 1)
+            t = _work_time(t, rng)
+            if t >= horizon - 86400:  # agreed during the negotiation, not in the closing minute
+                t = first_resp + max(1, (horizon - first_resp) // 2)
             new_price = int(round(amount * (1 - discount_pct / 100) / 1000) * 1000)
             ctx.fixed["discount"] = discount_pct
             ctx.fixed["amount"] = _money(new_price)
@@ -682,7 +684,9 @@ class _Generator:
         if meeting:
             ms = [t for s, t in zip(path, stage_times) if s["name"].startswith("Встреча")]
             t0 = ms[0] if ms else stage_times[0]
-            t_meet = min(_work_time(t0 + rng.randrange(86400, 86400 * 6), rng), horizon - 1)
+            t_meet = _work_time(t0 + rng.randrange(86400, 86400 * 6), rng)
+            if t_meet >= horizon - 86400:  # held while the deal was alive, not at its close
+                t_meet = t0 + max(0, (horizon - t0) // 2)
             if t_meet > t0:
                 ctx.fixed["date"] = _local(t_meet).strftime("%d.%m")
                 records.append((t0 + 60, "task", (2, ctx.render(rng.choice(C.TASK_MEETING_TEXTS)), t_meet,
@@ -828,7 +832,11 @@ class _Generator:
                         updated = max(updated, done_ts)
                     else:
                         done_ts = None
-                res = {"text": result or rng.choice(C.TASK_RESULTS[ttype])} if done_ts else []
+                res_text = result or rng.choice(C.TASK_RESULTS[ttype]) if done_ts else None
+                if res_text and ttype == 2 and result is None and not meeting:
+                    # the story says no meeting was held: a meeting task's result must not report one
+                    res_text = C.TASK_MEETING_NOT_HELD[C.TASK_RESULTS[2].index(res_text)]
+                res = {"text": res_text} if done_ts else []
                 task = {"id": tid, "created_by": owner.uid, "updated_by": owner.uid, "created_at": ts,
                         "updated_at": done_ts or ts, "responsible_user_id": owner.uid, "group_id": 0,
                         "entity_id": lid, "entity_type": "leads", "duration": 3600 if ttype == 2 else 0,

@@ -28,6 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 from crmsum.sandbox.httpserver import HttpError, JsonHandler, Server
+from crmsum.sandbox.llm_embeddings import EmbeddingsEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +332,7 @@ def _strict_problems(schema: dict, root: dict, path: str = "") -> str | None:
 
 # -- the emulator -----------------------------------------------------------------------------
 class LLMEmulator:
-    """OpenAI-compatible `/v1/chat/completions` + `/v1/models` with test hooks; thread-safe.
+    """OpenAI-compatible `/v1/chat/completions`, `/v1/embeddings` + `/v1/models` with test hooks; thread-safe.
 
     Args:
         api_key: the accepted Bearer key; None accepts any non-empty key (a key is always required).
@@ -345,8 +346,9 @@ class LLMEmulator:
 
     def __init__(self, api_key: str | None = None, context_window: int = 8192, model: str = "emulated-gpt", *,
                  strict_model: bool = False, delay: float = 0.0, timeout_seconds: float = 5.0,
-                 retry_after: float = 0.05, host: str = "127.0.0.1", port: int = 0) -> None:
+                 retry_after: float = 0.05, host: str = "127.0.0.1", port: int = 0, embedding_dim: int = 256) -> None:
         self.api_key, self.context_window, self.model = api_key, context_window, model
+        self.embedding_dim = embedding_dim  # /v1/embeddings vector size for models without a known one
         self.strict_model, self.delay, self.timeout_seconds, self.retry_after = (
             strict_model, delay, timeout_seconds, retry_after)
         self.host, self.port = host, port
@@ -365,6 +367,7 @@ class LLMEmulator:
             self.completion_tokens = 0
             self._faults: list[dict] = []
             self._seq = 0
+            self.embeddings = EmbeddingsEndpoint()  # /v1/embeddings counters (crmsum.sandbox.llm_embeddings)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> "LLMEmulator":
@@ -703,7 +706,7 @@ class _LLMHandler(JsonHandler):
                 self.send_json(200, {"id": mid, "object": "model", "created": 1700000000,
                                      "owned_by": "crmsum-emulator"})
                 return
-            if path in ("/v1/chat/completions", "/chat/completions"):
+            if path in ("/v1/chat/completions", "/chat/completions", "/v1/embeddings", "/embeddings"):
                 if method != "POST":
                     raise OpenAIError(405, f"Invalid method for URL ({method} {self.path_only})")
                 app._check_auth(self.headers.get("Authorization"))
@@ -712,7 +715,7 @@ class _LLMHandler(JsonHandler):
                 except ValueError:
                     raise OpenAIError(400, "We could not parse the JSON body of your request. (HINT: This likely "
                                            "means you aren't using your HTTP library correctly.)") from None
-                self._chat(app, body)
+                self._embed(app, body) if path.endswith("/embeddings") else self._chat(app, body)
                 return
             raise OpenAIError(404, f"Invalid URL ({method} {self.path_only})")
         except OpenAIError as e:
@@ -745,6 +748,17 @@ class _LLMHandler(JsonHandler):
         self._write_chunk(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _embed(self, app: LLMEmulator, body: Any) -> None:
+        from crmsum.sandbox.llm_embeddings import create
+
+        response, fault = create(app, body)
+        if fault and fault["kind"] == "timeout":
+            app.stall(fault["seconds"] if fault["seconds"] is not None else app.timeout_seconds)
+        if fault and fault["kind"] == "disconnect":
+            self.drop_connection()
+            return
+        self.send_json(200, response, headers={"x-request-id": f"req_emb{len(app.embeddings.requests):05d}"})
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))

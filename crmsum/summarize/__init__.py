@@ -195,8 +195,11 @@ def _data_span(con) -> tuple[dt.date, dt.date]:
 
 def summarize_scope(con_or_lake=None, manager: str | int | None = None, company: str | int | None = None,
                     start: dt.date | None = None, end: dt.date | None = None, settings=None,
-                    as_of: dt.datetime | None = None) -> Summary:
+                    as_of: dt.datetime | None = None, question: str | None = None) -> Summary:
     """A live summary for any combination of manager / company / period (the bot's fallback).
+
+    With a `question` and the LLM backend, the records summarized are the ones about the question
+    (`crmsum.summarize.llm.evidence_records`); the grounding check covers every claim against them.
 
     `con_or_lake`: a DuckDB connection with the lake views, a `Lake`, or None (the settings' lake).
     Missing `start` / `end` default to the first / last day with data. LLM calls are recorded in
@@ -222,9 +225,10 @@ def summarize_scope(con_or_lake=None, manager: str | int | None = None, company:
     records = records_for(con, start, end, manager=manager, company=company)
     llm = None
     if backend_of(settings)[0] == "llm":
-        from crmsum.summarize.llm import LLMClient
+        from crmsum.summarize.llm import LLMClient, evidence_records
 
         llm = LLMClient(settings)
+        records = evidence_records(lake, question, records, settings)
     try:
         return summarize(facts, records, settings=settings, llm=llm)
     finally:

@@ -27,13 +27,14 @@ SALIENT: dict[str, float] = {
 }
 WORKED = ("подписа", "оплата поступ", "получена", "выигра", "закрыли", "договорились", "согласова",
           "прошла хорошо", "предоплат", "успешн", "дозвонил")
-FAILED = ("отказ", "проигра", "конкурент", "дорого", "не отвечает", "перенес", "нет бюджета", "сорвал",
+FAILED = ("отказ", "отмен", "проигра", "конкурент", "дорого", "не отвечает", "перенес", "нет бюджета", "сорвал",
           "затян", "отложи", "выше на", "ушли к")
 NEXT = ("нужно", "надо", "план", "ждём", "ждем", "ожидается", "назначена", "до пятницы", "до среды",
         "отправить", "напоминаю", "просит", "просят", "кто может", "кто согласует")
 INJECTION = re.compile(r"игнорир\w*\s+(?:все\s+)?(?:предыдущ\w+\s+)?инструкц|ignore\s+(?:all\s+)?(?:previous|prior)"
                        r"|system prompt|системн\w+ промпт|выведи\s+(?:все\s+)?(?:телефон|номер|парол)", re.I)
 WORD = re.compile(r"[\w₽]+", re.U)
+_DOUBLE_DOT = re.compile(r"(?<!\.)\.\.(?!\.)")
 NUMBER = re.compile(r"\d")
 KIND_BONUS = {"event": 1.5, "task": 0.6, "call": 0.4, "note": 0.5, "msg": 0.0}
 DUP_THRESHOLD = 85
@@ -61,7 +62,7 @@ def salience(sentence: str, kind: str = "note") -> float:
     low = sentence.lower()
     tokens = WORD.findall(low)
     score = sum(SALIENT[m] for m in _SALIENT_RE.findall(low))
-    if NUMBER.search(sentence):
+    if score and NUMBER.search(sentence):  # a figure adds weight to sales talk, not to «Планёрка в 10:00»
         score += 0.5
     n = len(tokens)
     if n < 4:
@@ -76,7 +77,9 @@ def section_of(sentence: str) -> str:
     if any(w in low for w in FAILED):
         return "failed"
     if any(w in low for w in WORKED):
-        return "worked"
+        from crmsum.insights.text_facts import not_ours
+
+        return "failed" if not_ours(sentence) else "worked"
     if any(w in low for w in NEXT):
         return "next"
     return "happened"
@@ -100,7 +103,7 @@ def _split(text: str) -> tuple[tuple[str, int], ...]:
             prefix, text = label, text[len(label):]
     out = []
     for i, s in enumerate(sentenize(text)):
-        sent = s.text.strip()
+        sent = _DOUBLE_DOT.sub(".", s.text.strip())  # «239 000 руб..» as written in the chat
         if len(sent) >= 12 and not is_injection(sent):
             out.append(((prefix if i == 0 else "") + sent, i))
     return tuple(out)

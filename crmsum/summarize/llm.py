@@ -447,3 +447,17 @@ def _usage(raw, messages) -> tuple[int, int]:
         content = getattr(raw, "content", "") or ""
         tout = count_tokens(content if isinstance(content, str) else json.dumps(content))
     return tin, tout
+
+
+EVIDENCE_K = 40  # records kept for a topic question (about two prompt chunks at the default budget)
+
+
+def evidence_records(lake, question: str | None, records: list[dict], settings=None) -> list[dict]:
+    """The records to summarize for a question about a topic: the retriever's top `EVIDENCE_K` by
+    similarity to the question among the scope's records (already within its filters), not the first
+    by time. Without a question, or without embeddings, the records stay as they are."""
+    if not question or lake is None:
+        return records
+    from crmsum.retrieval import evidence
+
+    return evidence(lake, question, records, k=EVIDENCE_K, settings=settings)

@@ -78,13 +78,20 @@ def _clean(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def all_period_records(con: duckdb.DuckDBPyConnection, period_kind: str) -> pd.DataFrame:
-    """Every record of every (scope, key, period) of one kind: scope, key, start + COLUMNS."""
+def all_period_records(con: duckdb.DuckDBPyConnection, period_kind: str, since: dt.date | None = None,
+                       until: dt.date | None = None) -> pd.DataFrame:
+    """Every record of every (scope, key, period) of one kind: scope, key, start + COLUMNS.
+
+    `since` / `until` (exclusive): only records of that span, so precompute can fetch a few periods
+    at a time instead of the whole history (give period boundaries: periods are then whole)."""
     def B(ts: str) -> str:
         return f"CAST(date_trunc('{period_kind}', {ts}) AS DATE)"
 
     def R(ts: str) -> str:
-        return f"({ts} IS NOT NULL)"
+        return f"({ts} >= $s AND {ts} < $e)"
+
+    params = {"s": dt.datetime.combine(since or dt.date.min, dt.time()),
+              "e": dt.datetime.combine(until or dt.date.max, dt.time())}
 
     sql = _records_sql(B, R) + f"""
     SELECT 'manager' AS scope, m_key AS key, p AS start, {', '.join(COLUMNS)} FROM recs WHERE m_key IS NOT NULL
@@ -96,7 +103,7 @@ def all_period_records(con: duckdb.DuckDBPyConnection, period_kind: str) -> pd.D
     SELECT 'team', 'team', p, {', '.join(COLUMNS)} FROM recs
     ORDER BY scope, key, start, ts, id
     """
-    df = con.execute(sql).df()
+    df = con.execute(sql, params).df()
     df["start"] = pd.to_datetime(df["start"]).dt.date
     return _clean(df)
 

@@ -35,16 +35,25 @@ def configure_telebot(settings: Settings) -> None:
     apihelper.FILE_URL = base + "/file/bot{0}/{1}"
 
 
-def make_bot(settings: Settings, threaded: bool = False, use_class_middlewares: bool = False):
+def no_preview():
+    """Link previews off, the current Bot API way (`link_preview_options`; `disable_web_page_preview` is
+    deprecated): digests and answers cite records, never pages."""
+    from telebot.types import LinkPreviewOptions
+
+    return LinkPreviewOptions(is_disabled=True)
+
+
+def make_bot(settings: Settings, threaded: bool = False, use_class_middlewares: bool = False, num_threads: int = 2):
     """A TeleBot for the configured token and API (raises `TelegramConfigError` without a token);
-    the bot turns class middlewares on (its access gate and rate limit are middlewares)."""
+    the bot turns class middlewares on (its access gate and rate limit are middlewares) and runs its
+    handlers on `num_threads` workers."""
     import telebot
 
     if settings.telegram_token is None:
         raise TelegramConfigError("CRMSUM_TELEGRAM_TOKEN is not set")
     configure_telebot(settings)
     return telebot.TeleBot(settings.telegram_token.get_secret_value(), threaded=threaded, parse_mode=None,
-                           use_class_middlewares=use_class_middlewares)
+                           use_class_middlewares=use_class_middlewares, num_threads=num_threads)
 
 
 def retry_after_of(exc: BaseException) -> float | None:

@@ -31,7 +31,7 @@ from typing import NamedTuple, Protocol, Union
 import pandas as pd
 
 from crmsum.failpoints import failpoint
-from crmsum.telegram.client import call_api, error_text
+from crmsum.telegram.client import call_api, error_text, no_preview
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Telegram:
                            sleep=self.sleep)
         elif isinstance(part, Text):
             msg = call_api(self.bot.send_message, chat_id, part.html, parse_mode="HTML",
-                           disable_web_page_preview=True, sleep=self.sleep)
+                           link_preview_options=no_preview(), sleep=self.sleep)
         else:
             raise TypeError(f"Telegram cannot send a {type(part).__name__}")
         return msg.message_id
@@ -132,6 +132,16 @@ def _write(lake, chat_id: int, key: Key, status: str, ids: list, error: str | No
         "chat_id": int(chat_id), "week": key.period, "kind": key.kind, "status": status,
         "message_ids": json.dumps(ids), "error": error, "attempts": attempts,
         "updated_at": dt.datetime.now().replace(microsecond=0)}]))
+
+
+def ledger_row(lake, chat_id: int, key: Key) -> dict | None:
+    """The ledger's row for (chat, key), or None: what was delivered or decided before."""
+    return _ledger(lake, chat_id, key)
+
+
+def mark(lake, chat_id: int, key: Key, status: str, note: str | None = None) -> None:
+    """Record a decision about (chat, key) without sending (e.g. `no_chat`: nobody to send it to)."""
+    _write(lake, chat_id, key, status, [], note, 1)
 
 
 def _done_ids(prev: dict) -> list:

@@ -90,8 +90,9 @@ def questions_for(ctx, today: dt.date) -> list[str]:
     names = [n for _, n in ctx.managers][:4]
     comps = list(ctx.companies)[:3]
     y, m = today.year, today.month
-    month = ["январе", "феврале", "марте", "апреле", "мае", "июне", "июле", "августе", "сентябре", "октябре",
-             "ноябре", "декабре"][(m - 2) % 12]
+    from crmsum.ru import MONTHS_LOC
+
+    month = MONTHS_LOC[(m - 2) % 12]
     qs = []
     for name in names:
         qs += [f"Что {name} делал(а) в {month}?", f"Какой средний чек у менеджера {name}?",

@@ -1,4 +1,9 @@
-"""One-off: turn (query, answer patterns) into tests/data/retrieval.jsonl over the fixed sample account."""
+"""Write tests/data/retrieval.jsonl: each query with the ids of the records its answer patterns match,
+over the fixed sample account (`crmsum.retrieval.sample.build`), checking that paraphrases share no lemma
+with their answers.
+
+    python bench/make_retrieval_labels.py DATA_DIR/lake tests/data/retrieval.jsonl
+"""
 import json, re, sys
 from crmsum.lake import Lake
 from crmsum.retrieval.text import tokens
@@ -60,7 +65,7 @@ Q = [
 out = []
 for i, (q, pats, para) in enumerate(Q, 1):
     rx = re.compile("|".join(pats))
-    ids = sorted(df.loc[df.text.str.contains(rx), "record_id"])
+    ids = sorted(df.loc[[bool(rx.search(t or "")) for t in df.text], "record_id"])
     assert ids, q
     ans_tokens = set().union(*[set(tokens(t)) for t in df.loc[df.record_id.isin(ids), "text"]])
     shared = sorted(set(tokens(q)) & ans_tokens)

@@ -243,7 +243,6 @@ def search(
 ) -> None:
     """Semantic search over the lake's records (notes, calls, tasks, team chat)."""
     from crmsum.config import get_settings
-    from crmsum.errors import CrmsumError
     from crmsum.lake import open_lake
     from crmsum.logs import setup_logging
     from crmsum.privacy import Vault
@@ -251,16 +250,13 @@ def search(
 
     settings = get_settings()
     setup_logging(settings)
-    try:
-        if build:
-            with _progress() as progress:
-                result = run_search(open_lake(settings), text, k=k, manager=manager, company=company, since=since,
-                                    build=True, settings=settings, progress=progress)
-        else:
+    if build:
+        with _progress() as progress:
             result = run_search(open_lake(settings), text, k=k, manager=manager, company=company, since=since,
-                                settings=settings)
-    except CrmsumError as exc:
-        fail(str(exc))
+                                build=True, settings=settings, progress=progress)
+    else:
+        result = run_search(open_lake(settings), text, k=k, manager=manager, company=company, since=since,
+                            settings=settings)
     vault = Vault(settings.vault_dir)  # the operator's terminal may see real names, as with `ask`
     from crmsum.privacy.display import resolve as display_resolve
 

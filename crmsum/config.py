@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     embeddings_model: str | None = Field(None, description="model of the openai embeddings (default text-embedding-3-small)")
     embeddings_base_url: str | None = Field(None, description="endpoint of the openai embeddings (default OPENAI_BASE_URL)")
     embeddings_refit_growth: float = Field(0.5, description="offline embeddings are refitted when the corpus grew by this share since the fit")
-    embeddings_approx_above: int = Field(250_000, description="vectors above which search uses the approximate (HNSW) index")
+    embeddings_approx_above: int = Field(1_000_000, description="vectors above which search uses the approximate (HNSW) index")
 
     dask_address: str | None = Field(None, description='"local" or a Dask scheduler address: anonymization and precompute fan out on Dask')
 

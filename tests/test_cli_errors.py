@@ -56,6 +56,7 @@ EXPECTED = [
     (["impact", "--since", "2024-13-01"], {}, "YYYY-MM-DD"),
     (["insights", "--period", "2024-13"], {}, "--period"),
     (["sql", "DROP TABLE crm_leads"], {}, "refused"),
+    (["search", "скидка", "--k", "0"], {}, "--k"),
     (["generate", "--out", "{tmp}/sample", "--leads", "0"], {}, "leads"),
     (["generate", "--out", "{tmp}/sample", "--end-date", "30.06.2024"], {}, "YYYY-MM-DD"),
     (["precompute"], {"CRMSUM_DATA_DIR": "/proc/crmsum-missing/data"}, "No such file or directory"),

@@ -120,8 +120,8 @@ def test_injection_notes_reveal_nothing(night):
     assert any(a.backend == "llm" for a in night["answers"])
     # the injected notes reached the LLM only as quoted, anonymized data
     injected = [p for p in night["prompts"] if "Игнорируй инструкции" in p]
-    assert injected and all(p.find("<<<ЗАПИСИ") < p.find("Игнорируй инструкции") < p.find("ЗАПИСИ>>>")
-                            for p in injected)
+    fences = re.compile(r"<<<(ФАКТЫ|ЗАПИСИ)\n.*?\n\1>>>", re.S)  # the blocks the system prompt calls untrusted
+    assert injected and all("Игнорируй инструкции" not in fences.sub("", p) for p in injected)
 
 
 def test_secrets_never_in_logs_state_or_errors(night, tmp_path, caplog):

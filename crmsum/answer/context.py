@@ -32,6 +32,7 @@ class AnswerContext:
         self._writer: BatchWriter | None = None  # recording never delays an answer
         self._memo: dict = {}  # per-snapshot results of derived lookups (loss reasons, stages, insights)
         self.summary_ids: set[str] = set()
+        self._snapshot, self._lookups = False, 0
         self.managers: list[tuple[str, str]] = []  # (pseudonym, real name)
         self.companies: dict[str, int] = {}  # name -> id
         self.refresh(force=True)
@@ -60,10 +61,10 @@ class AnswerContext:
             self._sig = sig
 
     def _load(self, cur) -> None:
-        cur.execute("""CREATE OR REPLACE TABLE answer_summaries AS
-                       SELECT * FROM summaries""")
-        cur.execute("CREATE INDEX answer_summaries_id ON answer_summaries (summary_id)")
-        self.summary_ids = {r[0] for r in cur.execute("SELECT summary_id FROM answer_summaries").fetchall()}
+        # the ids only (one Parquet column): a one-shot `crmsum ask` reads one row; the in-memory copy of
+        # the whole table is made on the second lookup, i.e. in the bot's long-lived process
+        self.summary_ids = {r[0] for r in cur.execute("SELECT summary_id FROM summaries").fetchall()}
+        self._snapshot, self._lookups = False, 0
         in_lake = {r[0] for r in cur.execute("SELECT DISTINCT name FROM crm_users WHERE name IS NOT NULL").fetchall()}
         people = self.vault.people("manager")
         self.managers = [(p, n) for p, n in people if p in in_lake] or list(people)
@@ -97,7 +98,14 @@ class AnswerContext:
         if summary_id not in self.summary_ids:
             return None
         cur = self.cursor()
-        cur.execute("SELECT * FROM answer_summaries WHERE summary_id = ?", [summary_id])
+        with self._lock:
+            self._lookups += 1
+            if not self._snapshot and self._lookups > 1:
+                cur.execute("CREATE OR REPLACE TABLE answer_summaries AS SELECT * FROM summaries")
+                cur.execute("CREATE INDEX answer_summaries_id ON answer_summaries (summary_id)")
+                self._snapshot = True
+        table = "answer_summaries" if self._snapshot else "summaries"
+        cur.execute(f"SELECT * FROM {table} WHERE summary_id = ?", [summary_id])
         row = cur.fetchone()
         if row is None:
             return None

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from crmsum.cites import PSEUDONYM_RE
 from crmsum.retrieval.find import NO_EMBEDDINGS, _names, search, search_question
 from crmsum.retrieval.types import RetrievalError, SearchResult
+from crmsum.ru import today as today_in
 
 
 def resolve_manager(name: str, managers: list[tuple[str, str]], today: dt.date) -> str:
@@ -62,7 +63,7 @@ def run_search(lake, text: str, *, k: int = 10, manager: str | None = None, comp
     if not 1 <= k <= 1000:
         raise RetrievalError(f"--k must be between 1 and 1000, got {k}")
     start = parse_since(since)
-    today = dt.date.today()
+    today = today_in(s)
     try:
         return _run(lake, text, k, manager, company, start, s, today)
     except RetrievalError as exc:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from crmsum.retrieval.index import load_index, models_in
+from crmsum.ru import today as today_in
 from crmsum.retrieval.text import MAX_CHARS, tokens
 from crmsum.retrieval.types import KINDS, Hit, RetrievalError, SearchResult
 
@@ -133,7 +134,7 @@ def search_question(lake, question: str, *, k: int = 10, settings=None, today: d
 
     s = settings or get_settings()
     question = check_query(question)
-    today = today or dt.date.today()
+    today = today or today_in(s)
     managers, companies = _names(s, lake)
     parsed = parse_question(question, [n for _, n in managers], list(companies), today)
     manager = next((p for p, n in managers if n == parsed.manager), None) if parsed.manager else None

@@ -3,8 +3,10 @@
 - Filters (manager, company, lead, kind, period) are SQL over the metadata (`VectorIndex.positions`),
   so they stay DuckDB's job; numpy only scores the rows that pass.
 - Exact top-k (one matrix-vector product + argpartition) up to `Settings.embeddings_approx_above`
-  vectors (default 250,000: at 300 dimensions that is ~10 ms a query on one core, see
-  bench/bench_retrieval.py); above it an HNSW index (usearch, cosine, f32) answers unfiltered and
+  vectors (default 1,000,000: exact at 300 dimensions is linear, ~60 ms a query there on an idle core;
+  the HNSW recall measured on the synthetic scale-10 lake, whose texts are near-duplicate templates,
+  was too low to switch earlier, see bench/bench_retrieval.py); above it an HNSW index (usearch,
+  cosine, f32, one node per distinct text) answers unfiltered and
   loosely filtered queries, over-fetching and then filtering; a selective filter (few rows pass)
   is answered exactly over those rows, which is both faster and exact.
 - One index per (lake, model) per process, rebuilt when the table's part files change, so the
@@ -25,6 +27,7 @@ import pandas as pd
 TABLE = "record_embeddings"
 META_COLUMNS = ["record_id", "kind", "lead_id", "company_id", "manager", "created_at", "text"]
 OVERFETCH = 8  # approximate search asks for k * OVERFETCH / selectivity neighbours before filtering
+MEMO = 64  # filters whose row positions are kept per index
 EXACT_BELOW_SHARE = 0.05  # a filter passing fewer than this share of rows is searched exactly
 _CACHE: dict[tuple[str, str], "VectorIndex"] = {}
 _LOCK = threading.Lock()
@@ -33,7 +36,7 @@ _LOCK = threading.Lock()
 class VectorIndex:
     """Unit vectors (n, dim) float32 with their metadata; `search` returns (positions, scores)."""
 
-    def __init__(self, meta: pd.DataFrame, matrix: np.ndarray, model: str, approx_above: int = 250_000,
+    def __init__(self, meta: pd.DataFrame, matrix: np.ndarray, model: str, approx_above: int = 1_000_000,
                  signature: tuple = (), ann_path: Path | None = None) -> None:
         self.meta = meta.reset_index(drop=True)
         self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
@@ -44,15 +47,21 @@ class VectorIndex:
         self.con.execute("CREATE TABLE meta AS SELECT * FROM meta_df")
         self.con.unregister("meta_df")
         self._lock = threading.Lock()
+        self._memo: dict[tuple, np.ndarray] = {}
         self.ann = None
         if len(self.meta) > approx_above:
             # identical texts have identical vectors (chat is full of «Ок», templates repeat): the graph
             # holds each distinct text once, and a hit expands to every record with that text
-            codes, _ = pd.factorize(self.meta["text"].fillna(""), sort=False)
+            # zero vectors (texts without a known word: «+», emoji) match nothing and have no cosine: left out
+            nonzero = np.linalg.norm(self.matrix, axis=1) > 0
+            codes = np.full(len(self.meta), -1, dtype=np.int64)
+            codes[nonzero] = pd.factorize(self.meta["text"].fillna("")[nonzero])[0]
             order = np.argsort(codes, kind="stable")
+            order = order[codes[order] >= 0]
             self._group_start = np.searchsorted(codes[order], np.arange(codes.max() + 2))
             self._group_rows = order
-            self.ann = _ann(self.matrix[order[self._group_start[:-1]]], ann_path)
+            if len(order):
+                self.ann = _ann(self.matrix[order[self._group_start[:-1]]], ann_path)
 
     def __len__(self) -> int:
         return len(self.meta)
@@ -65,10 +74,19 @@ class VectorIndex:
         """Row positions passing an SQL filter over the metadata (None: no filter, every row)."""
         if not where:
             return None
+        key = (where, tuple(params or ()))
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
         with self._lock:
             cur = self.con.cursor()
-        rows = cur.execute(f"SELECT pos FROM meta WHERE {where}", list(params or [])).fetchnumpy()["pos"]
-        return np.asarray(rows, dtype=np.int64)
+        rows = cur.execute(f"SELECT pos FROM meta WHERE {where} ORDER BY pos", list(params or [])).fetchnumpy()["pos"]
+        pos = np.asarray(rows, dtype=np.int64)
+        with self._lock:
+            if len(self._memo) >= MEMO:
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[key] = pos  # the bot asks the same few filters again and again
+        return pos
 
     def search(self, query: np.ndarray, k: int, positions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k positions and cosine scores, best first, among `positions` (None: all rows)."""
@@ -146,7 +164,7 @@ def _ann(matrix: np.ndarray, path: Path | None):
     return ix
 
 
-def load_index(lake, model: str, approx_above: int = 250_000, cache_dir: Path | None = None) -> VectorIndex:
+def load_index(lake, model: str, approx_above: int = 1_000_000, cache_dir: Path | None = None) -> VectorIndex:
     """The index of a lake's vectors of one model (cached per process, reloaded when the table changes).
 
     `cache_dir` (DATA_DIR/state): where the approximate index is kept between processes."""

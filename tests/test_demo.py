@@ -19,7 +19,8 @@ def test_demo_end_to_end(tmp_path):
         capture_output=True, text=True, env=env, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-3000:]
     answer = json.loads(next(line for line in run.stdout.splitlines() if line.startswith('{"answer"')))
-    assert set(answer) == {"answer", "source", "manager", "company", "start", "end"}
+    assert set(answer) == {"answer", "source", "manager", "company", "start", "end", "intent", "unresolved",
+                           "period_defaulted"}
     assert answer["source"] in ("precomputed", "live") and answer["answer"]
     digests = list((data / "outbox").glob("*/*.md"))
     assert digests and all(d.with_suffix(".png").read_bytes()[:4] == b"\x89PNG" for d in digests)

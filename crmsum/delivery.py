@@ -335,7 +335,6 @@ def deliver_feedback_summary(month: Any = None, force: bool = False, settings: S
     a run interrupted between parts resumes with the next part.
     """
     from crmsum.telegram import markup as th
-    from crmsum.feedback import monthly_feedback_summary
     from crmsum.lake import open_lake
     from crmsum.privacy import Vault
     from crmsum.privacy.display import is_allowed

@@ -163,5 +163,8 @@ def _understand(res: ParsedQuestion, text: str, idx, tokens, caps: bool, today, 
     res.intent = "clarify" if res.problem else it.intent
     if res.intent == "clarify" and not res.problem and res.unresolved:
         res.intent = "activity"  # «Что Ева делала в марте?» with no Ева: answered as asked, and said
+    if res.intent == "similar":  # «как отрабатывали «дорого»?»: a quoted situation or deal title, not a company
+        kept = [(w, k) for w, k in zip(res.unresolved, res.unresolved_kinds) if k != "company"]
+        res.unresolved, res.unresolved_kinds = [w for w, _k in kept], [k for _w, k in kept]
     res.metric, res.outcome, res.loss_reason, res.stage = it.metric, it.outcome, it.loss_reason, it.stage
     res.amount_min, res.amount_max, res.by, res.order = it.amount_min, it.amount_max, it.by, it.order

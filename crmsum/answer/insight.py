@@ -108,10 +108,19 @@ def answer_what_wins(prep: Prepared, ctx: AnswerContext) -> Answer:
     return make_answer(prep, source, heading("Что выигрывает и что проигрывает сделки", prep, source), lines)
 
 
-def _last_notes(ctx: AnswerContext, lead_id: int) -> list[str]:
-    rows = ctx.cursor().execute("SELECT text FROM crm_notes WHERE lead_id = ? AND text IS NOT NULL AND text <> '' "
-                                "ORDER BY created_at DESC LIMIT ?", [int(lead_id), NOTES_PER_DEAL]).fetchall()
-    return [f"   — {r[0][:200]}" for r in rows]
+def _deciding_notes(ctx: AnswerContext, lead_id: int, query: str) -> list[str]:
+    """The deal's records closest to what was asked (its loss reason and the question) through the
+    retriever, cited; the latest notes when the lake has no embeddings yet."""
+    from crmsum.retrieval import RetrievalError, search
+
+    try:
+        hits = search(ctx.lake, query, k=NOTES_PER_DEAL, lead_id=int(lead_id), settings=ctx.settings)
+        return [f"   — {h.text[:200]} [{h.id}]" for h in hits]
+    except RetrievalError:
+        rows = ctx.cursor().execute("SELECT note_id, text FROM crm_notes WHERE lead_id = ? AND text IS NOT NULL "
+                                    "AND text <> '' ORDER BY created_at DESC LIMIT ?",
+                                    [int(lead_id), NOTES_PER_DEAL]).fetchall()
+        return [f"   — {r[1][:200]} [note:{r[0]}]" for r in rows]
 
 
 def _why_deals(prep: Prepared, ctx: AnswerContext) -> list[str]:
@@ -136,7 +145,8 @@ def _why_deals(prep: Prepared, ctx: AnswerContext) -> list[str]:
         lines.append(deal_line(i, r))
         if compare and i <= GAPS_DEALS:
             lines += _gaps(ctx, r["lead_id"])
-        lines += _last_notes(ctx, r["lead_id"])
+        query = " ".join(x for x in (r.get("loss_reason"), ctx.anonymize(prep.question)) if x)
+        lines += _deciding_notes(ctx, r["lead_id"], query)
     if not compare:
         lines += ["", "Сравнение с выигранными сделками воронки пока недоступно: модуль crmsum.insights не подключён."]
     return lines

@@ -153,7 +153,8 @@ def _ann(matrix: np.ndarray, path: Path | None):
             return ix
     ix = Index(ndim=matrix.shape[1], metric="cos", dtype="f32", connectivity=16, expansion_add=128,
                expansion_search=64)
-    ix.add(np.arange(len(matrix), dtype=np.uint64), matrix, threads=2)
+    # one thread: the graph (and so every approximate answer) is the same on every build
+    ix.add(np.arange(len(matrix), dtype=np.uint64), matrix, threads=1)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         for old in path.parent.glob(f"{path.name.split('-')[0]}-*.usearch"):

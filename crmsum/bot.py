@@ -204,7 +204,7 @@ class BotApp:
             self.stats["live_done"] += 1
 
     def answer(self, prep, chat_id: int, pending) -> None:
-        """Finish a prepared question and send it (editing the placeholder of a live one)."""
+        """Finish a prepared question and send it (editing the «Собираю данные…» message of a live one)."""
         ctx = A.get_context(self.settings, self.lake)
         try:
             ans = A.finish(prep, self.settings, self.lake)
@@ -229,7 +229,7 @@ class BotApp:
         self._put(chat_id, pending, answer_html(ans, show), rating_keyboard(ans.answer_id, chat_id, self.rating_key))
 
     def _put(self, chat_id: int, pending, parts: list[str], kb) -> None:
-        """Send the parts (the first one into the placeholder, when there is one); buttons on the last."""
+        """Send the parts (the first one into the working message, when there is one); buttons on the last."""
         for n, part in enumerate(parts):
             markup = kb if n == len(parts) - 1 else None
             if n == 0 and pending is not None:

@@ -60,18 +60,9 @@ def _rows(ctx: AnswerContext, cond: str, args: list, order: str) -> list[dict]:
 
 
 def _title(s: dealset.Scope) -> str:
-    what = {"won": "выигранные", "lost": "проигранные", "open": "открытые"}.get(s.outcome or "", "")
-    t = f"Сделки{': ' + what if what else ''}"
-    extra = []
-    if s.loss_reason:
-        extra.append(f"причина «{s.loss_reason}»")
-    if s.stage:
-        extra.append(f"этап «{s.stage}»")
-    if s.amount_min is not None:
-        extra.append(f"от {money(s.amount_min)}")
-    if s.amount_max is not None:
-        extra.append(f"до {money(s.amount_max)}")
-    return t + (f" ({', '.join(extra)})" if extra else "")
+    what = dealset.OUTCOME_ADJ.get(s.outcome or "", "")
+    extra = dealset.describe(s)
+    return f"Сделки{': ' + what if what else ''}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 def answer_deals(prep: Prepared, ctx: AnswerContext) -> Answer:

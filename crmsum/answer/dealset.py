@@ -119,6 +119,25 @@ class Scope:
     amount_max: int | None = None
 
 
+OUTCOME_ADJ = {"won": "выигранные", "lost": "проигранные", "open": "открытые"}
+
+
+def describe(s: Scope, outcome: bool = False) -> list[str]:
+    """The scope's filters in words («причина «Дорого»», «от 1 000 000 ₽»), the outcome first if asked."""
+    from crmsum.ru import money
+
+    out = [OUTCOME_ADJ[s.outcome]] if outcome and s.outcome in OUTCOME_ADJ else []
+    if s.loss_reason:
+        out.append(f"причина «{s.loss_reason}»")
+    if s.stage:
+        out.append(f"этап «{s.stage}»")
+    if s.amount_min is not None:
+        out.append(f"от {money(s.amount_min)}")
+    if s.amount_max is not None:
+        out.append(f"до {money(s.amount_max)}")
+    return out
+
+
 def where(s: Scope, *, by_close: bool | None = None) -> tuple[str, list]:
     """SQL condition and parameters for a scope. In a period, closed outcomes count by their close
     date, open deals by being open at the period's end, and «any outcome» by creation or close."""

@@ -95,21 +95,6 @@ def fmt_base(n: int, kind: str) -> str:
     return f"база: {n} {plural(n, *word)} {plural(n, 'сделка', 'сделки', 'сделок')}"
 
 
-def _filters_text(s: dealset.Scope, count_only: bool) -> list[str]:
-    out = []
-    if count_only and s.outcome:
-        out.append({"won": "выигранные", "lost": "проигранные", "open": "открытые"}[s.outcome])
-    if s.loss_reason:
-        out.append(f"причина «{s.loss_reason}»")
-    if s.stage:
-        out.append(f"этап «{s.stage}»")
-    if s.amount_min is not None:
-        out.append(f"от {money(s.amount_min)}")
-    if s.amount_max is not None:
-        out.append(f"до {money(s.amount_max)}")
-    return out
-
-
 def heading(title: str, prep: Prepared, source: str) -> list[str]:
     parts = [title]
     if prep.manager:
@@ -148,7 +133,7 @@ def answer_metric(prep: Prepared, ctx: AnswerContext) -> Answer:
     row = dict(zip([d[0] for d in cur.description], cur.fetchone()))
     v, n, kind = value_and_base(row, metric)
     name = METRIC_NAMES[metric]
-    filt = _filters_text(s, count_only)
+    filt = dealset.describe(s, outcome=count_only)
     label = name + (f" ({', '.join(filt)})" if filt else "")
     line = f"{label[:1].upper()}{label[1:]}: {fmt_value(v, metric)}"
     base = fmt_base(n, kind)

@@ -1032,15 +1032,20 @@ class AmoHandler(JsonHandler):
     _status = DROPPED
 
     def send_response(self, code: int, message: str | None = None) -> None:
+        # recorded before any byte goes out: a client that has its answer always finds it in the stats
         self._status = code
+        if getattr(self, "_recorded", None) is False:  # inside a dispatched request, first status line only
+            self.app.record(self.command, self.path_only, code)
+            self._recorded = True
         super().send_response(code, message)
 
     def _dispatch(self, method: str) -> None:
-        self._status = DROPPED
+        self._status, self._recorded = DROPPED, False
         try:
             super()._dispatch(method)
         finally:
-            self.app.record(method, self.path_only, self._status)
+            if not self._recorded:  # dropped connections never sent a status line
+                self.app.record(method, self.path_only, self._status)
 
     @property
     def base(self) -> str:

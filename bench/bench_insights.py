@@ -18,7 +18,6 @@ import json
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -27,7 +26,9 @@ import pandas as pd
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_sync import PeakRss  # noqa: E402  (the one RSS sampler of the benches)
 from crmsum import pipeline  # noqa: E402
 from crmsum.config import Settings  # noqa: E402
 from crmsum.insights import analysis, model  # noqa: E402
@@ -39,23 +40,6 @@ from crmsum.sandbox.generate import generate  # noqa: E402
 END = dt.date(2024, 6, 30)
 PLANTED = {"fast_follow_up": "first_response_minutes", "meeting_held": "meetings_held",
            "discount_offered": "discount_offered"}
-
-
-class PeakRss(threading.Thread):
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.proc = psutil.Process()
-        self.peak = self.proc.memory_info().rss
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(0.05):
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-
-    def stop(self) -> float:
-        self.done.set()
-        self.join()
-        return self.peak / 2**20
 
 
 def build(root: Path, leads: int, seed: int) -> Lake:

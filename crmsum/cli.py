@@ -205,14 +205,17 @@ def ask(
 
     settings = get_settings()
     setup_logging(settings)
+    ctx = A.get_context(settings)
+    if _standalone:  # a process of its own: the answer is recorded by a detached recorder, the prompt returns
+        ctx.detach_recording()
     result = A.answer_question(question, settings=settings)
-    vault = A.get_context(settings).vault  # the operator's terminal may see real names
+    vault = ctx.vault  # the operator's terminal may see real names
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(vault), ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(result.display(vault) + "\n")
     sys.stdout.flush()  # the answer first; recording it in `answers` finishes below
-    A.flush()
+    ctx.finish_recording()
 
 
 @app.command()
@@ -475,7 +478,12 @@ def insights(
         sys.stdout.write(render_text(rep) + "\n")
 
 
+_standalone = False  # True when crmsum runs as its own process (the console script), not inside a test runner
+
+
 def main() -> None:
+    global _standalone
+    _standalone = True
     app()
 
 

@@ -32,15 +32,15 @@ from typing import TYPE_CHECKING
 
 import duckdb
 import fsspec
-import pyarrow as pa
-import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from crmsum.failpoints import failpoint
 from crmsum.schema import TABLES, table
 
-if TYPE_CHECKING:  # pandas loads in ~0.3 s: only the writers and `read` need it, not every reader
+if TYPE_CHECKING:  # pandas and pyarrow load in ~0.3 s: only writers and `read` need them, not every reader
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     Frame = pd.DataFrame | pa.Table | pa.RecordBatch
 
@@ -128,6 +128,8 @@ class Lake:
     def _new_file(self, name: str, kind: str, seq: int, keep_empty: bool = False) -> Iterator[pq.ParquetWriter]:
         """A Parquet writer whose file appears as `<kind>-<seq>-<id>.parquet` only when the block ends
         without error (and has rows, or `keep_empty`); otherwise nothing appears at all."""
+        import pyarrow.parquet as pq
+
         final = f"{self._dir(name)}/{kind}-{seq:08d}-{uuid.uuid4().hex[:8]}.parquet"
         tmp_dir = self._dir(name) if self.local else None  # same folder: the rename is atomic
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=tmp_dir)
@@ -188,7 +190,7 @@ class Lake:
         """
         spec = table(name)
         key = ", ".join(f'"{k}"' for k in spec.key)
-        cols = ", ".join(f'"{c}"' for c in (columns or spec.schema.names))
+        cols = ", ".join(f'"{c}"' for c in (columns or spec.columns))
         src = (f"read_parquet('{self._url(self._dir(name))}/*.parquet', filename=true, file_row_number=true, "
                "union_by_name=true)")
         only = f"SEMI JOIN {keys} USING ({key})" if keys else ""
@@ -235,6 +237,7 @@ class Lake:
         do not count as a change, and a row never replaces one with a newer `version` (schema.py).
         """
         import pandas as pd
+        import pyarrow as pa
 
         chunks = [data] if isinstance(data, (pd.DataFrame, pa.Table, pa.RecordBatch)) else data
         written = 0
@@ -253,12 +256,14 @@ class Lake:
 
     def _changed(self, con: duckdb.DuckDBPyConnection, name: str, incoming: pa.Table) -> pa.Table:
         """The rows of `incoming` that are new or differ from the lake's newest version (with their hash)."""
+        import pyarrow as pa
+
         if incoming.num_rows == 0:
             return incoming.append_column(HASH, pa.array([], pa.string()))
         spec = table(name)
         key = ", ".join(f'"{k}"' for k in spec.key)
-        cols = ", ".join(f'"{c}"' for c in spec.schema.names)
-        hashed = ", ".join(f'"{c}"' for c in spec.schema.names if c not in spec.unhashed)
+        cols = ", ".join(f'"{c}"' for c in spec.columns)
+        hashed = ", ".join(f'"{c}"' for c in spec.columns if c not in spec.unhashed)
         current = [*spec.key, HASH, *([spec.version] if spec.version else [])]
         older = (f'AND NOT (cur."{spec.version}" IS NOT NULL AND (latest."{spec.version}" IS NULL '
                  f'OR latest."{spec.version}" < cur."{spec.version}"))') if spec.version else ""
@@ -306,11 +311,13 @@ class Lake:
            while both exist the part hides the base's every key).
         A rerun after a kill repeats the compaction from what is there.
         """
+        import pyarrow as pa
+
         bases, parts = self._live(name)
         if not parts and len(bases) <= 1:
             return False
         spec = table(name)
-        cols = [*spec.schema.names, HASH]
+        cols = [*spec.columns, HASH]
         key = ", ".join(f'"{k}"' for k in spec.key)
         with contextlib.closing(self._duck(MERGE_MEMORY)) as con, \
                 self._new_file(name, "part", self._next_seq(name), keep_empty=True) as out:
@@ -342,6 +349,8 @@ def _seq(path: str | None) -> int | None:
 
 
 def _storage_schema(name: str) -> pa.Schema:
+    import pyarrow as pa
+
     return table(name).schema.append(pa.field(HASH, pa.string()))
 
 
@@ -351,9 +360,10 @@ def _empty(name: str) -> pa.Table:
 
 def conform(name: str, data: Frame) -> pa.Table:
     """Cast a frame to a table's schema: missing columns become nulls, unknown ones are an error."""
-    schema = table(name).schema
     import pandas as pd
+    import pyarrow as pa
 
+    schema = table(name).schema
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
     if isinstance(data, pd.DataFrame):

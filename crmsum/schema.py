@@ -8,30 +8,58 @@ Person names are pseudonyms (see `crmsum.privacy`); company names stay readable.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-TS = pa.timestamp("us")
-STR = pa.string()
-I64 = pa.int64()
-BOOL = pa.bool_()
-F64 = pa.float64()
+# Arrow types by their aliases: the Arrow schema is built on first use, so a reader that only
+# needs a table's columns (`crmsum ask` looking up one summary) never loads pyarrow
+TS = "timestamp[us]"
+STR = "string"
+I64 = "int64"
+BOOL = "bool"
+F64 = "double"
+F32 = "float"
+DATE = "date32[day]"
+
+
+def list_of(item: str) -> str:
+    return f"list<{item}>"
+
+
+def arrow_type(alias: str) -> pa.DataType:
+    import pyarrow as pa
+
+    if alias.startswith("list<"):
+        return pa.list_(arrow_type(alias[5:-1]))
+    return pa.type_for_alias(alias)
 
 
 @dataclass(frozen=True)
 class Table:
     name: str
     key: tuple[str, ...]
-    schema: pa.Schema
+    fields: tuple[tuple[str, str, str], ...]  # (column, Arrow type alias, meaning)
     doc: str
     unhashed: tuple[str, ...] = ()  # columns left out of "did this row change" (provenance, not content)
     version: str | None = None  # a row never replaces one whose `version` is newer (e.g. an edit time)
 
+    @property
+    def columns(self) -> list[str]:
+        return [n for n, _t, _d in self.fields]
 
-def _t(name: str, key: tuple[str, ...], doc: str, *fields: tuple[str, pa.DataType, str],
+    @cached_property
+    def schema(self) -> pa.Schema:
+        import pyarrow as pa
+
+        return pa.schema([pa.field(n, arrow_type(t), metadata={"doc": d}) for n, t, d in self.fields])
+
+
+def _t(name: str, key: tuple[str, ...], doc: str, *fields: tuple[str, str, str],
        unhashed: tuple[str, ...] = (), version: str | None = None) -> Table:
-    schema = pa.schema([pa.field(n, t, metadata={"doc": d}) for n, t, d in fields])
-    return Table(name, key, schema, doc, unhashed, version)
+    return Table(name, key, tuple(fields), doc, unhashed, version)
 
 
 TABLES: dict[str, Table] = {
@@ -67,8 +95,8 @@ TABLES: dict[str, Table] = {
            ("loss_reason", STR, "loss reason text"),
            ("company_id", I64, "linked company id"),
            ("main_contact_id", I64, "main contact id"),
-           ("contact_ids", pa.list_(I64), "all linked contacts"),
-           ("tags", pa.list_(STR), "tag names"),
+           ("contact_ids", list_of(I64), "all linked contacts"),
+           ("tags", list_of(STR), "tag names"),
            ("custom_fields", STR, "custom field values as JSON (anonymized)"),
            ("created_by", I64, "user id who created it"),
            ("created_at", TS, "created"),
@@ -82,8 +110,8 @@ TABLES: dict[str, Table] = {
            ("responsible_user_id", I64, "responsible manager"),
            ("company_id", I64, "first linked company"),
            ("position", STR, "job title (anonymized)"),
-           ("phones", pa.list_(STR), "phone pseudonyms"),
-           ("emails", pa.list_(STR), "e-mail pseudonyms"),
+           ("phones", list_of(STR), "phone pseudonyms"),
+           ("emails", list_of(STR), "e-mail pseudonyms"),
            ("created_at", TS, "created"),
            ("updated_at", TS, "last updated")),
         _t("crm_companies", ("company_id",), "Client companies (names stay readable).",
@@ -92,8 +120,8 @@ TABLES: dict[str, Table] = {
            ("responsible_user_id", I64, "responsible manager"),
            ("industry", STR, "industry custom field"),
            ("city", STR, "city custom field"),
-           ("phones", pa.list_(STR), "phone pseudonyms"),
-           ("emails", pa.list_(STR), "e-mail pseudonyms"),
+           ("phones", list_of(STR), "phone pseudonyms"),
+           ("emails", list_of(STR), "e-mail pseudonyms"),
            ("created_at", TS, "created"),
            ("updated_at", TS, "last updated")),
         _t("crm_events", ("event_id",), "Lead events (the card's history).",
@@ -161,8 +189,8 @@ TABLES: dict[str, Table] = {
            ("label", STR, "manager pseudonym or company name"),
            ("period_kind", STR, "week or month"),
            ("period", STR, "YYYY-Www or YYYY-MM"),
-           ("start", pa.date32(), "first day"),
-           ("end", pa.date32(), "last day"),
+           ("start", DATE, "first day"),
+           ("end", DATE, "last day"),
            ("text", STR, "summary text (pseudonyms only)"),
            ("sections", STR, "the summary as records, JSON: [{key, title, points: [{kind, text, figures, cites, lead_id}]}]"),
            ("facts", STR, "facts as JSON"),
@@ -195,8 +223,8 @@ TABLES: dict[str, Table] = {
            ("question", STR, "question (anonymized)"),
            ("manager", STR, "manager pseudonym or null"),
            ("company", STR, "company name or null"),
-           ("start", pa.date32(), "period start"),
-           ("end", pa.date32(), "period end"),
+           ("start", DATE, "period start"),
+           ("end", DATE, "period end"),
            ("source", STR, "precomputed or live"),
            ("intent", STR, "what was asked: activity, compare, ranking, what_wins, why, deals, stalled, metric, similar, clarify"),
            ("backend", STR, "offline or llm"),
@@ -244,7 +272,7 @@ TABLES: dict[str, Table] = {
            ("chat_mentions", I64, "team chat messages naming the deal's company while it was alive"),
            ("win_probability", F64, "the model's estimate of winning (for open deals the one that matters)"),
            ("text_hash", STR, "hash of the text inputs: the text features are re-read only when it changes"),
-           ("terms", pa.list_(STR), "lemmatized uni- and bigrams of the deal's texts before as_of (phrase statistics)")),
+           ("terms", list_of(STR), "lemmatized uni- and bigrams of the deal's texts before as_of (phrase statistics)")),
         _t("drivers", ("scope", "period", "feature"), "What wins deals: win rate with and without each feature (crmsum.insights).",
            ("scope", STR, "team or manager:<pseudonym>"),
            ("period", STR, "all, or the period the closed deals fall in"),
@@ -268,7 +296,7 @@ TABLES: dict[str, Table] = {
            ("p_value", F64, "Wald p of the adjusted coefficient"),
            ("q_value", F64, "Benjamini-Hochberg q over the scope's drivers"),
            ("significant", BOOL, "interval excludes zero, q <= 0.05 and the adjusted effect points the same way"),
-           ("examples", pa.list_(I64), "example lead ids with the feature"),
+           ("examples", list_of(I64), "example lead ids with the feature"),
            ("computed_at", TS, "as of: the lake's newest record when computed")),
         _t("record_embeddings", ("record_id",), "Vectors of the records for semantic search (anonymized text only).",
            ("record_id", STR, "note:<id>, task:<id>, msg:<chat>:<msg> (citation ids) or lead:<id> (deal title)"),
@@ -282,7 +310,7 @@ TABLES: dict[str, Table] = {
            ("backend", STR, "offline (navec SIF) or openai (OpenAI-compatible endpoint)"),
            ("model", STR, "navec-sif-<fitted version> or the endpoint's model name"),
            ("dim", I64, "vector length"),
-           ("vector", pa.list_(pa.float32()), "unit vector (cosine = dot product); null for deleted records"),
+           ("vector", list_of(F32), "unit vector (cosine = dot product); null for deleted records"),
            ("embedded_at", TS, "when the vector was computed"),
            ("is_deleted", BOOL, "the record is gone from the lake (tombstone)")),
         _t("eval_results", ("run_id", "question_id"), "Evaluation of the answer path against the sample truth.",

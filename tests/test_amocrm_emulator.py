@@ -349,6 +349,7 @@ def test_429_above_the_limit_then_403_block(account):
         assert emu.stats()["by_status"][429] >= 8
 
 
+@pytest.mark.slow
 def test_well_behaved_client_bursting_under_the_limit_is_never_throttled(account):
     with AmoEmulator(account, token=TOKEN, rate_limit=7, block_after=1) as emu:
         s = requests.Session()

@@ -222,6 +222,7 @@ def clean(emu, tmp_path_factory, source):
 
 
 # -- tests --------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_full_sync_matches_source(clean, source):
     d, s, report = clean
     lake = Lake(s.lake_dir)
@@ -298,6 +299,7 @@ def _incremental(emu, tmp_path, source):
     no_duplicates(Lake(s.lake_dir))
 
 
+@pytest.mark.slow
 def test_faults_and_tight_rate_limit_end_like_a_clean_run(account, clean, tmp_path):
     d, _, _ = clean
     share_vault(d, tmp_path)
@@ -316,6 +318,7 @@ class Boom(RuntimeError):
 
 
 @pytest.mark.parametrize("stop_after", [1, 4, 9])
+@pytest.mark.slow
 def test_crash_mid_run_then_rerun_is_complete(emu, clean, tmp_path, source, stop_after):
     d, _, _ = clean
     share_vault(d, tmp_path)
@@ -346,6 +349,7 @@ def check_watermarks_not_ahead(s: Settings, source: dict) -> None:
         assert want <= have, name
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_is_complete(emu, clean, tmp_path, source):
     d, _, _ = clean
     share_vault(d, tmp_path)
@@ -416,6 +420,7 @@ def test_blocked_integration_stops_with_clear_error(account, tmp_path):
     assert watermarks(s) == {}
 
 
+@pytest.mark.slow
 def test_limiter_keeps_the_real_limit(account, tmp_path, source):
     """At the emulator's real 7 requests/s the client is never blocked and (bar arrival jitter on a
     loaded machine, which the limiter then adapts to) not throttled either."""

@@ -161,6 +161,31 @@ def test_cli_ask_json(env, monkeypatch):
         reset_settings()
 
 
+
+def test_ask_as_a_process_returns_first_and_records_in_a_detached_recorder(env, tmp_path):
+    """`crmsum ask` in a process of its own prints, exits, and a detached recorder writes the row."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    s, lake = env
+    question = "Что Ева Смирнова делала в марте 2024? Звонил Richard Gere, +7 916 765-43-21"
+    proc = subprocess.run([sys.executable, "-m", "crmsum.cli", "ask", question, "--json"], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, CRMSUM_DATA_DIR=str(s.data_dir),
+                                                           CRMSUM_LLM="offline"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["manager"] == "Ева Смирнова"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        rows = lake.read("answers", "question LIKE '%звонил%' OR question LIKE '%Звонил%'")
+        if len(rows):
+            break
+        time.sleep(0.2)
+    assert len(rows) == 1, "the detached recorder wrote nothing"
+    stored = rows.question.iloc[0]
+    assert not any(v in stored for v in ("Смирнова", "Richard", "Gere", "765-43")) and PSEUDONYM_RE.search(stored)
+
 # -- comparisons ----------------------------------------------------------------------------------
 def test_compare_managers_precomputed_month(env):
     a = ask(env, "Кто выиграл больше в марте: Ева или Анна?")

@@ -44,6 +44,7 @@ def env(base, tmp_path):
     return s, lake
 
 
+@pytest.mark.slow
 def test_triggers_find_recent_handovers_and_the_decisive_stage(env):
     s, lake = env
     con = lake.connect()
@@ -73,6 +74,7 @@ def test_brief_holds_the_deal_history_as_records(env):
     assert all("Ева" not in p.text for sec in brief.sections for p in sec.points)  # pseudonyms only
 
 
+@pytest.mark.slow
 def test_outbox_once_and_unmapped_manager_logged_once(env):
     s, lake = env
     first = deliver_briefs(s, lake, now=NOW)
@@ -84,6 +86,7 @@ def test_outbox_once_and_unmapped_manager_logged_once(env):
     assert again.outbox == 0 and again.skipped == 2 and not [w for w in again.warnings if "no chat" in w]
 
 
+@pytest.mark.slow
 def test_sent_exactly_once_over_the_bot_api(env):
     s, lake = env
     with TelegramEmulator(TOKEN) as tg:

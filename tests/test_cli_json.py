@@ -34,6 +34,7 @@ def run(monkeypatch):
     return invoke
 
 
+@pytest.mark.slow
 def test_ingest_both_sources_then_rerun_writes_nothing(sample_account, tmp_path, run):
     with AmoEmulator(sample_account / "amocrm", token=AMO, rate_limit=0) as emu:
         env = dict(CRMSUM_AMOCRM_BASE_URL=emu.url, CRMSUM_AMOCRM_TOKEN=AMO, CRMSUM_AMOCRM_RPS="1000")
@@ -46,6 +47,7 @@ def test_ingest_both_sources_then_rerun_writes_nothing(sample_account, tmp_path,
     assert code == 0 and doc["written"] == doc["report"]["messages_written"] > 0
 
 
+@pytest.mark.slow
 def test_precompute_and_digest_json(tmp_path_factory, run):
     base = build_base(tmp_path_factory.mktemp("json_base") / "data")
     data_dir, _ = copy_env(base, tmp_path_factory.mktemp("json") / "data")
@@ -55,6 +57,7 @@ def test_precompute_and_digest_json(tmp_path_factory, run):
     assert code == 0 and doc["ok"] and doc["written"] == 1 and doc["report"]["mode"] == "outbox"
 
 
+@pytest.mark.slow
 def test_digest_with_every_send_refused_exits_non_zero(tmp_path_factory, run):
     base = build_base(tmp_path_factory.mktemp("json_base2") / "data")
     data_dir, _ = copy_env(base, tmp_path_factory.mktemp("json_fail") / "data")

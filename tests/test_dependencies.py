@@ -16,6 +16,8 @@ from functools import lru_cache
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = {"crmsum", "flows", "bench", "tests", "conftest", "lake_fixture", "e2e", "delivery_env"}
 NOT_IMPORTED = {  # declared on purpose although no module imports them
@@ -66,6 +68,7 @@ def _distributions(module: str) -> set[str]:
     return {_norm(d) for d in _installed().get(module, [module])}
 
 
+@pytest.mark.slow
 def test_every_import_of_the_library_and_flows_is_declared():
     declared = _declared(extras=True)
     missing = {m: sorted(files) for m, files in _imports("crmsum", "flows").items()
@@ -73,6 +76,7 @@ def test_every_import_of_the_library_and_flows_is_declared():
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
 
 
+@pytest.mark.slow
 def test_every_declared_dependency_is_imported():
     used = set().union(*(_distributions(m) for m in _imports("crmsum", "flows", "tests", "bench")))
     unused = _declared() - used - set(NOT_IMPORTED)

@@ -99,6 +99,7 @@ def test_split_property(chunks, limit):
 
 
 # -- content ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_digest_content_from_summaries(env):
     _, lake = env
     con = lake.connect()
@@ -193,6 +194,7 @@ def test_outbox_mode_writes_md_and_png_without_real_names(env):
     assert again.outbox == 0 and again.skipped == len(ALLOWED)
 
 
+@pytest.mark.slow
 def test_sent_once_then_force_resends(env, tg):
     data_dir, lake = env
     s = tg_settings(data_dir, tg, telegram_digest_chats="4242:Ева Смирнова")
@@ -239,6 +241,7 @@ def test_failed_send_is_retried_next_run_without_repeating_parts(env, tg):
     assert row["status"] == "sent" and row["attempts"] == 2 and json.loads(row["message_ids"])[0] == photo_ids[0]
 
 
+@pytest.mark.slow
 def test_crash_mid_run_never_resends_to_a_chat_that_got_it(env, tg):
     data_dir, lake = env
     s = tg_settings(data_dir, tg)
@@ -260,6 +263,7 @@ def test_crash_mid_run_never_resends_to_a_chat_that_got_it(env, tg):
     assert len(tg.sent(ALLOWED[0])) == first and tg.sent(ALLOWED[1])
 
 
+@pytest.mark.slow
 def test_crash_inside_a_chat_resumes_with_the_next_part(env, tg):
     data_dir, lake = env
     s = tg_settings(data_dir, tg, telegram_allowed_chats=str(CHAT_ID))
@@ -283,6 +287,7 @@ def test_crash_inside_a_chat_resumes_with_the_next_part(env, tg):
     assert json.loads(row["message_ids"]) == [m["message_id"] for m in tg.sent(CHAT_ID)]
 
 
+@pytest.mark.slow
 def test_429_retry_after_is_honoured(env, tg):
     data_dir, lake = env
     s = tg_settings(data_dir, tg, telegram_allowed_chats=str(CHAT_ID))

@@ -141,6 +141,7 @@ def evaluated(sample_account, tmp_path_factory):
     reset_contexts()
 
 
+@pytest.mark.slow
 def test_build_questions(evaluated):
     from crmsum.evaluation import build_questions
 
@@ -174,6 +175,7 @@ def _day(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone(dt.timedelta(hours=3))).date().isoformat()
 
 
+@pytest.mark.slow
 def test_run_eval_writes_rows_without_real_names(evaluated):
     from crmsum.evaluation.run import EvalReport, run_eval
     from crmsum.schema import table
@@ -243,6 +245,7 @@ def test_llm_judge_against_emulator():
     assert judge.name == "llm:judge-model"
 
 
+@pytest.mark.slow
 def test_run_eval_llm_judge_and_backends_side_by_side(evaluated, tmp_path):
     from langchain_openai import ChatOpenAI
 

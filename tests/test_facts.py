@@ -105,6 +105,7 @@ MONTHS = [(dt.date(2024, 2, 1), dt.date(2024, 2, 29)), (dt.date(2024, 3, 1), dt.
 
 
 @pytest.mark.parametrize("start,end", MONTHS)
+@pytest.mark.slow
 def test_facts_for_match_pandas(con, tables, start, end):
     _compare(F.facts_for(con, "team", "team", start, end, as_of=AS_OF), expected(tables, start, end))
     for m in MANAGERS.values():

@@ -159,6 +159,7 @@ def _rows(lake):
     return {(int(r["chat_id"]), r["week"], r["kind"]): r for r in lake.read("deliveries").to_dict("records")}
 
 
+@pytest.mark.slow
 def test_monthly_summary_sent_once_to_the_lead_chat_with_real_names(fenv, tg):
     import json
 

@@ -89,6 +89,7 @@ def test_same_seed_same_bytes_other_seed_differs(small, tmp_path):
     assert not list(small.glob(".gen-*")), "temporary files left behind"
 
 
+@pytest.mark.slow
 def test_output_does_not_depend_on_hash_seed(tmp_path):
     outs = []
     for hs in ("1", "2"):

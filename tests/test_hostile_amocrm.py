@@ -42,6 +42,7 @@ def test_modes_are_known():
     assert set(MODES) == {"ignore_paging", "string_embedded", "float_duration", "huge_ids"}
 
 
+@pytest.mark.slow
 def test_float_duration_and_huge_ids_become_nulls_counted_in_one_warning(emu, tmp_path, source):
     """At HEAD one `"duration": 12.5` stopped every run with a 95-line traceback."""
     emu.hostile = {"float_duration": {"notes"}, "huge_ids": {"tasks"}}
@@ -63,6 +64,7 @@ def test_float_duration_and_huge_ids_become_nulls_counted_in_one_warning(emu, tm
     assert again.returncode == 0 and "malformed values" not in again.stderr, again.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_server_ignoring_page_stops_with_one_line(emu, tmp_path, source):
     emu.hostile = {"ignore_paging": {"events"}}
     assert len(source["events"]) > 100  # more than one page of events

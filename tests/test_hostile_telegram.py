@@ -58,6 +58,7 @@ PEAK = ("import re, sys\nfrom crmsum.pipeline import import_telegram\n"
         "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) // 1024)\n")
 
 
+@pytest.mark.slow
 def test_deeply_nested_export_imports_in_bounded_memory(tmp_path):
     """400 KB of nesting (200,000 levels): at HEAD 23.5 GB and a kernel kill; now under 300 MB peak RSS."""
     path = nested_export(tmp_path / "nested" / "result.json", depth=200_000)  # 400,000 bytes of brackets
@@ -112,6 +113,7 @@ def test_invalid_utf8_is_replaced_and_counted_not_refused(tmp_path, lake, anon):
 INBOX = "from crmsum.pipeline import import_inbox\nprint(len(import_inbox()))\n"
 
 
+@pytest.mark.slow
 def test_export_that_kills_the_import_is_moved_aside_and_the_night_goes_on(tmp_path):
     data = tmp_path / "data"
     inbox = Settings(data_dir=data).inbox_dir

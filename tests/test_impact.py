@@ -68,6 +68,7 @@ def _expected_sales(data_dir) -> pd.DataFrame:
     return closed.groupby("month").agg(won=("won", "sum"), closed=("won", "size"), volume=("amount", "sum"))
 
 
+@pytest.mark.slow
 def test_sales_match_pandas_and_compare_with_a_year_before(data_dir, report):
     exp = _expected_sales(data_dir)
     rows = {m.month: m for m in report.months}

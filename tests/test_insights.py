@@ -96,6 +96,7 @@ def _no_stages(t):
 
 @pytest.mark.parametrize("mutate,expect", [(_all_open, "закрытых сделок нет"), (_only_won, "нет проигранных"),
                                            (_one_manager, "Недостаточно данных"), (_no_stages, "Недостаточно данных")])
+@pytest.mark.slow
 def test_bad_input_says_why_and_exits_0(tmp_path, monkeypatch, mutate, expect):
     lake = _lake(tmp_path, mutate)
     res = _cli(tmp_path / "lake", monkeypatch)

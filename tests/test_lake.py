@@ -102,6 +102,7 @@ def test_compaction_keeps_rows_and_open_views_answer(tmp_path):
     assert lake.write("crm_leads", leads([0, 100], price=99)) == 0  # the merge reads the base too
 
 
+@pytest.mark.slow
 def test_too_many_parts_compact_on_write(tmp_path):
     lake = Lake(tmp_path)
     for i in range(COMPACT_AFTER + 1):

@@ -22,6 +22,7 @@ def offline(tmp_path) -> Settings:
     return Settings(llm="offline", data_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_offline_precompute_rows_and_incremental_rerun(tmp_path):
     lake = build_lake(tmp_path / "lake")
     st = offline(tmp_path)
@@ -60,6 +61,7 @@ def test_offline_precompute_rows_and_incremental_rerun(tmp_path):
     assert after["notes"] == before["notes"] + 1
 
 
+@pytest.mark.slow
 def test_plan_and_run_item_with_custom_mapper(tmp_path):
     lake = build_lake(tmp_path / "lake")
     st = offline(tmp_path)
@@ -78,6 +80,7 @@ def test_plan_and_run_item_with_custom_mapper(tmp_path):
     assert est["calls"] >= len(items) and est["tokens_in"] > 0
 
 
+@pytest.mark.slow
 def test_llm_precompute_second_run_makes_zero_calls(tmp_path):
     lake = build_lake(tmp_path / "lake", leads=12)
     with LLMEmulator(api_key=KEY) as emu:
@@ -106,6 +109,7 @@ def test_llm_precompute_second_run_makes_zero_calls(tmp_path):
         assert r3.computed == r1.total and r3.cache_hits >= r1.total and emu.calls == n
 
 
+@pytest.mark.slow
 def test_llm_outage_gives_offline_rows_with_note(tmp_path):
     lake = build_lake(tmp_path / "lake", leads=9)
     with LLMEmulator(api_key=KEY) as emu:
@@ -129,6 +133,7 @@ def test_llm_outage_gives_offline_rows_with_note(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["week", "month"])
+@pytest.mark.slow
 def test_precompute_covers_every_period_with_activity(tmp_path, kind):
     lake = build_lake(tmp_path / "lake")
     st = offline(tmp_path)

@@ -56,6 +56,7 @@ def outside_fences(text: str) -> str:
     return FENCE.sub("", text)
 
 
+@pytest.mark.slow
 def test_planted_injection_appears_only_inside_fences(lake, emu, tmp_path):
     st = settings(tmp_path, emu)
     managers = lake.connect().execute(

@@ -200,6 +200,7 @@ QUESTION_WORDS = st.sampled_from(["что", "делала", "Ева", "Смир�
 
 @settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=examples(30))
 @given(q=st.one_of(st.lists(QUESTION_WORDS, max_size=10).map(" ".join), ODD))
+@pytest.mark.slow
 def test_any_question_gets_an_answer_without_contacts(answer_env, q):
     from crmsum import answer as A
     from delivery_env import REAL

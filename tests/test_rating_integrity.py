@@ -35,6 +35,7 @@ def feedback_rows(env) -> int:
     return len(env[1].read("feedback"))
 
 
+@pytest.mark.slow
 def test_forged_rating_callbacks_are_refused_over_the_bot_api(tg, env, running):
     running()
     tg.push_message(CHAT_ID, "Что Олег Петров делал в марте?", chat_type="supergroup", user_id=501)

@@ -56,6 +56,7 @@ def shared(tmp_path_factory):
     reset_contexts()
 
 
+@pytest.mark.slow
 def test_first_run_embeds_every_record_and_a_rerun_embeds_nothing(embedded):
     from crmsum.retrieval import update_embeddings
 
@@ -74,6 +75,7 @@ def test_first_run_embeds_every_record_and_a_rerun_embeds_nothing(embedded):
     assert lake.parts("record_embeddings") == parts  # nothing written either
 
 
+@pytest.mark.slow
 def test_only_new_or_changed_records_are_embedded(embedded):
     from crmsum.retrieval import update_embeddings
 
@@ -87,6 +89,7 @@ def test_only_new_or_changed_records_are_embedded(embedded):
     assert rows == {"note:60001": "Клиент пропал после КП, не берёт трубку.", "note:50001": "Текст заметки исправлен."}
 
 
+@pytest.mark.slow
 def test_metadata_change_rewrites_without_embedding_and_deleted_lead_is_tombstoned(embedded):
     from crmsum.retrieval import update_embeddings
 
@@ -106,6 +109,7 @@ def test_metadata_change_rewrites_without_embedding_and_deleted_lead_is_tombston
     assert not any(h.lead_id == 9004 for h in _search(s, lake, "Клиент просит скидку", k=200))
 
 
+@pytest.mark.slow
 def test_refit_on_growth_changes_the_model_and_reembeds_everything(embedded):
     from crmsum.retrieval import update_embeddings
 
@@ -254,6 +258,7 @@ def test_evidence_keeps_the_records_about_the_question(shared):
     assert evidence(lake, "клиент просит скидку", records[:5], k=8, settings=s) == records[:5]
 
 
+@pytest.mark.slow
 def test_openai_embeddings_through_the_emulator(env):
     from crmsum.retrieval import RetrievalError, get_embeddings, search, update_embeddings
     from crmsum.sandbox.llm_emulator import LLMEmulator
@@ -341,6 +346,7 @@ def test_cli_search(shared, monkeypatch):
         reset_settings()
 
 
+@pytest.mark.slow
 def test_cli_search_builds_embeddings_on_request(env, monkeypatch):
     from typer.testing import CliRunner
 
@@ -361,6 +367,7 @@ def test_cli_search_builds_embeddings_on_request(env, monkeypatch):
         reset_settings()
 
 
+@pytest.mark.slow
 def test_llm_summary_of_a_topic_takes_its_evidence_through_the_retriever(embedded):
     from crmsum.config import Settings
     from crmsum.sandbox.llm_emulator import LLMEmulator
@@ -401,6 +408,7 @@ def test_similar_question_answers_with_past_deals_and_records(shared):
     assert deals and all(d["outcome"] in ("won", "lost") for d in deals)
 
 
+@pytest.mark.slow
 def test_an_empty_lake_fits_later_when_records_arrive(tmp_path):
     from crmsum.config import Settings
     from crmsum.lake import Lake

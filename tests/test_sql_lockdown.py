@@ -55,6 +55,7 @@ def test_reading_the_lake_works(data_dir):
     "SELECT * FROM read_blob('/etc/passwd')",
     "SELECT * FROM glob('{d}/vault/*')",
 ])
+@pytest.mark.slow
 def test_files_outside_the_lake_cannot_be_read(data_dir, attack):
     with pytest.raises(duckdb.Error, match="disabled by configuration") as err:
         run_query(lake_of(data_dir), attack.format(d=data_dir))
@@ -75,6 +76,7 @@ def test_files_outside_the_lake_cannot_be_read(data_dir, attack):
     "CALL pragma_version()",
     "SELECT 1; COPY (SELECT 1) TO '{d}/x.csv'",
 ])
+@pytest.mark.slow
 def test_writes_and_unlocking_are_refused(data_dir, attack):
     before = parts(data_dir)
     with pytest.raises(SqlRefused, match="only reads the lake") as err:
@@ -102,6 +104,7 @@ def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_refuses_with_one_line_and_unsafe_lifts_it(data_dir):
     q = f"SELECT content FROM read_text('{data_dir}/vault/key')"
     locked = cli(data_dir, q, "--format", "csv")

@@ -185,6 +185,7 @@ def test_map_reduce_when_input_is_long(lake, emu, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["rate_limit", "server_error", "garbage", "timeout"])
+@pytest.mark.slow
 def test_llm_failure_falls_back_to_offline_with_note(lake, emu, tmp_path, kind):
     st = llm_settings(tmp_path, emu, llm_timeout=0.5)
     emu.fail_next(kind, times=10, seconds=2.0)

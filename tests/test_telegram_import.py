@@ -381,6 +381,7 @@ def test_property_mutated_or_truncated_export(tmp_path_factory, mutations, cut, 
 
 
 # -- the generated sample account -----------------------------------------------------------------
+@pytest.mark.slow
 def test_sample_account_leaves_no_pii_in_lake(request, tmp_path, anon):
     try:
         sample = request.getfixturevalue("sample_account")

@@ -20,8 +20,7 @@ modules its question needs.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from crmsum import lazy
 
 _EXPORTS = {
     "Answer": "model", "Prepared": "model", "ComparePart": "model",
@@ -39,10 +38,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'crmsum.answer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"crmsum.answer.{mod}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy.exports(__name__, _EXPORTS)

@@ -8,7 +8,7 @@ import atexit
 import threading
 import time
 
-from crmsum.answer.record import BatchWriter
+from crmsum.answer.record import BatchWriter, hand_off
 from crmsum.config import Settings, get_settings
 from crmsum.ru import today as today_in  # noqa: F401 - re-exported: the answer path's «today»
 
@@ -30,6 +30,7 @@ class AnswerContext:
         self._checked = 0.0
         self._anonymizer = None
         self._writer: BatchWriter | None = None  # recording never delays an answer
+        self._detached: list | None = None  # rows kept for a detached recorder (`detach_recording`)
         self._memo: dict = {}  # per-snapshot results of derived lookups (loss reasons, stages, insights)
         self.summary_ids: set[str] = set()
         self._snapshot, self._lookups = False, 0
@@ -111,12 +112,29 @@ class AnswerContext:
             return None
         return dict(zip([d[0] for d in cur.description], row))
 
-    def record(self, table: str, row: dict, prepare=None) -> None:
-        """Queue a row for the lake (written in the background, batched)."""
+    def record(self, table: str, row: dict) -> None:
+        """Queue a row for the lake (written in the background, batched, `record.ANONYMIZED` fields anonymized)."""
         with self._lock:
+            if self._detached is not None:
+                self._detached.append((table, row))
+                return
             if self._writer is None:
-                self._writer = BatchWriter(self.lake)
-        self._writer.put(table, row, prepare)
+                self._writer = BatchWriter(self.lake, self.anonymize)
+        self._writer.put(table, row)
+
+    def detach_recording(self) -> None:
+        """Keep recorded rows for a detached recorder process (a one-shot CLI process: `finish_recording`)."""
+        with self._lock:
+            self._detached = []
+
+    def finish_recording(self) -> None:
+        """Hand kept rows to a detached recorder, or wait until the background writer has written them."""
+        with self._lock:
+            items, self._detached = self._detached, None
+        if items is not None:
+            hand_off(items)
+        else:
+            self.flush()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until every queued row is in the lake."""
@@ -147,12 +165,11 @@ def get_context(settings: Settings | None = None, lake=None) -> AnswerContext:
     from crmsum.lake import open_lake
 
     s = settings or get_settings()
-    lake = lake or open_lake(s)
-    key = (lake.root, str(s.vault_dir))
+    key = (lake.root if lake is not None else str(s.lake_dir).rstrip("/"), str(s.vault_dir))
     with _contexts_lock:
         ctx = _contexts.get(key)
         if ctx is None:
-            ctx = _contexts[key] = AnswerContext(s, lake)
+            ctx = _contexts[key] = AnswerContext(s, lake or open_lake(s))
     ctx.settings = s
     ctx.refresh()
     return ctx

@@ -6,13 +6,12 @@
   about a manager: where the manager differs from the team (win rate, deal size, cycle, loss reasons)
   plus the habits `crmsum.insights` finds;
 - `similar`: the closest past deals and records, from `crmsum.retrieval` (similar_deals, search).
-What is not available yet (a package not installed, a table not computed) is said plainly, never
+What is not available yet (a table not computed, too few closed deals) is said plainly, never
 replaced by a guess.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from typing import TYPE_CHECKING
 
@@ -27,13 +26,6 @@ if TYPE_CHECKING:
 
 NOTES_PER_DEAL = 2
 GAPS_DEALS = 5  # deals of a «why» answer compared feature by feature with the won ones
-
-
-def _have(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _reasons(ctx: AnswerContext, s: dealset.Scope) -> list[str]:
@@ -58,9 +50,6 @@ def _report(ctx: AnswerContext, prep: Prepared):
 
 def _drivers(ctx: AnswerContext, prep: Prepared) -> tuple[list[str], str]:
     """Lines about what wins (from crmsum.insights), and the source."""
-    if not _have("crmsum.insights"):
-        return ["Что влияет на исход сделок (звонки, скорость ответа, встречи, скидки), пока не посчитано: модуль "
-                "анализа crmsum.insights (таблицы deal_features и drivers) ещё не подключён."], "live"
     rep = _report(ctx, prep)
     source = "precomputed" if dealset.has_rows(ctx, "drivers") else "live"
     out = [f"Что влияет на исход (закрыто {count(rep.closed, 'сделка', 'сделки', 'сделок')}, выиграно {rep.won}"
@@ -78,9 +67,7 @@ def _drivers(ctx: AnswerContext, prep: Prepared) -> tuple[list[str], str]:
 
 
 def risk_lines(ctx: AnswerContext, prep: Prepared, limit: int = 10) -> list[str]:
-    """Open deals at risk by the out-of-time validated model of crmsum.insights (empty without it)."""
-    if not _have("crmsum.insights"):
-        return []
+    """Open deals at risk by the out-of-time validated model of crmsum.insights."""
     from crmsum.insights import report
 
     rep = ctx.memo(("insights-risks", prep.manager), lambda: report(ctx.cursor(), manager=prep.manager))
@@ -140,15 +127,12 @@ def _why_deals(prep: Prepared, ctx: AnswerContext) -> list[str]:
         word = "проиграно" if outcome == "lost" else "выиграно"
         lines = [f"Всего {word} {count(len(rows), 'сделка', 'сделки', 'сделок')} на "
                  f"{money(sum(int(r['amount'] or 0) for r in rows))}."]
-    compare = _have("crmsum.insights")
     for i, r in enumerate(rows, 1):
         lines.append(deal_line(i, r))
-        if compare and i <= GAPS_DEALS:
+        if i <= GAPS_DEALS:
             lines += _gaps(ctx, r["lead_id"])
         query = " ".join(x for x in (r.get("loss_reason"), ctx.anonymize(prep.question)) if x)
         lines += _deciding_notes(ctx, r["lead_id"], query)
-    if not compare:
-        lines += ["", "Сравнение с выигранными сделками воронки пока недоступно: модуль crmsum.insights не подключён."]
     return lines
 
 
@@ -193,13 +177,7 @@ def _why_manager(prep: Prepared, ctx: AnswerContext) -> list[str]:
     reasons = _reasons(ctx, s)
     if reasons:
         lines += [""] + reasons
-    if _have("crmsum.insights"):
-        lines += [""] + _habits(ctx, prep)
-    else:
-        lines.append("")
-        lines.append("Пока нет данных о привычках менеджера против команды (звонки, скорость ответа, встречи): "
-                     "модуль анализа crmsum.insights ещё не подключён.")
-    return lines
+    return lines + [""] + _habits(ctx, prep)
 
 
 def _habits(ctx: AnswerContext, prep: Prepared) -> list[str]:

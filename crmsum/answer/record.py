@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from crmsum.answer.model import Answer
 
@@ -17,19 +18,38 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# the fields of a recorded row that may quote a person (the question, and an answer quoting it:
+# «не понял: …»): anonymized when the row is written, by the same anonymizer as every other text
+ANONYMIZED = {"answers": ("question", "text")}
+
+
+def write_rows(lake, items: list[tuple[str, dict]], anonymize: Callable[[str], str]) -> None:
+    """Write queued (table, row) pairs, one merge per table, the `ANONYMIZED` fields anonymized."""
+    import pyarrow as pa
+
+    from crmsum.schema import table as spec
+
+    tables: dict[str, list[dict]] = {}
+    for table, row in items:
+        fields = ANONYMIZED.get(table, ())
+        tables.setdefault(table, []).append({**row, **{f: anonymize(row[f] or "") for f in fields if f in row}})
+    for table, rows in tables.items():  # arrow, not pandas: the recorder must not load pandas to log a row
+        schema = spec(table).schema
+        cols = {f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema}
+        lake.write(table, pa.table(cols, schema=schema))
+
+
 class BatchWriter:
     """A daemon thread that writes queued rows to the lake, a batch per table at a time."""
 
-    def __init__(self, lake, linger: float = 0.2) -> None:
-        import queue
-
-        self.lake, self.linger = lake, linger
+    def __init__(self, lake, anonymize: Callable[[str], str], linger: float = 0.2) -> None:
+        self.lake, self.anonymize, self.linger = lake, anonymize, linger
         self.q: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="crmsum-answers", daemon=True)
         self._thread.start()
 
-    def put(self, table: str, row: dict, prepare=None) -> None:
-        self.q.put((table, row, prepare))
+    def put(self, table: str, row: dict) -> None:
+        self.q.put((table, row))
 
     def flush(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -43,8 +63,6 @@ class BatchWriter:
 
     def _batch(self, first) -> list:
         """The first item and whatever arrives within `linger` seconds (a None stops after this batch)."""
-        import queue
-
         items = [first]
         end = time.monotonic() + self.linger
         while (left := end - time.monotonic()) > 0:
@@ -59,19 +77,6 @@ class BatchWriter:
             items.append(nxt)
         return items
 
-    def _write(self, items: list) -> None:
-        import pyarrow as pa
-
-        from crmsum.schema import table as spec
-
-        tables: dict[str, list[dict]] = {}
-        for table, row, prepare in items:
-            tables.setdefault(table, []).append(prepare(row) if prepare else row)
-        for table, rows in tables.items():  # arrow, not pandas: `crmsum ask` must not load pandas to log a row
-            schema = spec(table).schema
-            cols = {f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema}
-            self.lake.write(table, pa.table(cols, schema=schema))
-
     def _run(self) -> None:
         while True:
             first = self.q.get()
@@ -80,7 +85,7 @@ class BatchWriter:
                 return
             items = self._batch(first)
             try:
-                self._write(items)
+                write_rows(self.lake, items, self.anonymize)
             except Exception:  # noqa: BLE001 - a lost log row must not stop the bot
                 log.exception("could not record %d rows", len(items))
             finally:
@@ -88,17 +93,58 @@ class BatchWriter:
                     self.q.task_done()
 
 
+def hand_off(items: list[tuple[str, dict]]) -> None:
+    """Give rows to a detached recorder process and return at once.
+
+    `crmsum ask` prints its answer and exits; anonymizing the question (NER) and the Parquet write
+    would otherwise double the time a user waits for the prompt. The rows travel by pipe only, so a
+    raw question never touches the disk; the recorder reads the same settings from the environment
+    and logs a failure to crmsum's log file. Rows appear in `answers` about a second later.
+    """
+    import pickle
+    import subprocess
+    import sys
+
+    if not items:
+        return
+    child = subprocess.Popen([sys.executable, "-m", "crmsum.answer.record"], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    assert child.stdin is not None
+    child.stdin.write(pickle.dumps(items))
+    child.stdin.close()
+
+
+def _recorder_main() -> None:
+    """The detached recorder: rows from stdin into the lake, anonymized."""
+    import pickle
+    import sys
+
+    from crmsum.config import get_settings
+    from crmsum.lake import open_lake
+    from crmsum.logs import setup_logging
+    from crmsum.privacy import Anonymizer, Vault
+
+    items = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - our own parent wrote it, over a pipe
+    settings = get_settings()
+    setup_logging(settings)
+    vault = Vault(settings.vault_dir)
+    try:
+        anonymizer = Anonymizer(vault, workers=1)
+        write_rows(open_lake(settings), items, lambda t: anonymizer.text(t) or "")
+    except Exception:  # noqa: BLE001 - nobody is waiting: the log is where this goes
+        log.exception("could not record %d rows", len(items))
+    finally:
+        vault.close()
+
+
 def record_answer(a: Answer, ctx: AnswerContext) -> None:
     """Store the answer (question anonymized, pseudonyms only) in `answers`, in the background.
     The text is anonymized too: it may quote the question's words («не понял: …»)."""
-    def prepare(row: dict) -> dict:
-        return dict(row, question=ctx.anonymize(row["question"]), text=ctx.anonymize(row["text"]))
-
     ctx.record("answers", {
         "answer_id": a.answer_id, "chat_id": int(a.chat_id or 0), "question": a.question,
         "manager": a.manager, "company": a.company, "start": a.start, "end": a.end, "source": a.source,
         "backend": a.backend, "text": a.text, "latency_ms": float(a.latency_ms), "intent": a.intent,
-        "created_at": dt.datetime.now().replace(microsecond=0)}, prepare)
+        "created_at": dt.datetime.now().replace(microsecond=0)})
 
 
 def user_pseudonym(vault, user_id: int) -> str:
@@ -123,3 +169,7 @@ def record_feedback(answer_id: str, chat_id: int, message_id: int, user_id: int,
         "feedback_id": fid, "answer_id": answer_id, "chat_id": int(chat_id), "user": user, "rating": int(rating),
         "created_at": dt.datetime.now().replace(microsecond=0)}]))
     return fid
+
+
+if __name__ == "__main__":
+    _recorder_main()

@@ -5,6 +5,7 @@ metrics (offline or by an LLM judge), and the run that scores the real answer pa
     report = run_eval(truth_dir="sample/truth", backends=("offline",))
 """
 
+from crmsum import lazy
 from crmsum.evaluation.metrics import (METRICS, Context, LLMJudge, RefClaim, Sample, Similarity,
                                        answer_correctness, answer_relevancy, context_precision,
                                        context_recall, faithfulness, id_context_recall, score_offline,
@@ -16,9 +17,4 @@ __all__ = ["METRICS", "Context", "LLMJudge", "RefClaim", "Sample", "Similarity",
            "id_context_recall", "score_offline", "semantic_similarity", "run_eval", "EvalReport"]
 
 
-def __getattr__(name: str):
-    if name in ("run_eval", "EvalReport"):
-        from crmsum.evaluation import run
-
-        return getattr(run, name)
-    raise AttributeError(name)
+__getattr__ = lazy.exports(__name__, {"run_eval": "run", "EvalReport": "run"})

@@ -17,13 +17,11 @@ Decisions (see module docstrings for details):
   is not treated as a company word, so it stays private in free text.
 """
 
+from crmsum import lazy
 from crmsum.cites import PSEUDONYM_RE
 
-from .anonymizer import Anonymizer
-from .detectors import normalize_phone
-from .display import display_name, display_text, is_allowed
-from .people import normalize_name
-from .vault import Vault, VaultError
-
-__all__ = ["Anonymizer", "Vault", "VaultError", "PSEUDONYM_RE", "normalize_name", "normalize_phone",
-           "display_text", "display_name", "is_allowed"]
+_EXPORTS = {"Anonymizer": "anonymizer", "normalize_phone": "detectors", "display_text": "display",
+            "display_name": "display", "is_allowed": "display", "normalize_name": "people", "Vault": "vault",
+            "VaultError": "vault"}
+__all__ = ["PSEUDONYM_RE", *_EXPORTS]
+__getattr__ = lazy.exports(__name__, _EXPORTS)

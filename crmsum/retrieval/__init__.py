@@ -42,36 +42,14 @@ closed_at, score, records: list[Hit])`. Record ids follow the citation ids of
 
 from __future__ import annotations
 
+from crmsum import lazy
 from crmsum.retrieval.types import DealHit, EmbedReport, Hit, RetrievalError, SearchResult
 
 __all__ = ["DealHit", "EmbedReport", "Hit", "RetrievalError", "SearchResult", "LakeVectorStore", "evidence",
            "get_embeddings", "search", "search_question", "similar_deals", "update_embeddings"]
 
 
-def __getattr__(name: str):
-    """Lazy exports: `import crmsum.retrieval` stays cheap (navec and numpy load on first use)."""
-    if name in ("search", "search_question"):
-        from crmsum.retrieval import find
-
-        return getattr(find, name)
-    if name == "similar_deals":
-        from crmsum.retrieval.deals import similar_deals
-
-        return similar_deals
-    if name == "evidence":
-        from crmsum.retrieval.support import evidence
-
-        return evidence
-    if name == "update_embeddings":
-        from crmsum.retrieval.store import update_embeddings
-
-        return update_embeddings
-    if name == "LakeVectorStore":
-        from crmsum.retrieval.vectorstore import LakeVectorStore
-
-        return LakeVectorStore
-    if name == "get_embeddings":
-        from crmsum.retrieval.embeddings import get_embeddings
-
-        return get_embeddings
-    raise AttributeError(name)
+# lazy: `import crmsum.retrieval` stays cheap (navec and numpy load on first use)
+__getattr__ = lazy.exports(__name__, {
+    "search": "find", "search_question": "find", "similar_deals": "deals", "evidence": "support",
+    "update_embeddings": "store", "LakeVectorStore": "vectorstore", "get_embeddings": "embeddings"})

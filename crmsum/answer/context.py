@@ -176,10 +176,9 @@ def get_context(settings: Settings | None = None, lake=None) -> AnswerContext:
 
 
 def reset_contexts() -> None:
-    """Forget cached contexts (tests; after the lake was rebuilt)."""
-    flush()
-    with _contexts_lock:
-        _contexts.clear()
+    """Close and forget cached contexts (tests; after the lake was rebuilt): their writers write what
+    is queued and stop, their connections close."""
+    _shutdown()
 
 
 def flush(timeout: float = 30.0) -> None:
@@ -191,13 +190,15 @@ def flush(timeout: float = 30.0) -> None:
 
 
 def _shutdown() -> None:
-    """At exit: write what is queued, then close the DuckDB connections."""
+    """At exit (and on reset): write what is queued, then close the DuckDB connections."""
     with _contexts_lock:
-        for ctx in _contexts.values():
-            try:
-                ctx.close()
-            except Exception:  # noqa: BLE001
-                pass
+        ctxs = list(_contexts.values())
+        _contexts.clear()
+    for ctx in ctxs:
+        try:
+            ctx.close()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 atexit.register(_shutdown)

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import threading
 from collections.abc import Sequence
@@ -65,6 +66,10 @@ class VectorIndex:
 
     def __len__(self) -> int:
         return len(self.meta)
+
+    def close(self) -> None:
+        with self._lock:
+            self.con.close()
 
     @property
     def approximate(self) -> bool:
@@ -194,8 +199,18 @@ def load_index(lake, model: str, approx_above: int = 1_000_000, cache_dir: Path 
     ann_path = Path(cache_dir) / "ann" / f"hnsw-{digest}.usearch" if cache_dir else None
     index = VectorIndex(meta, matrix, model, approx_above, sig, ann_path)
     with _LOCK:
-        _CACHE[key] = index
+        _CACHE[key] = index  # a replaced index closes when its last search lets go of it
     return index
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close the cached indexes' connections before the interpreter tears DuckDB down."""
+    with _LOCK:
+        cached = list(_CACHE.values())
+        _CACHE.clear()
+    for index in cached:
+        index.close()
 
 
 def models_in(lake) -> list[tuple[str, int]]:

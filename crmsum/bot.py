@@ -341,7 +341,10 @@ def run_bot(settings: Settings | None = None, lake=None, long_polling_timeout: i
         call_api(bot.set_my_commands, [types.BotCommand(c, d) for c, d in COMMANDS])
     except Exception as exc:  # noqa: BLE001 - commands are a convenience
         log.warning("setMyCommands failed: %s", exc)
-    A.get_context(s, lake)  # warm the lookups before the first question
+    from crmsum.answer import insight
+
+    # the lookups now, the insights fits in the background (again after each nightly reload)
+    A.get_context(s, lake).keep_warm(insight.warm)
     stop = threading.Event()
     threading.Thread(target=heartbeat, args=(app, stop), name="crmsum-heartbeat", daemon=True).start()
     try:

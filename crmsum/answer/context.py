@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import threading
 import time
+from typing import Callable
 
 from crmsum.answer.record import BatchWriter, hand_off
 from crmsum.config import Settings, get_settings
@@ -32,6 +33,8 @@ class AnswerContext:
         self._writer: BatchWriter | None = None  # recording never delays an answer
         self._detached: list | None = None  # rows kept for a detached recorder (`detach_recording`)
         self._memo: dict = {}  # per-snapshot results of derived lookups (loss reasons, stages, insights)
+        self._gates: dict = {}  # key -> lock of the one thread computing it
+        self._warm: Callable[[AnswerContext], None] | None = None
         self.summary_ids: set[str] = set()
         self._snapshot, self._lookups = False, 0
         self.managers: list[tuple[str, str]] = []  # (pseudonym, real name)
@@ -60,6 +63,8 @@ class AnswerContext:
             self._load(self.cursor())
             self._memo = {}
             self._sig = sig
+        if not force:
+            self._start_warm()
 
     def _load(self, cur) -> None:
         # the ids only (one Parquet column): a one-shot `crmsum ask` reads one row; the in-memory copy of
@@ -76,11 +81,31 @@ class AnswerContext:
             self.companies.setdefault(name, int(cid))
 
     def memo(self, key, compute):
-        """`compute()` once per lake snapshot (cleared on refresh)."""
+        """`compute()` once per lake snapshot (cleared on refresh). Computed outside the context's lock,
+        one thread per key: a second-long insights fit must not hold up every other chat's answer."""
         with self._lock:
-            if key not in self._memo:
-                self._memo[key] = compute()
-            return self._memo[key]
+            memo = self._memo
+            if key in memo:
+                return memo[key]
+            gate = self._gates.setdefault(key, threading.Lock())
+        with gate:
+            if key in memo:  # another thread computed it while this one waited
+                return memo[key]
+            value = compute()
+            with self._lock:
+                memo[key] = value  # into the snapshot it was computed on: a refresh meanwhile starts afresh
+                self._gates.pop(key, None)
+            return value
+
+    def keep_warm(self, warm: Callable[[AnswerContext], None]) -> None:
+        """Run `warm(self)` in the background now and after every reload (the bot: the first question of
+        a night must not pay for what can be computed before anyone asks)."""
+        self._warm = warm
+        self._start_warm()
+
+    def _start_warm(self) -> None:
+        if self._warm is not None:
+            threading.Thread(target=self._warm, args=(self,), name="crmsum-warm", daemon=True).start()
 
     @property
     def manager_names(self) -> list[str]:

@@ -12,6 +12,7 @@ replaced by a guess.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,8 @@ from crmsum.ru import count, money
 
 if TYPE_CHECKING:
     from crmsum.answer.context import AnswerContext
+
+log = logging.getLogger(__name__)
 
 NOTES_PER_DEAL = 2
 GAPS_DEALS = 5  # deals of a «why» answer compared feature by feature with the won ones
@@ -40,17 +43,31 @@ def _reasons(ctx: AnswerContext, s: dealset.Scope) -> list[str]:
             + [f"• {r[0]} — {count(r[1], 'сделка', 'сделки', 'сделок')} из {total}" for r in rows])
 
 
-def _report(ctx: AnswerContext, prep: Prepared):
-    """`crmsum.insights.report` for the question's period and manager, once per lake snapshot."""
+def _report(ctx: AnswerContext, start=None, end=None, manager: str | None = None):
+    """`crmsum.insights.report` for a period and manager, once per lake snapshot (None: all of it)."""
     from crmsum.insights import report
 
-    return ctx.memo(("insights", prep.start, prep.end, prep.manager),
-                    lambda: report(ctx.cursor(), start=prep.start, end=prep.end, manager=prep.manager))
+    return ctx.memo(("insights", start, end, manager),
+                    lambda: report(ctx.cursor(), start=start, end=end, manager=manager))
+
+
+def warm(ctx: AnswerContext) -> None:
+    """Fit what `what_wins`, `why` and `stalled` look up — the team and each manager, all history and as of
+    today — before anyone asks (the bot runs this after each nightly reload)."""
+    from crmsum.ru import today
+
+    start, end = dealset.history(ctx, today(ctx.settings))
+    try:
+        for manager in [None, *(p for p, _ in ctx.managers)]:
+            _report(ctx, manager=manager)
+            _report(ctx, start, end, manager)
+    except Exception:  # noqa: BLE001 - warming is an optimisation: the question computes it and says why
+        log.exception("could not precompute the insights reports")
 
 
 def _drivers(ctx: AnswerContext, prep: Prepared) -> tuple[list[str], str]:
     """Lines about what wins (from crmsum.insights), and the source."""
-    rep = _report(ctx, prep)
+    rep = _report(ctx, prep.start, prep.end, prep.manager)
     source = "precomputed" if dealset.has_rows(ctx, "drivers") else "live"
     out = [f"Что влияет на исход (закрыто {count(rep.closed, 'сделка', 'сделки', 'сделок')}, выиграно {rep.won}"
            + (f", доля побед {rep.win_rate:.0%}" if rep.win_rate is not None else "") + "):"]
@@ -68,9 +85,7 @@ def _drivers(ctx: AnswerContext, prep: Prepared) -> tuple[list[str], str]:
 
 def risk_lines(ctx: AnswerContext, prep: Prepared, limit: int = 10) -> list[str]:
     """Open deals at risk by the out-of-time validated model of crmsum.insights."""
-    from crmsum.insights import report
-
-    rep = ctx.memo(("insights-risks", prep.manager), lambda: report(ctx.cursor(), manager=prep.manager))
+    rep = _report(ctx, manager=prep.manager)
     risks = rep.risks[:limit]
     if not risks:
         return [] if not rep.reason else [f"Модель риска: {rep.reason}"]

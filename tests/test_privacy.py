@@ -260,6 +260,36 @@ def test_parallel_batch_equals_single(vault_dir, anon):
         par.close()
 
 
+# -- document memory ---------------------------------------------------------------------------
+DEAL = ["Встретился с Юргеном Клинсманом, обсудили поставку.", "Решение Клинсмана ждём до пятницы.",
+        "КП для Теххренмаша отправлено."]
+
+
+def test_document_memory_masks_a_name_everywhere_in_its_document(anon):
+    out = anon.texts(DEAL, ["deal-1"] * 3)
+    assert "Клинсман" not in " ".join(out)
+    assert pers(out[0]) == pers(out[1])              # the lone surname is the man named in full
+    assert out[2] == DEAL[2]                         # a company known from the CRM stays
+
+
+def test_document_memory_is_order_independent_and_stays_in_its_document(anon):
+    forward = anon.texts(DEAL, ["deal-1"] * 3)
+    backward = anon.texts(DEAL[::-1], ["deal-1"] * 3)
+    assert backward == forward[::-1]
+    apart = anon.texts(DEAL, ["deal-1", "deal-2", "deal-3"])
+    assert apart == anon.texts(DEAL) and "Клинсмана" in apart[1]
+
+
+def test_parallel_document_memory_equals_local(vault_dir, anon):
+    par = Anonymizer(Vault(vault_dir), workers=2, pool_threshold=1)
+    try:
+        items = DEAL * 40
+        docs = [f"deal-{i % 7}" for i in range(len(items))]
+        assert par.texts(items, docs) == anon.texts(items, docs)
+    finally:
+        par.close()
+
+
 # -- properties --------------------------------------------------------------------------------
 PHONES = st.builds(lambda d, f: f(d), st.text("0123456789", min_size=9, max_size=9).map(lambda x: "9" + x),
                    st.sampled_from([lambda d: f"+7 ({d[:3]}) {d[3:6]}-{d[6:8]}-{d[8:]}", lambda d: "8" + d,

@@ -11,7 +11,9 @@ Pipeline for one text (all offsets on the original string, then one splice):
 3. birth dates next to a person or a birthday word (`[дата рождения]`); lower-case names (`lower`);
 4. natasha NER only when tokens remain that nothing above could decide (unknown words, weak readings
    at sentence start, Latin pairs, a lone surname NER may veto as a place); its person spans are
-   widened to the whole capitalised name.
+   widened to the whole capitalised name;
+5. with document keys (`texts(items, docs)`: the notes of a deal, the messages of a chat), a second
+   pass masks every other mention of a person found in the document, in any case form (`memory`).
 """
 from __future__ import annotations
 
@@ -22,16 +24,17 @@ import logging
 import multiprocessing as mp
 import os
 import re
-from typing import Any, Iterable, Sequence
+from typing import Any, Hashable, Iterable, Sequence
 
 from crmsum.cites import PSEUDONYM_RE
 from crmsum.failpoints import failpoint
 from crmsum.ru import COMPANY_KIND_WORDS, LEGAL_FORMS
 
 from . import detectors as D
+from . import memory
 from .finder import PersonFinder, _P
 from .lower import lower_case_people
-from .names import SOLE_TRADER_RE, business_spans
+from .names import SOLE_TRADER_RE, business_spans, is_business_word
 from .people import CAP_RE, Gazetteer, display_form, ner_tagger, normalize_name, tok_info
 from .vault import Vault
 
@@ -214,24 +217,38 @@ class Anonymizer(PersonFinder):
             return []
         return self.spans_many([s])[0]
 
-    def texts(self, items: Sequence[str | None]) -> list[str | None]:
-        """Batch scrub; same output as ``[text(x) for x in items]``; both cores for big batches."""
+    def texts(self, items: Sequence[str | None], docs: Sequence[Hashable | None] | None = None) -> list[str | None]:
+        """Batch scrub; same output as ``[text(x) for x in items]`` when `docs` is None; both cores
+        for big batches. `docs` gives each item a document key (a deal, a chat): a name masked in
+        one item of a document is masked in all of them (see `memory`)."""
         items = list(items)
+        docs = list(docs) if docs is not None else None
         failpoint("anonymize.batch")
         if len(items) >= self.pool_threshold and self.workers > 1:
             try:
-                return self._texts_pool(items)
+                return self._texts_pool(items, docs)
             except Exception as e:  # pool unavailable (sandbox, no fork): degrade, never leak
                 log.warning("parallel anonymization unavailable (%s); running in one process", type(e).__name__)
-        return self._texts_local(items)
+        return self._texts_local(items, docs)
 
-    def _texts_local(self, items: list[str | None]) -> list[str | None]:
-        spans = self.spans_many(items)
+    def _texts_local(self, items: list[str | None], docs: list | None = None) -> list[str | None]:
+        spans = self.spans_many(items, docs)
         return [_splice(s, sp) if s and isinstance(s, str) else s for s, sp in zip(items, spans)]
 
-    def spans_many(self, items: Sequence[str | None]) -> list[list[tuple[int, int, str]]]:
-        """`spans` of each item, with one batched NER pass for the texts that need it."""
+    def spans_many(self, items: Sequence[str | None],
+                   docs: Sequence[Hashable | None] | None = None) -> list[list[tuple[int, int, str]]]:
+        """`spans` of each item, with one batched NER pass for the texts that need it; with `docs`,
+        a second pass masks the words of each document that a person found in it is named by."""
+        decided, others = self._decide_many(items)
+        if docs is not None:
+            self._recall(items, decided, others, docs)
+        return [_visible(s, t) for s, t in zip(items, decided)]
+
+    def _decide_many(self, items: Sequence[str | None]) -> tuple[list[list[tuple[int, int, str]]], list[list]]:
+        """Every decided span of each item, protected ones (replacement = the original) included,
+        and the places and organisations NER found in it (where it ran)."""
         out: list[list[tuple[int, int, str]]] = [[] for _ in items]
+        others: list[list[tuple[int, int, str]]] = [[] for _ in items]
         pending = []
         for i, s in enumerate(items):
             if not s or not isinstance(s, str):
@@ -250,9 +267,29 @@ class Anonymizer(PersonFinder):
                 found[k].extend((off + sp.start, off + sp.stop, sp.type) for sp in mk.spans)
             for (i, spans, soft, _), ner in zip(pending, found):
                 out[i] = self._resolve(items[i], spans, ner, soft)
-        return out
+                others[i] = [t for t in ner if t[2] != "PER"]
+        return out, others
 
-    def _texts_pool(self, items: list[str | None]) -> list[str | None]:
+    def _recall(self, items: Sequence[str | None], decided: list[list[tuple[int, int, str]]],
+                others: list[list[tuple[int, int, str]]], docs: Sequence[Hashable | None]) -> None:
+        """Second pass: each document's remembered names, masked in all its items (in place)."""
+        for idx in memory.documents(docs).values():
+            idx = [i for i in idx if items[i] and isinstance(items[i], str)]
+            mem = memory.remember([items[i] for i in idx], [decided[i] for i in idx], [others[i] for i in idx])
+            if not mem:
+                continue
+            for i in idx:
+                orgs = [t for t in others[i] if t[2] == "ORG"]
+                found = memory.recall(items[i], decided[i] + orgs, mem, self._may_recall, self._person_pseudonym)
+                if found:
+                    decided[i] = sorted(decided[i] + found)
+
+    def _may_recall(self, word: str) -> bool:
+        """A remembered stem makes this word a person unless it is a company or a stop word."""
+        return not memory.dictionary_place(word) and not (self._is_company(word.lower()) or is_business_word(word)
+                                               or tok_info(word).stop)
+
+    def _texts_pool(self, items: list[str | None], docs: list | None = None) -> list[str | None]:
         if self._pool is None or self._pool_version != self._version:
             self.close_pool()
             self.vault.flush()
@@ -267,10 +304,15 @@ class Anonymizer(PersonFinder):
             self._pool_version = self._version
             atexit.register(self.close_pool)
         n = max(200, len(items) // (self.workers * 8))
-        chunks = [items[i:i + n] for i in range(0, len(items), n)]
-        out: list[str | None] = []
+        order = _document_order(docs) if docs is not None else list(range(len(items)))
+        chunks = [[(items[i], docs[i] if docs is not None else None) for i in order[k:k + n]]
+                  for k in range(0, len(order), n)]
+        out: list[str | None] = [None] * len(items)
+        pos = 0
         for part in self._pool.imap(_work_chunk, chunks):
-            out.extend(part)
+            for v in part:
+                out[order[pos]] = v
+                pos += 1
         return out
 
     def close_pool(self) -> None:
@@ -354,8 +396,8 @@ class Anonymizer(PersonFinder):
 
     def _resolve(self, s: str, taken: list, ner: list[tuple[int, int, str]] | None,
                  soft: set[tuple[int, int]] = frozenset()) -> list[tuple[int, int, str]]:
-        """Rule spans plus NER's persons; a lone rule-made name that NER calls a place or an
-        organisation («Ливан», «Рейтер») is dropped."""
+        """Rule spans plus NER's persons, sorted, protected spans kept; a lone rule-made name that
+        NER calls a place or an organisation («Ливан», «Рейтер») is dropped."""
         if ner:
             other = [(a, b) for a, b, kind in ner if kind != "PER"]
             if other:
@@ -385,14 +427,7 @@ class Anonymizer(PersonFinder):
                 real = self.gaz.people.get(norm, (None,))[0] or display_form(norm)
                 taken.append((a2, b2, self.vault.register("person", norm, real)))
         taken.sort()
-        out: list[tuple[int, int, str]] = []
-        pos = 0
-        for a, b, rep in taken:
-            if a < pos or rep == s[a:b]:
-                continue
-            out.append((a, b, rep))
-            pos = b
-        return out
+        return taken
 
 
 WORD_GAP_RE = re.compile(r"\S+\s*")
@@ -417,6 +452,25 @@ def ner_windows(s: str, asks: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return wins
 
 
+def _visible(s: str, taken: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """The replacements of sorted decided spans: protected spans (kept as they are) and overlaps dropped."""
+    out: list[tuple[int, int, str]] = []
+    pos = 0
+    for a, b, rep in taken:
+        if a < pos or rep == s[a:b]:
+            continue
+        out.append((a, b, rep))
+        pos = b
+    return out
+
+
+def _document_order(docs: list) -> list[int]:
+    """Item indices with each document's items together (a pool chunk then holds whole documents
+    but at its edges), items without a document after them."""
+    grouped = [i for idx in memory.documents(docs).values() for i in idx]
+    return grouped + [i for i, d in enumerate(docs) if d is None]
+
+
 def _splice(s: str, spans: list[tuple[int, int, str]]) -> str:
     """The text with each span replaced (spans sorted and disjoint)."""
     if not spans:
@@ -436,8 +490,9 @@ def _init_worker(vault_dir: str, use_ner: bool) -> None:
     _worker = Anonymizer(Vault(vault_dir), use_ner=use_ner, workers=1)
 
 
-def _work_chunk(chunk: list[str | None]) -> list[str | None]:
+def _work_chunk(chunk: list[tuple[str | None, Hashable | None]]) -> list[str | None]:
     assert _worker is not None
-    out = _worker._texts_local(chunk)
+    docs = [d for _, d in chunk]
+    out = _worker._texts_local([s for s, _ in chunk], docs if any(d is not None for d in docs) else None)
     _worker.vault.flush()
     return out

@@ -34,7 +34,7 @@ from . import detectors as D
 from . import memory
 from .finder import PersonFinder, _P
 from .lower import lower_case_people
-from .names import SOLE_TRADER_RE, business_spans, is_business_word
+from .names import LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
 from .people import CAP_RE, Gazetteer, display_form, ner_tagger, normalize_name, tok_info
 from .vault import Vault
 
@@ -352,6 +352,11 @@ class Anonymizer(PersonFinder):
                 if taken.free(a, b):
                     taken.append((a, b, D.BIRTHDATE_TOKEN))
         lower_case_people(s, self.gaz, taken, self.vault)
+        if "." in s:
+            for m in LONE_INITIALS_RE.finditer(s):
+                if taken.free(*m.span()):
+                    norm = m.group(0).replace(" ", "").replace("\u00a0", "").lower()
+                    taken.append((m.start(), m.end(), self.vault.register("person", norm, m.group(0))))
         return taken.items, asks, self._soft
 
     def _fixed_detectors(self, s: str, taken: "_Spans") -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from crmsum.ru import morph
+from crmsum.ru import MONTHS_NOM, WEEKDAYS_NOM, attributive, morph
 
 from .names import (PARTICLE_SEP_RE, UPPER_RE, is_business_word, is_diminutive, is_latin_first,
                     upper_token_class)
@@ -63,6 +63,8 @@ def _group(s: str, toks: list) -> list[list]:
 
 
 NEXT_WORD_RE = re.compile(r"[ \u00a0]+([а-яё]+)")
+NAMED_AFTER_RE = re.compile(r"(?<![\w])(?:имени|им\.)[ \u00a0]?(?:[А-ЯЁ][\w\-]+[ \u00a0]и[ \u00a0])?$")
+CALENDAR = frozenset(MONTHS_NOM + WEEKDAYS_NOM)
 
 
 def _verb_follows(s: str, b: int) -> bool:
@@ -113,11 +115,18 @@ class PersonFinder:
         if not w[:1].isupper():   # particle prefix: «аль-Барадеи»
             return (a, b, w, _P)
         info = tok_info(w)
-        if info.stop:
-            return None
         initial = _is_initial(s, a)
+        if info.stop:
+            if not initial and morph().parse(w)[0].normal_form in CALENDAR:
+                return (a, b, w, "X")   # months and weekdays are lower-case: «Виктор Понедельник» is a name
+            return None
+        if NAMED_AFTER_RE.search(s, max(0, a - 40), a):
+            return (a, b, w, _K)   # «театр имени Станиславского»: the person it is named after, for sure
         if info.patr and not info.name and not info.surn:
             return (a, b, w, _Q)
+        nxt = NEXT_WORD_RE.match(s, b)
+        if nxt and attributive(w, nxt.group(1)):
+            return (a, b, w, "X")   # «Хмельницкой атомной станции»: an adjective in the name of a thing
         if info.name or info.surn:
             if info.place and not info.strong:
                 return (a, b, w, "XG")   # a place name: part of a name only right after a first name
@@ -154,8 +163,9 @@ class PersonFinder:
             if g[0][3] == "LF" and len(g) >= 2 and classes <= {"LF", "L"}:
                 g = [(t[0], t[1], t[2], _P) for t in g]   # «John Smith», «Hans Müller»
                 classes = {_P}
-            if len(g) >= 2 and classes <= {_W, "G", "I", "U"} and g[0][3] in (_W, "G"):
-                g = [(t[0], t[1], t[2], _P) for t in g]   # «Хорхе Ларрионда», «Шамсул Майдин»
+            if len(g) >= 2 and classes <= {_W, "G", "I", "U"} and (
+                    g[0][3] in (_W, "G") or (g[0][3] == "I" and not any(tok_info(t[2]).known for t in g))):
+                g = [(t[0], t[1], t[2], _P) for t in g]   # «Хорхе Ларрионда», «Шамсул Майдин», «Коффи Коджа»
                 classes = {_P}
             patronymic = classes == {_Q} and all(tok_info(t[2]).strong for t in g)
             if patronymic:   # a lone patronymic is how people are called («Петровне», «Саввичу»)

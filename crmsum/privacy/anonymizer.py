@@ -281,8 +281,7 @@ class Anonymizer(PersonFinder):
             for i in idx:
                 orgs = [t for t in others[i] if t[2] == "ORG"]
                 found = memory.recall(items[i], decided[i] + orgs, mem, self._may_recall, self._person_pseudonym)
-                if found:
-                    decided[i] = sorted(decided[i] + found)
+                decided[i] = memory.relink(items[i], sorted(decided[i] + found), mem)
 
     def _may_recall(self, word: str) -> bool:
         """A remembered stem makes this word a person unless it is a company or a stop word."""
@@ -413,7 +412,7 @@ class Anonymizer(PersonFinder):
                     continue
                 words = [m for m in CAP_RE.finditer(s, a, b)]
                 words = [m for m in words if not self._is_company(m.group(0).lower())
-                         and not tok_info(m.group(0)).stop]
+                         and not is_business_word(m.group(0)) and not tok_info(m.group(0)).stop]
                 if not words:
                     continue
                 a2, b2 = self._extend_ner(s, words[0].start(), words[-1].end(), taken)

@@ -129,6 +129,8 @@ class PersonFinder:
             return (a, b, w, "X")   # «Хмельницкой атомной станции»: an adjective in the name of a thing
         if info.name or info.surn:
             if info.place and not info.strong:
+                if not info.known and not initial:
+                    return (a, b, w, "U")   # a guessed place reading of an unknown word: NER decides
                 return (a, b, w, "XG")   # a place name: part of a name only right after a first name
             if not info.known and not (STRONG_SURNAME_RE.search(low) or is_diminutive(w)):
                 if initial and _verb_follows(s, b):
@@ -146,8 +148,8 @@ class PersonFinder:
                 return (a, b, w, _P)
             return (a, b, w, "I" if initial else "U")
         if info.place:
-            if _verb_follows(s, b):
-                return (a, b, w, "XM")   # «Паулс считает»: NER decides
+            if _verb_follows(s, b) or (not info.known and not initial):
+                return (a, b, w, "XM")   # «Паулс считает», «сказал Хоровитц»: NER decides
             return (a, b, w, "XG")
         # an ordinary word: part of a name right after a first name; mid-sentence NER decides
         if initial or not (SURNAME_LIKE_RE.search(low) or _verb_follows(s, b)):

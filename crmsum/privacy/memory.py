@@ -11,8 +11,8 @@ the pseudonym of the person it was remembered from («Хоровитц» -> the 
 or its own when the document has several people of that stem.
 
 What spreads is kept to firm evidence, since one wrong mask would be copied across the document: a
-lone word only when it reads as a surname or is unknown to the dictionary, no ordinary word glued to
-a name at sentence start, no span NER called a place or an organisation, no dictionary place.
+lone word only when it reads as a surname or is unknown to the dictionary, an ordinary word only right
+after a first name, no span NER called a place or an organisation, no dictionary place.
 """
 
 from __future__ import annotations
@@ -41,10 +41,12 @@ def remember(texts: Sequence[str], spans: Sequence[list[Span]], contested: Seque
             words = list(CAP_RE.finditer(s, a, b))
             if len(words) == 1 and not _lone_name(words[0].group(0)):
                 continue
-            for m in words:
+            for k, m in enumerate(words):
                 w = m.group(0)
-                if _is_initial(s, m.start()) and not _name_reading(w):
-                    continue   # «Все», «Помощник» glued to a name at sentence start: capitals say nothing there
+                if not _name_reading(w) and (_is_initial(s, m.start()) or k == 0
+                                             or not tok_info(words[k - 1].group(0)).name):
+                    continue   # an ordinary word is a surname right after a first name («Василий Шумов»),
+                    # not glued to a name at sentence start («Все», «Помощник») or in a firm's name
                 stem = name_stem(w)
                 if len(stem) >= 3 and not dictionary_place(w):
                     people = memory.setdefault(stem, {})
@@ -93,6 +95,21 @@ def recall(s: str, taken: list[Span], memory: Memory, may_be_person: Callable[[s
         if not people or not may_be_person(m.group(0)):
             continue
         out.append((a, b, _pseudonym(people) or own(m.group(0))))
+    return out
+
+
+def relink(s: str, spans: list[Span], memory: Memory) -> list[Span]:
+    """`spans` with each lone-word person span given the pseudonym of the one person the document
+    names in full with that stem («Клинсмана» found alone -> «Юрген Клинсман»): one man, one name."""
+    out = []
+    for a, b, rep in spans:
+        if rep.startswith("PER-"):
+            words = CAP_RE.findall(s, a, b)
+            people = memory.get(name_stem(words[0])) if len(words) == 1 else None
+            full = [r for r, whole in people.items() if whole] if people else []
+            if len(full) == 1:
+                rep = full[0]
+        out.append((a, b, rep))
     return out
 
 

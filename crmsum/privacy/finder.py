@@ -23,6 +23,7 @@ _PART = r"(?:(?:ле|ла|де|ди|да|дю|дель|ван|фон|дер|бе
 NEXT_CAP_RE = re.compile(r"[ \u00a0]" + _PART + "(" + CAP_RE.pattern + ")")
 PREV_CAP_RE = re.compile("(" + CAP_RE.pattern + ")[ \u00a0]" + _PART + "$")
 INITIALS_AFTER_RE = re.compile(r"[ \u00a0]?[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?")
+TWO_INITIALS_AFTER_RE = re.compile(r"[ \u00a0][А-ЯЁ]\.[ \u00a0]?[А-ЯЁ]\.")
 INITIALS_BEFORE_RE = re.compile(r"(?:(?<=[\s(«\"])|^)[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?[ \u00a0]?$")
 LATIN_RE = re.compile(r"^[A-Za-z]")
 STRONG_SURNAME_RE = re.compile(r"(?:ский|цкий|ская|цкая|ович|евич|енко|швили|дзе|ян)$")
@@ -120,6 +121,9 @@ class PersonFinder:
             if not initial and morph().parse(w)[0].normal_form in CALENDAR:
                 return (a, b, w, "X")   # months and weekdays are lower-case: «Виктор Понедельник» is a name
             return None
+        if (INITIALS_BEFORE_RE.search(s, max(0, a - 6), a) or TWO_INITIALS_AFTER_RE.match(s, b)) and not (
+                info.known and info.place):
+            return (a, b, w, _K)   # «Н. Кан», «А. С. Хоровитц», «Хоровитц А. С.»: initials make a surname
         if NAMED_AFTER_RE.search(s, max(0, a - 40), a):
             return (a, b, w, _K)   # «театр имени Станиславского»: the person it is named after, for sure
         if info.patr and not info.name and not info.surn:

@@ -171,14 +171,14 @@ def business_spans(s: str, known_person: Callable[[str], bool] = lambda low: Fal
     return out
 
 
-WORD_BEFORE_RE = re.compile(r"([а-яё]+(?:-[а-яё]+)?)[ \u00a0]*$")
+WORD_BEFORE_RE = re.compile(r"([А-ЯЁа-яё][а-яё]*(?:-[а-яё]+)?)[ \u00a0]*$")
 
 
 def _names_a_thing(s: str, i: int) -> bool:
     """The quotes at `i` follow an inanimate common noun («корабль», «бизнес-центра», «автомобили»):
     they hold the name of that thing, whatever names it is made of."""
     m = WORD_BEFORE_RE.search(s, max(0, i - 40), i)
-    return bool(m) and _inanimate_noun(m.group(1))
+    return bool(m) and _inanimate_noun(m.group(1).lower())
 
 
 @lru_cache(maxsize=20_000)

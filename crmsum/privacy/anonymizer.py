@@ -40,6 +40,7 @@ from .vault import Vault
 
 log = logging.getLogger(__name__)
 
+DIGIT_RE = re.compile(r"\d")   # the gate of the detectors that need a digit (faster than a scan in Python)
 NOT_COMPANY_WORDS = LEGAL_FORMS | COMPANY_KIND_WORDS | {"компаний", "и", "в", "на", "the"}
 
 _worker: "Anonymizer | None" = None
@@ -345,7 +346,7 @@ class Anonymizer(PersonFinder):
         self._fixed_detectors(s, taken)
         toks = self._cap_tokens(s, taken.free)
         asks = self._people_from_tokens(s, toks, taken)
-        if any(c.isdigit() for c in s):
+        if DIGIT_RE.search(s):
             people = [(a, b) for a, b, rep in taken.items if rep.startswith("PER-")]
             for a, b in D.find_birthdates(s, people, dt.date.today().year):
                 if taken.free(a, b):
@@ -361,7 +362,7 @@ class Anonymizer(PersonFinder):
     def _fixed_detectors(self, s: str, taken: "_Spans") -> None:
         """Addresses, IPs, contacts and document numbers; the sole trader's name; company-shaped spans."""
         free = taken.free
-        has_digit = any(c.isdigit() for c in s)
+        has_digit = DIGIT_RE.search(s) is not None
         if has_digit:
             for a, b in D.find_addresses(s):
                 if free(a, b):

@@ -26,6 +26,7 @@ INITIALS_AFTER_RE = re.compile(r"[ \u00a0]?[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?
 TWO_INITIALS_AFTER_RE = re.compile(r"[ \u00a0][А-ЯЁ]\.[ \u00a0]?[А-ЯЁ]\.")
 INITIALS_BEFORE_RE = re.compile(r"(?:(?<=[\s(«\"])|^)[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?[ \u00a0]?$")
 LATIN_RE = re.compile(r"^[A-Za-z]")
+UPPER_GATE_RE = re.compile(r"[А-ЯЁ]{3}")
 STRONG_SURNAME_RE = re.compile(r"(?:ский|цкий|ская|цкая|ович|евич|енко|швили|дзе|ян)$")
 SURNAME_LIKE_RE = re.compile(r"(?:ов|ев|ёв|ин|ын|ова|ева|ина|ына|ский|цкий|ская|цкая|ук|юк|енко|ян|швили|дзе|ич|ус|ис)$")
 
@@ -87,7 +88,7 @@ class PersonFinder:
         """Capitalised and ALL-CAPS tokens with their class (see `_people_from_tokens`)."""
         toks = [t for m in CAP_RE.finditer(s) if free(*m.span())
                 for t in [self._classify(s, m.start(), m.end(), m.group(0))] if t is not None]
-        if any(c.isupper() for c in s[1:]):
+        if UPPER_GATE_RE.search(s, 1):   # UPPER_RE needs three capitals in a row
             upper = []
             for m in UPPER_RE.finditer(s):
                 cls = upper_token_class(m.group(0)) if free(*m.span()) else None

@@ -157,6 +157,11 @@ def test_name_evidence_around_a_word(anon, text, secret):
     assert secret not in anon.text(text)
 
 
+def test_common_words_beside_names_survive(anon):
+    out = anon.text("Адвокаты Ходорковского подали жалобу.")   # a plural noun names no one person
+    assert out.startswith("Адвокаты PER-") and "Ходорковск" not in out
+
+
 def test_business_text_untouched(anon):
     for s in ["КП отправлено, ждём ответа до пятницы.", "Март прошёл хорошо, план выполнен.",
               "Оплата 1 250 000 руб. по счёту №4512 от 12.03.2026, ИНН 7701234567.",

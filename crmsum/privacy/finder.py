@@ -81,6 +81,12 @@ def _is_verb(word: str) -> bool:
     return p.tag.POS in ("VERB", "PRTS") and p.score >= 0.3
 
 
+@lru_cache(maxsize=20_000)
+def _plural_only(word: str) -> bool:
+    """Every reading is plural («Адвокаты», «Юристы»): a common noun that names no one person."""
+    return all(p.tag.number == "plur" for p in morph().parse(word))
+
+
 class PersonFinder:
     """Person spans from capitalised tokens (mixed into `Anonymizer`)."""
 
@@ -146,8 +152,9 @@ class PersonFinder:
             return (a, b, w, _W)
         if not info.known and is_diminutive(w):
             return (a, b, w, _P if not initial else _W)
-        if not info.place and (not info.known or info.anim):
-            # unknown word or animate noun («Мельник»): a person only next to a name, else NER decides;
+        if not info.place and (not info.known or info.anim) and not (info.known and _plural_only(w)):
+            # unknown word or animate noun («Мельник»), not a plural one («Адвокаты»): a person only
+            # next to a name, else NER decides;
             # an unknown word at sentence start before a verb is a foreign surname («Каллен считает»)
             if initial and not info.known and _verb_follows(s, b):
                 return (a, b, w, _P)

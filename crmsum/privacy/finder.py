@@ -81,6 +81,16 @@ def _is_verb(word: str) -> bool:
     return p.tag.POS in ("VERB", "PRTS") and p.score >= 0.3
 
 
+def _first_names_only(g: list) -> bool:
+    """Every word reads as a first name and none as a surname («Коста Рика», «Аль Аин»): a place or a
+    firm as often as a person, so NER may veto it (see `Anonymizer._resolve`)."""
+    for t in g:
+        info = tok_info(t[2])
+        if t[3] == _K or not info.known or not info.name or info.surn or info.patr:
+            return False
+    return True
+
+
 @lru_cache(maxsize=20_000)
 def _plural_only(word: str) -> bool:
     """Every reading is plural («Адвокаты», «Юристы»): a common noun that names no one person."""
@@ -174,6 +184,7 @@ class PersonFinder:
         free = taken.free
         for g in _group(s, toks):
             classes = {t[3] for t in g}
+            guessed = False   # a name made of words that are no names alone: NER may veto it
             if g[0][3] == "LF" and len(g) >= 2 and classes <= {"LF", "L"}:
                 g = [(t[0], t[1], t[2], _P) for t in g]   # «John Smith», «Hans Müller»
                 classes = {_P}
@@ -181,6 +192,7 @@ class PersonFinder:
                     g[0][3] in (_W, "G") or (g[0][3] == "I" and not any(tok_info(t[2]).known for t in g))):
                 g = [(t[0], t[1], t[2], _P) for t in g]   # «Хорхе Ларрионда», «Шамсул Майдин», «Коффи Коджа»
                 classes = {_P}
+                guessed = True
             patronymic = classes == {_Q} and all(tok_info(t[2]).strong for t in g)
             if patronymic:   # a lone patronymic is how people are called («Петровне», «Саввичу»)
                 g = [(t[0], t[1], t[2], _P) for t in g]
@@ -205,7 +217,8 @@ class PersonFinder:
             if classes <= {_W, "U", "L", _Q}:
                 asks.append((g[0][0], g[-1][1]))
                 continue
-            soft = len(g) == 1 and classes == {_P} and not tok_info(g[0][2]).name and not patronymic
+            soft = guessed or (len(g) == 1 and classes == {_P} and not tok_info(g[0][2]).name and not patronymic) or (
+                len(g) >= 2 and _first_names_only(g))
             norm = self._group_norm([t for t in g if t[3] not in ("L", "LF")] or g)
             a, b = g[0][0], g[-1][1]
             mb = INITIALS_BEFORE_RE.search(s, max(0, a - 6), a)

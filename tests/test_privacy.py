@@ -303,7 +303,7 @@ def test_document_memory_is_order_independent_and_stays_in_its_document(anon):
 def test_parallel_document_memory_equals_local(vault_dir, anon):
     par = Anonymizer(Vault(vault_dir), workers=2, pool_threshold=1)
     try:
-        items = DEAL * 40
+        items = DEAL * 100   # 500 items: the pool's chunks of 200 split every document
         docs = [f"deal-{i % 7}" for i in range(len(items))]
         assert par.texts(items, docs) == anon.texts(items, docs)
     finally:

@@ -241,6 +241,12 @@ class Anonymizer(PersonFinder):
         """`spans` of each item, with one batched NER pass for the texts that need it; with `docs`,
         a second pass masks the words of each document that a person found in it is named by."""
         decided, others = self._decide_many(items)
+        return self._settle(items, decided, others, docs)
+
+    def _settle(self, items: Sequence[str | None], decided: list[list[tuple[int, int, str]]],
+                others: list[list[tuple[int, int, str]]], docs: Sequence[Hashable | None] | None):
+        """The replacements of each item once every item is decided: the document memory runs here,
+        over the whole batch (so a pool's chunks change nothing)."""
         if docs is not None:
             self._recall(items, decided, others, docs)
         return [_visible(s, t) for s, t in zip(items, decided)]
@@ -304,16 +310,14 @@ class Anonymizer(PersonFinder):
             self._pool_version = self._version
             atexit.register(self.close_pool)
         n = max(200, len(items) // (self.workers * 8))
-        order = _document_order(docs) if docs is not None else list(range(len(items)))
-        chunks = [[(items[i], docs[i] if docs is not None else None) for i in order[k:k + n]]
-                  for k in range(0, len(order), n)]
-        out: list[str | None] = [None] * len(items)
-        pos = 0
-        for part in self._pool.imap(_work_chunk, chunks):
-            for v in part:
-                out[order[pos]] = v
-                pos += 1
-        return out
+        chunks = [items[i:i + n] for i in range(0, len(items), n)]
+        decided: list[list[tuple[int, int, str]]] = []
+        others: list[list[tuple[int, int, str]]] = []
+        for part, ner in self._pool.imap(_work_chunk, chunks):
+            decided.extend(part)
+            others.extend(ner)
+        spans = self._settle(items, decided, others, docs)
+        return [_splice(s, sp) if s and isinstance(s, str) else s for s, sp in zip(items, spans)]
 
     def close_pool(self) -> None:
         if self._pool is not None:
@@ -469,13 +473,6 @@ def _visible(s: str, taken: list[tuple[int, int, str]]) -> list[tuple[int, int, 
     return out
 
 
-def _document_order(docs: list) -> list[int]:
-    """Item indices with each document's items together (a pool chunk then holds whole documents
-    but at its edges), items without a document after them."""
-    grouped = [i for idx in memory.documents(docs).values() for i in idx]
-    return grouped + [i for i, d in enumerate(docs) if d is None]
-
-
 def _splice(s: str, spans: list[tuple[int, int, str]]) -> str:
     """The text with each span replaced (spans sorted and disjoint)."""
     if not spans:
@@ -495,9 +492,9 @@ def _init_worker(vault_dir: str, use_ner: bool) -> None:
     _worker = Anonymizer(Vault(vault_dir), use_ner=use_ner, workers=1)
 
 
-def _work_chunk(chunk: list[tuple[str | None, Hashable | None]]) -> list[str | None]:
+def _work_chunk(chunk: list[str | None]) -> tuple[list, list]:
+    """A worker's share: the decided spans of its items (the parent settles them, see `_settle`)."""
     assert _worker is not None
-    docs = [d for _, d in chunk]
-    out = _worker._texts_local([s for s, _ in chunk], docs if any(d is not None for d in docs) else None)
+    out = _worker._decide_many(chunk)
     _worker.vault.flush()
     return out

@@ -51,7 +51,7 @@ class _FakeAnonymizer:
         s = re.sub(r"@\w+", lambda m: self._h("TG", m.group()), s)
         return s
 
-    def texts(self, items):
+    def texts(self, items, docs=None):
         return [self.text(s) for s in items]
 
 

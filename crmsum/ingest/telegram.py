@@ -178,7 +178,7 @@ def _anonymize(batch: list[Message], anon: Any, people: dict[str, str], seq: int
         else:
             forwards.append(anon.text(m.forwarded_from))  # a channel title: keep, minus any PII
         raw_texts.append(_flatten(m, anon, person))
-    texts = anon.texts(raw_texts)
+    texts = anon.texts(raw_texts, [m.chat_seq for m in batch])   # a chat is one document: see privacy.memory
     cols = {
         "seq": list(range(seq, seq + len(batch))),
         "chat_seq": [m.chat_seq for m in batch],

@@ -11,7 +11,9 @@ Pipeline for one text (all offsets on the original string, then one splice):
 3. birth dates next to a person or a birthday word (`[дата рождения]`); lower-case names (`lower`);
 4. natasha NER only when tokens remain that nothing above could decide (unknown words, weak readings
    at sentence start, Latin pairs, a lone surname NER may veto as a place); its person spans are
-   widened to the whole capitalised name.
+   widened to the whole capitalised name;
+5. with document keys (`texts(items, docs)`: the notes of a deal, the messages of a chat), a second
+   pass masks every other mention of a person found in the document, in any case form (`memory`).
 """
 from __future__ import annotations
 
@@ -22,21 +24,23 @@ import logging
 import multiprocessing as mp
 import os
 import re
-from typing import Any, Iterable, Sequence
+from typing import Any, Hashable, Iterable, Sequence
 
 from crmsum.cites import PSEUDONYM_RE
 from crmsum.failpoints import failpoint
 from crmsum.ru import COMPANY_KIND_WORDS, LEGAL_FORMS
 
 from . import detectors as D
+from . import memory
 from .finder import PersonFinder, _P
 from .lower import lower_case_people
-from .names import SOLE_TRADER_RE, business_spans
+from .names import LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
 from .people import CAP_RE, Gazetteer, display_form, ner_tagger, normalize_name, tok_info
 from .vault import Vault
 
 log = logging.getLogger(__name__)
 
+DIGIT_RE = re.compile(r"\d")   # the gate of the detectors that need a digit (faster than a scan in Python)
 NOT_COMPANY_WORDS = LEGAL_FORMS | COMPANY_KIND_WORDS | {"компаний", "и", "в", "на", "the"}
 
 _worker: "Anonymizer | None" = None
@@ -214,24 +218,44 @@ class Anonymizer(PersonFinder):
             return []
         return self.spans_many([s])[0]
 
-    def texts(self, items: Sequence[str | None]) -> list[str | None]:
-        """Batch scrub; same output as ``[text(x) for x in items]``; both cores for big batches."""
+    def texts(self, items: Sequence[str | None], docs: Sequence[Hashable | None] | None = None) -> list[str | None]:
+        """Batch scrub; same output as ``[text(x) for x in items]`` when `docs` is None; both cores
+        for big batches. `docs` gives each item a document key (a deal, a chat): a name masked in
+        one item of a document is masked in all of them (see `memory`)."""
         items = list(items)
+        docs = list(docs) if docs is not None else None
         failpoint("anonymize.batch")
         if len(items) >= self.pool_threshold and self.workers > 1:
             try:
-                return self._texts_pool(items)
+                return self._texts_pool(items, docs)
             except Exception as e:  # pool unavailable (sandbox, no fork): degrade, never leak
                 log.warning("parallel anonymization unavailable (%s); running in one process", type(e).__name__)
-        return self._texts_local(items)
+        return self._texts_local(items, docs)
 
-    def _texts_local(self, items: list[str | None]) -> list[str | None]:
-        spans = self.spans_many(items)
+    def _texts_local(self, items: list[str | None], docs: list | None = None) -> list[str | None]:
+        spans = self.spans_many(items, docs)
         return [_splice(s, sp) if s and isinstance(s, str) else s for s, sp in zip(items, spans)]
 
-    def spans_many(self, items: Sequence[str | None]) -> list[list[tuple[int, int, str]]]:
-        """`spans` of each item, with one batched NER pass for the texts that need it."""
+    def spans_many(self, items: Sequence[str | None],
+                   docs: Sequence[Hashable | None] | None = None) -> list[list[tuple[int, int, str]]]:
+        """`spans` of each item, with one batched NER pass for the texts that need it; with `docs`,
+        a second pass masks the words of each document that a person found in it is named by."""
+        decided, others = self._decide_many(items)
+        return self._settle(items, decided, others, docs)
+
+    def _settle(self, items: Sequence[str | None], decided: list[list[tuple[int, int, str]]],
+                others: list[list[tuple[int, int, str]]], docs: Sequence[Hashable | None] | None):
+        """The replacements of each item once every item is decided: the document memory runs here,
+        over the whole batch (so a pool's chunks change nothing)."""
+        if docs is not None:
+            self._recall(items, decided, others, docs)
+        return [_visible(s, t) for s, t in zip(items, decided)]
+
+    def _decide_many(self, items: Sequence[str | None]) -> tuple[list[list[tuple[int, int, str]]], list[list]]:
+        """Every decided span of each item, protected ones (replacement = the original) included,
+        and the places and organisations NER found in it (where it ran)."""
         out: list[list[tuple[int, int, str]]] = [[] for _ in items]
+        others: list[list[tuple[int, int, str]]] = [[] for _ in items]
         pending = []
         for i, s in enumerate(items):
             if not s or not isinstance(s, str):
@@ -250,9 +274,28 @@ class Anonymizer(PersonFinder):
                 found[k].extend((off + sp.start, off + sp.stop, sp.type) for sp in mk.spans)
             for (i, spans, soft, _), ner in zip(pending, found):
                 out[i] = self._resolve(items[i], spans, ner, soft)
-        return out
+                others[i] = [t for t in ner if t[2] != "PER"]
+        return out, others
 
-    def _texts_pool(self, items: list[str | None]) -> list[str | None]:
+    def _recall(self, items: Sequence[str | None], decided: list[list[tuple[int, int, str]]],
+                others: list[list[tuple[int, int, str]]], docs: Sequence[Hashable | None]) -> None:
+        """Second pass: each document's remembered names, masked in all its items (in place)."""
+        for idx in memory.documents(docs).values():
+            idx = [i for i in idx if items[i] and isinstance(items[i], str)]
+            mem = memory.remember([items[i] for i in idx], [decided[i] for i in idx], [others[i] for i in idx])
+            if not mem:
+                continue
+            for i in idx:
+                orgs = [t for t in others[i] if t[2] == "ORG"]
+                found = memory.recall(items[i], decided[i] + orgs, mem, self._may_recall, self._person_pseudonym)
+                decided[i] = memory.relink(items[i], sorted(decided[i] + found), mem)
+
+    def _may_recall(self, word: str) -> bool:
+        """A remembered stem makes this word a person unless it is a company or a stop word."""
+        return not memory.dictionary_place(word) and not (self._is_company(word.lower()) or is_business_word(word)
+                                               or tok_info(word).stop)
+
+    def _texts_pool(self, items: list[str | None], docs: list | None = None) -> list[str | None]:
         if self._pool is None or self._pool_version != self._version:
             self.close_pool()
             self.vault.flush()
@@ -268,10 +311,13 @@ class Anonymizer(PersonFinder):
             atexit.register(self.close_pool)
         n = max(200, len(items) // (self.workers * 8))
         chunks = [items[i:i + n] for i in range(0, len(items), n)]
-        out: list[str | None] = []
-        for part in self._pool.imap(_work_chunk, chunks):
-            out.extend(part)
-        return out
+        decided: list[list[tuple[int, int, str]]] = []
+        others: list[list[tuple[int, int, str]]] = []
+        for part, ner in self._pool.imap(_work_chunk, chunks):
+            decided.extend(part)
+            others.extend(ner)
+        spans = self._settle(items, decided, others, docs)
+        return [_splice(s, sp) if s and isinstance(s, str) else s for s, sp in zip(items, spans)]
 
     def close_pool(self) -> None:
         if self._pool is not None:
@@ -304,18 +350,23 @@ class Anonymizer(PersonFinder):
         self._fixed_detectors(s, taken)
         toks = self._cap_tokens(s, taken.free)
         asks = self._people_from_tokens(s, toks, taken)
-        if any(c.isdigit() for c in s):
+        if DIGIT_RE.search(s):
             people = [(a, b) for a, b, rep in taken.items if rep.startswith("PER-")]
             for a, b in D.find_birthdates(s, people, dt.date.today().year):
                 if taken.free(a, b):
                     taken.append((a, b, D.BIRTHDATE_TOKEN))
         lower_case_people(s, self.gaz, taken, self.vault)
+        if "." in s:
+            for m in LONE_INITIALS_RE.finditer(s):
+                if taken.free(*m.span()):
+                    norm = m.group(0).replace(" ", "").replace("\u00a0", "").lower()
+                    taken.append((m.start(), m.end(), self.vault.register("person", norm, m.group(0))))
         return taken.items, asks, self._soft
 
     def _fixed_detectors(self, s: str, taken: "_Spans") -> None:
         """Addresses, IPs, contacts and document numbers; the sole trader's name; company-shaped spans."""
         free = taken.free
-        has_digit = any(c.isdigit() for c in s)
+        has_digit = DIGIT_RE.search(s) is not None
         if has_digit:
             for a, b in D.find_addresses(s):
                 if free(a, b):
@@ -354,8 +405,8 @@ class Anonymizer(PersonFinder):
 
     def _resolve(self, s: str, taken: list, ner: list[tuple[int, int, str]] | None,
                  soft: set[tuple[int, int]] = frozenset()) -> list[tuple[int, int, str]]:
-        """Rule spans plus NER's persons; a lone rule-made name that NER calls a place or an
-        organisation («Ливан», «Рейтер») is dropped."""
+        """Rule spans plus NER's persons, sorted, protected spans kept; a lone rule-made name that
+        NER calls a place or an organisation («Ливан», «Рейтер») is dropped."""
         if ner:
             other = [(a, b) for a, b, kind in ner if kind != "PER"]
             if other:
@@ -366,7 +417,7 @@ class Anonymizer(PersonFinder):
                     continue
                 words = [m for m in CAP_RE.finditer(s, a, b)]
                 words = [m for m in words if not self._is_company(m.group(0).lower())
-                         and not tok_info(m.group(0)).stop]
+                         and not is_business_word(m.group(0)) and not tok_info(m.group(0)).stop]
                 if not words:
                     continue
                 a2, b2 = self._extend_ner(s, words[0].start(), words[-1].end(), taken)
@@ -385,14 +436,7 @@ class Anonymizer(PersonFinder):
                 real = self.gaz.people.get(norm, (None,))[0] or display_form(norm)
                 taken.append((a2, b2, self.vault.register("person", norm, real)))
         taken.sort()
-        out: list[tuple[int, int, str]] = []
-        pos = 0
-        for a, b, rep in taken:
-            if a < pos or rep == s[a:b]:
-                continue
-            out.append((a, b, rep))
-            pos = b
-        return out
+        return taken
 
 
 WORD_GAP_RE = re.compile(r"\S+\s*")
@@ -417,6 +461,18 @@ def ner_windows(s: str, asks: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return wins
 
 
+def _visible(s: str, taken: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """The replacements of sorted decided spans: protected spans (kept as they are) and overlaps dropped."""
+    out: list[tuple[int, int, str]] = []
+    pos = 0
+    for a, b, rep in taken:
+        if a < pos or rep == s[a:b]:
+            continue
+        out.append((a, b, rep))
+        pos = b
+    return out
+
+
 def _splice(s: str, spans: list[tuple[int, int, str]]) -> str:
     """The text with each span replaced (spans sorted and disjoint)."""
     if not spans:
@@ -436,8 +492,9 @@ def _init_worker(vault_dir: str, use_ner: bool) -> None:
     _worker = Anonymizer(Vault(vault_dir), use_ner=use_ner, workers=1)
 
 
-def _work_chunk(chunk: list[str | None]) -> list[str | None]:
+def _work_chunk(chunk: list[str | None]) -> tuple[list, list]:
+    """A worker's share: the decided spans of its items (the parent settles them, see `_settle`)."""
     assert _worker is not None
-    out = _worker._texts_local(chunk)
+    out = _worker._decide_many(chunk)
     _worker.vault.flush()
     return out

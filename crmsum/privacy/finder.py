@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from crmsum.ru import morph
+from crmsum.ru import MONTHS_NOM, WEEKDAYS_NOM, attributive, morph
 
 from .names import (PARTICLE_SEP_RE, UPPER_RE, is_business_word, is_diminutive, is_latin_first,
                     upper_token_class)
@@ -23,8 +23,10 @@ _PART = r"(?:(?:ле|ла|де|ди|да|дю|дель|ван|фон|дер|бе
 NEXT_CAP_RE = re.compile(r"[ \u00a0]" + _PART + "(" + CAP_RE.pattern + ")")
 PREV_CAP_RE = re.compile("(" + CAP_RE.pattern + ")[ \u00a0]" + _PART + "$")
 INITIALS_AFTER_RE = re.compile(r"[ \u00a0]?[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?")
+TWO_INITIALS_AFTER_RE = re.compile(r"[ \u00a0][А-ЯЁ]\.[ \u00a0]?[А-ЯЁ]\.")
 INITIALS_BEFORE_RE = re.compile(r"(?:(?<=[\s(«\"])|^)[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?[ \u00a0]?$")
 LATIN_RE = re.compile(r"^[A-Za-z]")
+UPPER_GATE_RE = re.compile(r"[А-ЯЁ]{3}")
 STRONG_SURNAME_RE = re.compile(r"(?:ский|цкий|ская|цкая|ович|евич|енко|швили|дзе|ян)$")
 SURNAME_LIKE_RE = re.compile(r"(?:ов|ев|ёв|ин|ын|ова|ева|ина|ына|ский|цкий|ская|цкая|ук|юк|енко|ян|швили|дзе|ич|ус|ис)$")
 
@@ -63,6 +65,8 @@ def _group(s: str, toks: list) -> list[list]:
 
 
 NEXT_WORD_RE = re.compile(r"[ \u00a0]+([а-яё]+)")
+NAMED_AFTER_RE = re.compile(r"(?<![\w])(?:имени|им\.)[ \u00a0]?(?:[А-ЯЁ][\w\-]+[ \u00a0]и[ \u00a0])?$")
+CALENDAR = frozenset(MONTHS_NOM + WEEKDAYS_NOM)
 
 
 def _verb_follows(s: str, b: int) -> bool:
@@ -77,6 +81,22 @@ def _is_verb(word: str) -> bool:
     return p.tag.POS in ("VERB", "PRTS") and p.score >= 0.3
 
 
+def _first_names_only(g: list) -> bool:
+    """Every word reads as a first name and none as a surname («Коста Рика», «Аль Аин»): a place or a
+    firm as often as a person, so NER may veto it (see `Anonymizer._resolve`)."""
+    for t in g:
+        info = tok_info(t[2])
+        if t[3] == _K or not info.known or not info.name or info.surn or info.patr:
+            return False
+    return True
+
+
+@lru_cache(maxsize=20_000)
+def _plural_only(word: str) -> bool:
+    """Every reading is plural («Адвокаты», «Юристы»): a common noun that names no one person."""
+    return all(p.tag.number == "plur" for p in morph().parse(word))
+
+
 class PersonFinder:
     """Person spans from capitalised tokens (mixed into `Anonymizer`)."""
 
@@ -84,7 +104,7 @@ class PersonFinder:
         """Capitalised and ALL-CAPS tokens with their class (see `_people_from_tokens`)."""
         toks = [t for m in CAP_RE.finditer(s) if free(*m.span())
                 for t in [self._classify(s, m.start(), m.end(), m.group(0))] if t is not None]
-        if any(c.isupper() for c in s[1:]):
+        if UPPER_GATE_RE.search(s, 1):   # UPPER_RE needs three capitals in a row
             upper = []
             for m in UPPER_RE.finditer(s):
                 cls = upper_token_class(m.group(0)) if free(*m.span()) else None
@@ -113,13 +133,25 @@ class PersonFinder:
         if not w[:1].isupper():   # particle prefix: «аль-Барадеи»
             return (a, b, w, _P)
         info = tok_info(w)
-        if info.stop:
-            return None
         initial = _is_initial(s, a)
+        if info.stop:
+            if not initial and morph().parse(w)[0].normal_form in CALENDAR:
+                return (a, b, w, "X")   # months and weekdays are lower-case: «Виктор Понедельник» is a name
+            return None
+        if (INITIALS_BEFORE_RE.search(s, max(0, a - 6), a) or TWO_INITIALS_AFTER_RE.match(s, b)) and not (
+                info.known and info.place):
+            return (a, b, w, _K)   # «Н. Кан», «А. С. Хоровитц», «Хоровитц А. С.»: initials make a surname
+        if NAMED_AFTER_RE.search(s, max(0, a - 40), a):
+            return (a, b, w, _K)   # «театр имени Станиславского»: the person it is named after, for sure
         if info.patr and not info.name and not info.surn:
             return (a, b, w, _Q)
+        nxt = NEXT_WORD_RE.match(s, b)
+        if nxt and attributive(w, nxt.group(1)):
+            return (a, b, w, "X")   # «Хмельницкой атомной станции»: an adjective in the name of a thing
         if info.name or info.surn:
             if info.place and not info.strong:
+                if not info.known and not initial:
+                    return (a, b, w, "U")   # a guessed place reading of an unknown word: NER decides
                 return (a, b, w, "XG")   # a place name: part of a name only right after a first name
             if not info.known and not (STRONG_SURNAME_RE.search(low) or is_diminutive(w)):
                 if initial and _verb_follows(s, b):
@@ -130,15 +162,16 @@ class PersonFinder:
             return (a, b, w, _W)
         if not info.known and is_diminutive(w):
             return (a, b, w, _P if not initial else _W)
-        if not info.place and (not info.known or info.anim):
-            # unknown word or animate noun («Мельник»): a person only next to a name, else NER decides;
+        if not info.place and (not info.known or info.anim) and not (info.known and _plural_only(w)):
+            # unknown word or animate noun («Мельник»), not a plural one («Адвокаты»): a person only
+            # next to a name, else NER decides;
             # an unknown word at sentence start before a verb is a foreign surname («Каллен считает»)
             if initial and not info.known and _verb_follows(s, b):
                 return (a, b, w, _P)
             return (a, b, w, "I" if initial else "U")
         if info.place:
-            if _verb_follows(s, b):
-                return (a, b, w, "XM")   # «Паулс считает»: NER decides
+            if _verb_follows(s, b) or (not info.known and not initial):
+                return (a, b, w, "XM")   # «Паулс считает», «сказал Хоровитц»: NER decides
             return (a, b, w, "XG")
         # an ordinary word: part of a name right after a first name; mid-sentence NER decides
         if initial or not (SURNAME_LIKE_RE.search(low) or _verb_follows(s, b)):
@@ -151,12 +184,15 @@ class PersonFinder:
         free = taken.free
         for g in _group(s, toks):
             classes = {t[3] for t in g}
+            guessed = False   # a name made of words that are no names alone: NER may veto it
             if g[0][3] == "LF" and len(g) >= 2 and classes <= {"LF", "L"}:
                 g = [(t[0], t[1], t[2], _P) for t in g]   # «John Smith», «Hans Müller»
                 classes = {_P}
-            if len(g) >= 2 and classes <= {_W, "G", "I", "U"} and g[0][3] in (_W, "G"):
-                g = [(t[0], t[1], t[2], _P) for t in g]   # «Хорхе Ларрионда», «Шамсул Майдин»
+            if len(g) >= 2 and classes <= {_W, "G", "I", "U"} and (
+                    g[0][3] in (_W, "G") or (g[0][3] == "I" and not any(tok_info(t[2]).known for t in g))):
+                g = [(t[0], t[1], t[2], _P) for t in g]   # «Хорхе Ларрионда», «Шамсул Майдин», «Коффи Коджа»
                 classes = {_P}
+                guessed = True
             patronymic = classes == {_Q} and all(tok_info(t[2]).strong for t in g)
             if patronymic:   # a lone patronymic is how people are called («Петровне», «Саввичу»)
                 g = [(t[0], t[1], t[2], _P) for t in g]
@@ -181,7 +217,8 @@ class PersonFinder:
             if classes <= {_W, "U", "L", _Q}:
                 asks.append((g[0][0], g[-1][1]))
                 continue
-            soft = len(g) == 1 and classes == {_P} and not tok_info(g[0][2]).name and not patronymic
+            soft = guessed or (len(g) == 1 and classes == {_P} and not tok_info(g[0][2]).name and not patronymic) or (
+                len(g) >= 2 and _first_names_only(g))
             norm = self._group_norm([t for t in g if t[3] not in ("L", "LF")] or g)
             a, b = g[0][0], g[-1][1]
             mb = INITIALS_BEFORE_RE.search(s, max(0, a - 6), a)

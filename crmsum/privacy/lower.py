@@ -14,6 +14,9 @@ from .names import LOWER_SURNAME_RE, _has_common_reading, has_surname_reading, l
 from .people import Gazetteer, display_form, normalize_name
 
 LOWER_TOKEN_RE = re.compile(r"(?<![\w@.\-])[а-яё]{4,}(?![\w@])")
+# the same tokens, only those shaped like a surname: what is looked at when no surname is known
+LOWER_SURNAME_TOKEN_RE = re.compile(r"(?<![\w@.\-])(?=[а-яё]{4})[а-яё]*?(?:" + LOWER_SURNAME_RE.pattern[:-1]
+                                    + r")(?![\w@])")
 LOWER_WORD_BEFORE_RE = re.compile(r"(?<![\w@.\-])([а-яё]+)[ \u00a0]$")
 LOWER_WORD_AFTER_RE = re.compile(r"[ \u00a0]([а-яё]+)(?![\w@])")
 
@@ -23,15 +26,17 @@ def lower_case_people(s: str, gaz: Gazetteer, taken, vault) -> None:
     if not any("а" <= c <= "я" for c in s):
         return
     free = taken.free
-    for m in LOWER_TOKEN_RE.finditer(s):
+    for m in (LOWER_TOKEN_RE if gaz.surn_forms else LOWER_SURNAME_TOKEN_RE).finditer(s):
         a, b = m.span()
         if not free(a, b):
             continue
         w = m.group(0)
+        u = gaz.unique(gaz.surn_forms.get(w)) if gaz.surn_forms else None
+        if not u and not LOWER_SURNAME_RE.search(w):
+            continue   # cheap gate: only known surnames and surname-shaped words are looked at
         off = max(0, a - 40)
         mb = LOWER_WORD_BEFORE_RE.search(s[off:a])
         ma = LOWER_WORD_AFTER_RE.match(s, b)
-        u = gaz.unique(gaz.surn_forms.get(w)) if gaz.surn_forms else None
         if u:
             with_first = bool(mb and u in gaz.first_forms.get(mb.group(1), ())) or bool(
                 ma and u in gaz.first_forms.get(ma.group(1), ()))
@@ -44,8 +49,6 @@ def lower_case_people(s: str, gaz: Gazetteer, taken, vault) -> None:
                 b = ma.end(1)
             taken.append((a, b, vault.register("person", u, gaz.people[u][0])))
             continue
-        if not LOWER_SURNAME_RE.search(w):
-            continue   # cheap gate: only surname-shaped words are parsed
         reading = lower_name_reading(w)
         first_before = mb is not None and lower_name_reading(mb.group(1)) == "Name"
         first_after = ma is not None and lower_name_reading(ma.group(1)) == "Name"

@@ -37,6 +37,8 @@ _LEGAL_ALT = "|".join(sorted((f for f in LEGAL_FORMS if f != "ип"), key=len, r
 # «ООО Ромашка», «АО "Вектор"», «ООО «Мир Окон»»: the company that follows a legal form
 LEGAL_COMPANY_RE = re.compile(
     rf"(?<![\w])(?i:{_LEGAL_ALT})[ \u00a0]+(?:[«\"“„'][^«»\"“”„'\n]{{1,60}}[»\"”'“]|[{_UP}][\w\-]*(?:[ \u00a0][{_UP}][\w\-]*)?)")
+# two initials standing alone: a signature or an author's mark («– В.Л.»); three are «Ф.И.О.»-like
+LONE_INITIALS_RE = re.compile(r"(?<![\w.])[А-ЯЁ]\.[ \u00a0]?[А-ЯЁ]\.(?![ \u00a0]?[А-ЯЁA-Z])")
 QUOTED_RE = re.compile(r"[«\"“„][^«»\"“”„\n]{1,60}[»\"”“]")
 DIMINUTIVE_RE = re.compile(r"(?:аня|яня|уня|юня|уля|юля|уся|юся|юша|уша|ёк|ечка|очка|енька|онька|юшка|ушка|ёха|уха|"
                            r"ёня|ёша|юха)$")
@@ -148,13 +150,38 @@ def is_business_word(word: str) -> bool:
 
 
 def business_spans(s: str, known_person: Callable[[str], bool] = lambda low: False) -> list[tuple[int, int]]:
-    """Spans that name a company by their form: after a legal form, in quotes — unless a word in the
-    quotes is a person's name (a known person's form, a Latin first name, a strong name reading)."""
+    """Spans that name a company by their form: after a legal form, in quotes — unless the quotes
+    hold a person: a known person's form, a Latin first name, two name readings («Richard Gere»,
+    «Ивана Петрова»), a surname, or a first-name reading not announced by a common noun (the thing
+    in «корабль «Орион»», «автомобили «Шкода Октавия»» is no person; a surname stays private even
+    as the name of a thing, «бизнес-центр «Демидов»»)."""
     out = [m.span() for m in LEGAL_COMPANY_RE.finditer(s)]
     for m in QUOTED_RE.finditer(s):
         words = re.findall(r"\w+", m.group(0))
-        if (words and len(words) <= 3 and words[0][:1].isupper()
-                and not any(known_person(w.lower()) or (w[:1].isupper() and (
-                    is_latin_first(w) or tok_info(w[:1] + w[1:].lower()).strong)) for w in words)):   # «Richard Gere», «Ивана Петрова» in quotes are people
-            out.append(m.span())
+        if not (words and len(words) <= 3 and words[0][:1].isupper()) or any(known_person(w.lower()) for w in words):
+            continue
+        caps = [w for w in words if w[:1].isupper()]
+        if any(is_latin_first(w) for w in caps):
+            continue
+        infos = [tok_info(w[:1] + w[1:].lower()) for w in caps]
+        names = sum(i.strong for i in infos)
+        if names >= 2 or any(i.strong and i.surn for i in infos) or (names == 1 and not _names_a_thing(s, m.start())):
+            continue
+        out.append(m.span())
     return out
+
+
+WORD_BEFORE_RE = re.compile(r"([А-ЯЁа-яё][а-яё]*(?:-[а-яё]+)?)[ \u00a0]*$")
+
+
+def _names_a_thing(s: str, i: int) -> bool:
+    """The quotes at `i` follow an inanimate common noun («корабль», «бизнес-центра», «автомобили»):
+    they hold the name of that thing, whatever names it is made of."""
+    m = WORD_BEFORE_RE.search(s, max(0, i - 40), i)
+    return bool(m) and _inanimate_noun(m.group(1).lower())
+
+
+@lru_cache(maxsize=20_000)
+def _inanimate_noun(word: str) -> bool:
+    p = morph().parse(word)[0]
+    return p.tag.POS == "NOUN" and "inan" in p.tag and morph().word_is_known(word)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 
 _MORPH = None
 _LOCK = threading.Lock()
@@ -37,3 +38,21 @@ def lexeme_forms(parse, gender: str | None = None, keep_number: bool = False) ->
             continue
         out.add(f.word)
     return out
+
+
+@lru_cache(maxsize=50_000)
+def attributive(word: str, next_word: str) -> bool:
+    """`word` reads first as an adjective (not a surname, not a possessive) that agrees in case,
+    number and gender with the adjective after it: «Хмельницкой атомной», «Брукхейвенской
+    национальной» begin the name of a thing; «Плисецкая», whose first reading is a surname, never
+    qualifies (nor does a noun after it: case forms of nouns coincide too often)."""
+    top = morph().parse(word)[0]
+    t = top.tag
+    if t.POS != "ADJF" or "Poss" in t or "Surn" in t:
+        return False
+    for p in morph().parse(next_word):
+        n = p.tag
+        if n.POS == "ADJF" and n.case == t.case and n.number == t.number and (
+                t.number == "plur" or n.gender == t.gender or n.gender is None or t.gender is None):
+            return True
+    return False

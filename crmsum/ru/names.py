@@ -1,5 +1,6 @@
 """Person names and their cases: the six case forms of a name, every form a name can take in
-text, a surname back in the nominative, a first name's gender, common diminutives."""
+text, a surname back in the nominative, a first name's gender, common diminutives, the stem a
+name keeps in every case."""
 
 from __future__ import annotations
 
@@ -89,3 +90,26 @@ def is_female(first: str) -> bool:
         if "Name" in p.tag:
             return p.tag.gender == "femn"
     return first.endswith(("а", "я")) and first not in _NOT_FEMALE
+
+
+# Case endings of Russian nouns and adjectives, longest first: what `name_stem` cuts off.
+_CASE_ENDINGS = ("ыми", "ими", "ого", "его", "ому", "ему", "ых", "их", "ой", "ей", "ий", "ый", "ая", "яя", "ую",
+                 "юю", "ом", "ем", "ым", "им", "ах", "ях", "ам", "ям", "а", "я", "у", "ю", "е", "ы", "и", "о", "ь", "й")
+
+
+@lru_cache(maxsize=100_000)
+def name_stem(word: str) -> str:
+    """The part of a name its case forms share, lower-case, ё as е: «Клинсман», «Клинсмана»,
+    «Клинсманом» -> «клинсман»; «Свиридов», «Свиридове» -> «свиридов»; each part of a hyphenated name.
+
+    Why not the dictionary: the names that need it most are foreign ones pymorphy3 does not know
+    («Хоровитц», «Паулса»), and one cut ending is enough to tell two mentions of one name apart
+    from different words (a stem keeps at least three letters)."""
+    parts = []
+    for part in word.lower().replace("ё", "е").split("-"):
+        for end in _CASE_ENDINGS:
+            if part.endswith(end) and len(part) - len(end) >= 3:
+                part = part[:-len(end)]
+                break
+        parts.append(part)
+    return "-".join(parts)

@@ -30,7 +30,7 @@ class AnonymizerLike(Protocol):
     def company(self, name: str) -> str: ...
     def phone(self, raw: str) -> str: ...
     def email(self, raw: str) -> str: ...
-    def texts(self, items: Sequence[str]) -> list[str]: ...
+    def texts(self, items: Sequence[str], docs: Sequence[Any] | None = None) -> list[str]: ...
     def scrub_json(self, obj: Any) -> Any: ...
 
 
@@ -177,13 +177,19 @@ def local_time(values: list, tz: str) -> pd.Series:
 TEXT_CHUNK = 1000  # below the anonymizer's process-pool threshold: the sync runs threads, never fork
 
 
-def _anon_texts(anon: AnonymizerLike, values: list) -> list:
-    """Batch-scrub the non-empty strings (in chunks); keep None/empty as they are."""
+def _anon_texts(anon: AnonymizerLike, values: list, docs: list | None = None) -> list:
+    """Batch-scrub the non-empty strings (in chunks); keep None/empty as they are. With `docs` (the
+    deal of each text), a name found in one text of a deal is masked in its others: the texts of a
+    deal go to the anonymizer in one chunk (but a deal longer than a chunk)."""
     idx = [i for i, v in enumerate(values) if isinstance(v, str) and v.strip()]
+    if docs is not None:
+        idx.sort(key=lambda i: (docs[i] is None, str(docs[i])))
     out: list = [v if isinstance(v, str) else None for v in values]
     for k in range(0, len(idx), TEXT_CHUNK):
         part = idx[k:k + TEXT_CHUNK]
-        for i, s in zip(part, anon.texts([values[i] for i in part])):
+        texts = [values[i] for i in part]
+        scrubbed = anon.texts(texts) if docs is None else anon.texts(texts, [docs[i] for i in part])
+        for i, s in zip(part, scrubbed):
             out[i] = s
     return out
 
@@ -384,7 +390,8 @@ def notes_rows(items: list[dict], anon: AnonymizerLike, tz: str, unknown: Unknow
         "note_id": _ints([it.get("id") for it in items], "note_id"),
         "lead_id": _ints([it.get("entity_id") for it in items], "lead_id"),
         "note_type": types,
-        "text": _anon_texts(anon, [p.get("text") if isinstance(p.get("text"), str) else None for p in params]),
+        "text": _anon_texts(anon, [p.get("text") if isinstance(p.get("text"), str) else None for p in params],
+                            [it.get("entity_id") for it in items]),
         "call_duration": _ints([p.get("duration") for p in params], "call_duration"),
         "call_phone": [_pseudo(anon.phone, str(ph)) if ph not in (None, "") else None for ph in phones],
         "created_by": _ints([it.get("created_by") for it in items], "created_by"),
@@ -396,13 +403,15 @@ def notes_rows(items: list[dict], anon: AnonymizerLike, tz: str, unknown: Unknow
 
 def tasks_rows(items: list[dict], anon: AnonymizerLike, tz: str) -> pd.DataFrame:
     results = [_d(it.get("result")).get("text") for it in items]
+    deals = [(it.get("entity_type"), it.get("entity_id")) for it in items]
     return pd.DataFrame({
         "task_id": _ints([it.get("id") for it in items], "task_id"),
         "lead_id": _ints([it.get("entity_id") for it in items], "lead_id"),
         "entity_type": _strs([it.get("entity_type") for it in items], "entity_type"),
         "task_type_id": _ints([it.get("task_type_id") for it in items], "task_type_id"),
-        "text": _anon_texts(anon, [it.get("text") if isinstance(it.get("text"), str) else None for it in items]),
-        "result_text": _anon_texts(anon, [r if isinstance(r, str) else None for r in results]),
+        "text": _anon_texts(anon, [it.get("text") if isinstance(it.get("text"), str) else None for it in items],
+                            deals),
+        "result_text": _anon_texts(anon, [r if isinstance(r, str) else None for r in results], deals),
         "is_completed": _bools([it.get("is_completed") for it in items]),
         "complete_till": local_time([it.get("complete_till") for it in items], tz),
         "responsible_user_id": _ints([it.get("responsible_user_id") for it in items], "responsible_user_id"),

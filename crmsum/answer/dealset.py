@@ -138,31 +138,21 @@ def describe(s: Scope, outcome: bool = False) -> list[str]:
     return out
 
 
+_FILTERS = (  # a scope's field, its condition, and how its value is passed
+    ("manager", "manager = ?", str), ("company_id", "company_id = ?", int), ("outcome", "outcome = ?", str),
+    ("loss_reason", "loss_reason = ?", str), ("stage", "stage = ?", str), ("amount_min", "amount >= ?", int),
+    ("amount_max", "amount <= ?", int))
+
+
 def where(s: Scope, *, by_close: bool | None = None) -> tuple[str, list]:
     """SQL condition and parameters for a scope. In a period, closed outcomes count by their close
     date, open deals by being open at the period's end, and «any outcome» by creation or close."""
     cond, args = ["TRUE"], []
-    if s.manager:
-        cond.append("manager = ?")
-        args.append(s.manager)
-    if s.company_id is not None:
-        cond.append("company_id = ?")
-        args.append(int(s.company_id))
-    if s.outcome:
-        cond.append("outcome = ?")
-        args.append(s.outcome)
-    if s.loss_reason:
-        cond.append("loss_reason = ?")
-        args.append(s.loss_reason)
-    if s.stage:
-        cond.append("stage = ?")
-        args.append(s.stage)
-    if s.amount_min is not None:
-        cond.append("amount >= ?")
-        args.append(int(s.amount_min))
-    if s.amount_max is not None:
-        cond.append("amount <= ?")
-        args.append(int(s.amount_max))
+    for attr, sql, cast in _FILTERS:
+        value = getattr(s, attr)
+        if value is not None and value != "":
+            cond.append(sql)
+            args.append(cast(value))
     if s.start is not None and s.end is not None:
         lo = dt.datetime.combine(s.start, dt.time.min)
         hi = dt.datetime.combine(s.end + dt.timedelta(days=1), dt.time.min)

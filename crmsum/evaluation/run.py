@@ -166,36 +166,21 @@ def record_contexts(con, ids: Sequence[str]) -> dict[str, dict]:
     tasks = [int(i.split(":")[1]) for i in ids if i.startswith("task:") and i.split(":")[1].isdigit()]
     events = [i.split(":", 1)[1] for i in ids if i.startswith("event:")]
     msgs = [tuple(int(x) for x in i.split(":")[1:3]) for i in ids if MSG_ID_RE.fullmatch(i)]
-    if notes:
-        for nid, text, ntype, ts, lead, by, resp, cid, lresp in con.execute("""
-                SELECT n.note_id, n.text, n.note_type, n.created_at, n.lead_id, n.created_by, n.responsible_user_id,
-                       l.company_id, l.responsible_user_id
-                FROM crm_notes n LEFT JOIN crm_leads l USING (lead_id) WHERE n.note_id IN (SELECT unnest(?))""",
-                [notes]).fetchall():
-            prefix = {"call_in": "Входящий звонок: ", "call_out": "Исходящий звонок: "}.get(ntype, "")
-            out[f"note:{nid}"] = {"text": prefix + (text or ""), "ts": ts, "lead_id": lead,
-                                  "users": {by, resp, lresp}, "company_id": cid}
-    if tasks:
-        for tid, text, res, ts, lead, resp, cid, lresp in con.execute("""
-                SELECT t.task_id, t.text, t.result_text, t.updated_at, t.lead_id, t.responsible_user_id,
-                       l.company_id, l.responsible_user_id
-                FROM crm_tasks t LEFT JOIN crm_leads l USING (lead_id) WHERE t.task_id IN (SELECT unnest(?))""",
-                [tasks]).fetchall():
-            out[f"task:{tid}"] = {"text": f"Задача «{text or ''}» выполнена: {res or ''}", "ts": ts, "lead_id": lead,
-                                  "users": {resp, lresp}, "company_id": cid}
-    if events:
-        for eid, status, ts, lead, by, name, reason, cid, lresp in con.execute("""
-                SELECT e.event_id, e.status_after, e.created_at, e.lead_id, e.created_by, l.name, l.loss_reason,
-                       l.company_id, l.responsible_user_id
-                FROM crm_events e LEFT JOIN crm_leads l USING (lead_id) WHERE e.event_id IN (SELECT unnest(?))""",
-                [events]).fetchall():
-            if status == 142:
-                text = f"Сделка «{name or ''}» выиграна."
-            elif status == 143:
-                text = f"Сделка «{name or ''}» проиграна" + (f", причина: {reason}" if reason else "") + "."
-            else:
-                text = f"Событие по сделке «{name or ''}»."
-            out[f"event:{eid}"] = {"text": text, "ts": ts, "lead_id": lead, "users": {by, lresp}, "company_id": cid}
+    for nid, text, ntype, ts, lead, by, resp, cid, lresp in _with_lead(
+            con, "crm_notes", "note_id", "note_id, text, note_type, created_at, lead_id, created_by, responsible_user_id",
+            notes):
+        prefix = {"call_in": "Входящий звонок: ", "call_out": "Исходящий звонок: "}.get(ntype, "")
+        out[f"note:{nid}"] = {"text": prefix + (text or ""), "ts": ts, "lead_id": lead,
+                              "users": {by, resp, lresp}, "company_id": cid}
+    for tid, text, res, ts, lead, resp, cid, lresp in _with_lead(
+            con, "crm_tasks", "task_id", "task_id, text, result_text, updated_at, lead_id, responsible_user_id", tasks):
+        out[f"task:{tid}"] = {"text": f"Задача «{text or ''}» выполнена: {res or ''}", "ts": ts, "lead_id": lead,
+                              "users": {resp, lresp}, "company_id": cid}
+    for eid, status, ts, lead, by, name, reason, cid, lresp in _with_lead(
+            con, "crm_events", "event_id", "event_id, status_after, created_at, lead_id, created_by, l.name, l.loss_reason",
+            events):
+        out[f"event:{eid}"] = {"text": _event_text(status, name, reason), "ts": ts, "lead_id": lead,
+                               "users": {by, lresp}, "company_id": cid}
     for chat, mid in msgs:
         row = con.execute("""SELECT text, date, author, author_user_id FROM chat_messages
                              WHERE chat_id = ? AND message_id = ?""", [chat, mid]).fetchone()
@@ -204,6 +189,23 @@ def record_contexts(con, ids: Sequence[str]) -> dict[str, dict]:
                                         "users": {row[3]}, "author": row[2], "company_id": None}
     return out
 
+
+
+def _with_lead(con, table: str, key: str, columns: str, ids: list) -> list[tuple]:
+    """Rows of a record table by id, each with its lead's company and responsible manager appended."""
+    if not ids:
+        return []
+    cols = ", ".join(c if "." in c else f"r.{c}" for c in (c.strip() for c in columns.split(",")))
+    return con.execute(f"SELECT {cols}, l.company_id, l.responsible_user_id FROM {table} r "
+                       f"LEFT JOIN crm_leads l USING (lead_id) WHERE r.{key} IN (SELECT unnest(?))", [ids]).fetchall()
+
+
+def _event_text(status: int | None, name: str | None, reason: str | None) -> str:
+    if status == 142:
+        return f"Сделка «{name or ''}» выиграна."
+    if status == 143:
+        return f"Сделка «{name or ''}» проиграна" + (f", причина: {reason}" if reason else "") + "."
+    return f"Событие по сделке «{name or ''}»."
 
 LOSS_WORDS = re.compile(r"отказ|проигр|потер|конкурент|дорог|бюджет|не устро|пропал|лпр|сорвал", re.I)
 

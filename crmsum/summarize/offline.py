@@ -115,11 +115,16 @@ def _activity(facts: dict) -> list[str]:
     return acts
 
 
+def _closed_head(facts: dict, label: str, n_key: str, amount_key: str) -> tuple[int, str]:
+    """How many deals closed one way, and the line that starts their point («Потеряно: 2 сделки на …»)."""
+    n = int(facts.get(n_key) or 0)
+    return n, f"{label}: {count(n, 'сделка', 'сделки', 'сделок')} на {money(int(facts.get(amount_key) or 0))}"
+
+
 def _won_points(facts: dict, known: set[str] | None) -> list[Point]:
-    n = int(facts.get("deals_won") or 0)
+    n, line = _closed_head(facts, "Успешно закрыто", "deals_won", "won_amount")
     if not n:
         return []
-    line = f"Успешно закрыто: {count(n, 'сделка', 'сделки', 'сделок')} на {money(int(facts.get('won_amount') or 0))}"
     won = facts.get("won_deals") or []
     if won:
         line += (": " if len(won) == n else ", крупнейшие: ") + "; ".join(_closed(d) for d in won)
@@ -128,10 +133,9 @@ def _won_points(facts: dict, known: set[str] | None) -> list[Point]:
 
 
 def _lost_points(facts: dict, known: set[str] | None) -> list[Point]:
-    n = int(facts.get("deals_lost") or 0)
+    n, line = _closed_head(facts, "Потеряно", "deals_lost", "lost_amount")
     if not n:
         return []
-    line = f"Потеряно: {count(n, 'сделка', 'сделки', 'сделок')} на {money(int(facts.get('lost_amount') or 0))}"
     reasons = facts.get("loss_reasons") or []
     if reasons:
         line += "; причины: " + ", ".join(f"«{r['reason']}» ({r['count']})" for r in reasons)

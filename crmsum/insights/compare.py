@@ -11,7 +11,7 @@ import pandas as pd
 from crmsum.insights import drivers as D
 from crmsum.insights.analysis import InsightsError, build_report, connect, load_features
 from crmsum.insights.model import closed_deals
-from crmsum.insights.present import pct
+from crmsum.ru import percent
 from crmsum.insights.records import DealComparison, FeatureGap, HabitsComparison
 
 MIN_WON = 5
@@ -47,7 +47,7 @@ def deal_vs_won(lake_or_con, lead_id: int) -> DealComparison:
             label = D.label_of(spec, t)
             has = "есть" if mine else "нет"
             out.gaps.append(FeatureGap(spec.feature, label, bool(mine), share,
-                                       f"«{label}»: у этой сделки {has}, у выигранных — в {pct(share)} (n={len(won)})"))
+                                       f"«{label}»: у этой сделки {has}, у выигранных — в {percent(share)} (n={len(won)})"))
     return out
 
 
@@ -81,7 +81,7 @@ def manager_habits(lake_or_con, manager: str, *, start=None, end=None) -> Habits
         if own.empty or all_.empty:
             continue
         m_share, t_share = float(own.mean()), float(all_.mean())
-        note = (f"«{d.label}»: у вас {pct(m_share)} закрытых сделок (n={len(own)}), в команде {pct(t_share)} "
+        note = (f"«{d.label}»: у вас {percent(m_share)} закрытых сделок (n={len(own)}), в команде {percent(t_share)} "
                 f"(n={len(all_)})")
         gap = FeatureGap(d.feature, d.label, round(m_share, 4), round(t_share, 4), note)
         out.habits.append(gap)
@@ -89,8 +89,8 @@ def manager_habits(lake_or_con, manager: str, *, start=None, end=None) -> Habits
         if d.significant and d.kind != "milestone" and gain > 0 and (best is None or gain > best[0]):
             better = "чаще" if (d.difference or 0) > 0 else "реже"
             best = (gain, FeatureGap(d.feature, d.label, gap.value, gap.reference,
-                                     f"{note}. Сделки с этим выигрываются в {pct(d.win_rate_with)} против "
-                                     f"{pct(d.win_rate_without)} без (n={d.n_with}/{d.n_without}) — "
+                                     f"{note}. Сделки с этим выигрываются в {percent(d.win_rate_with)} против "
+                                     f"{percent(d.win_rate_without)} без (n={d.n_with}/{d.n_without}) — "
                                      f"делайте это {better}."))
     out.top = best[1] if best else None
     return out

@@ -7,7 +7,7 @@ Every percentage is shown with its base (n), and each point keeps the exact figu
 from __future__ import annotations
 
 from crmsum.insights.records import Driver, HabitsComparison, InsightsReport, Risk
-from crmsum.ru import money
+from crmsum.ru import money, percent
 from crmsum.summarize.model import Point, Section
 
 RISKS_KEY, PLAYBOOK_KEY, HABITS_KEY = "risks", "playbook", "habits"
@@ -28,10 +28,6 @@ PHRASING = {
 }
 
 
-def pct(x: float | None) -> str:
-    return "—" if x is None else f"{round(x * 100)}%"
-
-
 def _t(threshold: float | None) -> str:
     from crmsum.ru import number
 
@@ -42,7 +38,7 @@ def driver_sentence(d: Driver) -> str:
     """«Сделки со встречей выигрываются в 43% случаев против 23% без неё (n=212/318)»."""
     w, wo = PHRASING.get(d.feature, (f"с признаком «{d.label}»", "без него"))
     w, wo = w.format(t=_t(d.threshold)), wo.format(t=_t(d.threshold))
-    text = (f"Сделки {w} выигрываются в {pct(d.win_rate_with)} случаев против {pct(d.win_rate_without)} {wo} "
+    text = (f"Сделки {w} выигрываются в {percent(d.win_rate_with)} случаев против {percent(d.win_rate_without)} {wo} "
             f"(n={d.n_with}/{d.n_without})")
     if d.ci95:
         text += f"; разница {round(d.ci95[0] * 100):+d}…{round(d.ci95[1] * 100):+d} п.п. (95%)"
@@ -75,7 +71,7 @@ def playbook_section(rep: InsightsReport) -> Section:
 def risk_line(r: Risk) -> str:
     who = f", {r.manager}" if r.manager else ""
     reason = r.reasons[0] if r.reasons else ""
-    return f"{r.name or 'Сделка ' + str(r.lead_id)} — {money(r.amount)}{who}: шанс {pct(r.win_probability)}; {reason}"
+    return f"{r.name or 'Сделка ' + str(r.lead_id)} — {money(r.amount)}{who}: шанс {percent(r.win_probability)}; {reason}"
 
 
 def risks_section(rep: InsightsReport, limit: int = MAX_RISKS) -> Section:
@@ -110,7 +106,7 @@ def render_text(rep: InsightsReport) -> str:
     """The CLI's plain-text report (pseudonyms; the terminal user is the operator)."""
     head = f"Закрыто сделок: {rep.closed}, выиграно {rep.won}"
     if rep.win_rate is not None:
-        head += f" ({pct(rep.win_rate)}, n={rep.closed})"
+        head += f" ({percent(rep.win_rate)}, n={rep.closed})"
     lines = [head]
     if rep.reason:
         lines.append(rep.reason)

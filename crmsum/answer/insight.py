@@ -61,6 +61,8 @@ def warm(ctx: AnswerContext) -> None:
         for manager in [None, *(p for p, _ in ctx.managers)]:
             _report(ctx, manager=manager)
             _report(ctx, start, end, manager)
+            if manager is not None:
+                _habits_of(ctx, manager, start, end)
     except Exception:  # noqa: BLE001 - warming is an optimisation: the question computes it and says why
         log.exception("could not precompute the insights reports")
 
@@ -154,9 +156,12 @@ def _why_deals(prep: Prepared, ctx: AnswerContext) -> list[str]:
 def _gaps(ctx: AnswerContext, lead_id: int) -> list[str]:
     """Where the deal differs from the won deals of its pipeline (crmsum.insights.deal_vs_won)."""
     from crmsum.insights import deal_vs_won
+    from crmsum.insights.analysis import load_features
+    from crmsum.insights.compare import won_profile
 
     try:
-        cmp = deal_vs_won(ctx.cursor(), int(lead_id))
+        profile = ctx.memo("won_profile", lambda: won_profile(load_features(ctx.cursor())))
+        cmp = deal_vs_won(ctx.cursor(), int(lead_id), profile)
     except Exception:  # noqa: BLE001 - a deal the features do not cover: its notes still speak
         return []
     if cmp.reason:
@@ -195,11 +200,17 @@ def _why_manager(prep: Prepared, ctx: AnswerContext) -> list[str]:
     return lines + [""] + _habits(ctx, prep)
 
 
-def _habits(ctx: AnswerContext, prep: Prepared) -> list[str]:
-    """The manager's habits beside the team's (crmsum.insights.manager_habits)."""
+def _habits_of(ctx: AnswerContext, manager: str, start=None, end=None):
+    """`crmsum.insights.manager_habits`, once per lake snapshot."""
     from crmsum.insights import manager_habits
 
-    h = manager_habits(ctx.cursor(), prep.manager, start=prep.start, end=prep.end)
+    return ctx.memo(("habits", manager, start, end),
+                    lambda: manager_habits(ctx.cursor(), manager, start=start, end=end))
+
+
+def _habits(ctx: AnswerContext, prep: Prepared) -> list[str]:
+    """The manager's habits beside the team's (crmsum.insights.manager_habits)."""
+    h = _habits_of(ctx, prep.manager, prep.start, prep.end)
     if h.reason:
         return [f"Привычки против команды: {h.reason}"]
     out = [f"Привычки против команды ({h.closed} закрытых сделок менеджера, {h.team_closed} у команды):"]

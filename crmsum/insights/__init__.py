@@ -44,10 +44,11 @@ def refresh(lake, *, as_of=None) -> RefreshReport:
     return run(lake, as_of=as_of)
 
 
-def deal_vs_won(lake_or_con, lead_id: int) -> DealComparison:
+def deal_vs_won(lake_or_con, lead_id: int, profile=None) -> DealComparison:
+    """`profile`: `compare.won_profile(features)` kept by a caller that asks about many deals."""
     from crmsum.insights.compare import deal_vs_won as run
 
-    return run(lake_or_con, lead_id)
+    return run(lake_or_con, lead_id, profile)
 
 
 def manager_habits(lake_or_con, manager: str, *, start=None, end=None) -> HabitsComparison:

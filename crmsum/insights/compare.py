@@ -6,6 +6,8 @@ lost» and «what should Y change» rest on the same evidence as the playbook.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from crmsum.insights import drivers as D
@@ -18,36 +20,57 @@ MIN_WON = 5
 MIN_MANAGER_CLOSED = 10
 
 
-def deal_vs_won(lake_or_con, lead_id: int) -> DealComparison:
+@dataclass(frozen=True)
+class WonProfile:
+    """The won deals of each pipeline in the drivers' terms: per pipeline (won deals, [(spec, threshold,
+    share of won deals with it)]). One per lake snapshot serves every «why» about a deal."""
+
+    features: pd.DataFrame
+    by_pipeline: dict
+
+
+def won_profile(feats: pd.DataFrame) -> WonProfile:
+    closed = closed_deals(feats)
+    indicators = {spec.feature: D.indicator(closed, spec) for spec in D.SPECS}
+    by_pipeline = {}
+    for pipeline_id, won in closed[closed["outcome"] == "won"].groupby("pipeline_id"):
+        rows = []
+        for spec in D.SPECS:
+            ind, threshold = indicators[spec.feature]
+            ind_won = ind.loc[won.index]
+            rows.append((spec, threshold, float(ind_won.mean()) if ind_won.notna().any() else None))
+        by_pipeline[pipeline_id] = (len(won), rows)
+    return WonProfile(feats, by_pipeline)
+
+
+def deal_vs_won(lake_or_con, lead_id: int, profile: WonProfile | None = None) -> DealComparison:
     """This deal's driver features vs the won deals of its pipeline (share of won deals having each)."""
-    con, _ = connect(lake_or_con)
-    feats = load_features(con)
+    if profile is None:
+        con, _ = connect(lake_or_con)
+        profile = won_profile(load_features(con))
+    feats = profile.features
     row = feats[feats["lead_id"] == int(lead_id)]
     if row.empty:
         raise InsightsError(f"no deal {lead_id} in the lake")
     deal = row.iloc[0]
-    closed = closed_deals(feats)
-    won = closed[(closed["outcome"] == "won") & (closed["pipeline_id"] == deal["pipeline_id"])]
+    n_won, specs = profile.by_pipeline.get(deal["pipeline_id"], (0, []))
     out = DealComparison(lead_id=int(lead_id), name=deal.get("name"), outcome=deal["outcome"],
                          pipeline_id=None if pd.isna(deal["pipeline_id"]) else int(deal["pipeline_id"]),
-                         n_won=len(won), features={k: (None if pd.isna(v) else v) for k, v in deal.items()
-                                                   if k in {s.feature for s in D.SPECS}})
-    if len(won) < MIN_WON:
-        out.reason = f"в этой воронке выиграно только {len(won)} сделок — сравнивать не с чем"
+                         n_won=n_won, features={k: (None if pd.isna(v) else v) for k, v in deal.items()
+                                                if k in {s.feature for s in D.SPECS}})
+    if n_won < MIN_WON:
+        out.reason = f"в этой воронке выиграно только {n_won} сделок — сравнивать не с чем"
         return out
-    for spec in D.SPECS:
-        ind_all, t = D.indicator(closed, spec)
-        ind_won = ind_all.loc[won.index]
-        share = float(ind_won.mean()) if ind_won.notna().any() else None
-        mine = _split(row, spec, t).iloc[0]
-        if share is None or mine is None or pd.isna(mine):
+    for spec, t, share in specs:
+        mine = _has(deal[spec.feature], spec, t)
+        if share is None or mine is None:
             continue
         typical = share >= 0.5
         if bool(mine) != typical:
             label = D.label_of(spec, t)
             has = "есть" if mine else "нет"
             out.gaps.append(FeatureGap(spec.feature, label, bool(mine), share,
-                                       f"«{label}»: у этой сделки {has}, у выигранных — в {percent(share)} (n={len(won)})"))
+                                       f"«{label}»: у этой сделки {has}, у выигранных — в {percent(share)} (n={n_won})"))
     return out
 
 
@@ -96,6 +119,18 @@ def manager_habits(lake_or_con, manager: str, *, start=None, end=None) -> Habits
     return out
 
 
+def _has(value, spec: D.Spec, threshold: float | None) -> bool | None:
+    """One deal's indicator (as `_split` for a frame); None when the value or the threshold is unknown."""
+    if value is None or pd.isna(value):
+        return None
+    v = float(value)
+    if spec.kind in ("binary", "milestone"):
+        return v > 0
+    if threshold is None:
+        return None
+    return v <= threshold if spec.lower_is_better else v > threshold
+
+
 def _split(closed: pd.DataFrame, spec: D.Spec, threshold: float | None) -> pd.Series:
     v = closed[spec.feature].astype(float)
     if spec.kind in ("binary", "milestone"):
@@ -105,4 +140,4 @@ def _split(closed: pd.DataFrame, spec: D.Spec, threshold: float | None) -> pd.Se
     return ind.astype(float).where(v.notna())
 
 
-__all__ = ["deal_vs_won", "manager_habits"]
+__all__ = ["WonProfile", "deal_vs_won", "manager_habits", "won_profile"]

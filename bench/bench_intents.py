@@ -8,7 +8,8 @@ Prints:
   per intent on `tests/data/questions.jsonl`;
 - on a DATA_DIR: for questions of every intent made from the lake's own names, the share answered from
   precomputed tables, and p50 / p95 of the bot path (prepare + finish in one warm process, the way the
-  bot runs; the same-process baseline is the first, cold question);
+  bot runs, the insights fits warmed first as the bot does in the background; the same-process baseline
+  is the first, cold question), over all rounds and over rounds 2..n («asked again»);
 - `crmsum ask` as a whole process (interpreter start, imports, lake, answer, exit): p50 / p95 over
   `--runs` runs of a precomputed question.
 Figures depend on the machine's load: the script prints `os.getloadavg()` with them.
@@ -126,6 +127,7 @@ def answer_path(data_dir: Path, n: int, runs: int) -> None:
     qs = questions_for(ctx, today)
     by: dict[str, list[float]] = defaultdict(list)
     by_src: dict[str, list[float]] = defaultdict(list)
+    again: dict[str, list[float]] = defaultdict(list)  # rounds 2..n: each question asked before
     src: Counter = Counter()
     for k in range(n):
         for q in qs:
@@ -135,6 +137,8 @@ def answer_path(data_dir: Path, n: int, runs: int) -> None:
             ms = (time.perf_counter() - t) * 1000
             by[a.intent].append(ms)
             by_src[a.source].append(ms)
+            if k:
+                again[a.source].append(ms)
             if k == 0:
                 src[a.source if not a.clarify else "clarify"] += 1
     A.flush()
@@ -147,10 +151,11 @@ def answer_path(data_dir: Path, n: int, runs: int) -> None:
     for intent in sorted(by):
         xs = by[intent]
         print(f"  bot path {intent:<10} n={len(xs):<4} p50 {statistics.median(xs):7.1f} ms  p95 {pct(xs, 0.95):7.1f} ms")
-    for source in sorted(by_src):
-        xs = by_src[source]
-        print(f"  bot path [{source}]{'':<{max(0, 9 - len(source))}} n={len(xs):<4} p50 {statistics.median(xs):7.1f} ms  "
-              f"p95 {pct(xs, 0.95):7.1f} ms")
+    for label, groups in (("", by_src), (" asked again", again)):
+        for source in sorted(groups):
+            xs = groups[source]
+            print(f"  bot path [{source}]{label}{'':<{max(0, 9 - len(source))}} n={len(xs):<4} "
+                  f"p50 {statistics.median(xs):7.1f} ms  p95 {pct(xs, 0.95):7.1f} ms")
     print(f"  bot path all        n={len(allms):<4} p50 {statistics.median(allms):7.1f} ms  p95 {pct(allms, 0.95):7.1f} ms")
     pre_q = next((q for q in qs if "делал" in q), qs[0])
     # a user's machine caches bytecode: one warm-up run writes it, then the timed runs

@@ -34,14 +34,15 @@ def connect(lake_or_con: Lake | duckdb.DuckDBPyConnection) -> tuple[duckdb.DuckD
 
 
 def load_features(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | None = None) -> pd.DataFrame:
-    """Stored `deal_features` when they cover every lead (the nightly step wrote them), else computed now."""
+    """Stored `deal_features` when they cover every lead (the nightly step wrote them), else computed now.
+    Rows by lead id: a join's order is the scheduler's, and a report must not depend on it."""
     n_leads = con.execute("SELECT count(*) FROM crm_leads WHERE NOT coalesce(is_deleted, false)").fetchone()[0]
-    stored = con.execute("SELECT f.*, l.name FROM deal_features f LEFT JOIN crm_leads l USING (lead_id)").df() \
-        if as_of is None else pd.DataFrame()
+    stored = con.execute("SELECT f.*, l.name FROM deal_features f LEFT JOIN crm_leads l USING (lead_id) "
+                         "ORDER BY lead_id").df() if as_of is None else pd.DataFrame()
     if len(stored) and len(stored) == n_leads:
         return stored
     feats, _n = F.compute(con, as_of, previous=stored if len(stored) else None)
-    return feats
+    return feats.sort_values("lead_id", ignore_index=True)
 
 
 def parse_period(text: str | None) -> tuple[dt.date | None, dt.date | None]:

@@ -1,8 +1,9 @@
 """Win probability: a logistic regression, validated out of time, and the adjusted odds ratios of the drivers.
 
 Two fits, one design (`design`): behaviour columns plus the controls (manager, pipeline, log amount).
-- `adjusted_effects`: unpenalized maximum likelihood (statsmodels Logit) on the closed deals, for odds
-  ratios with Wald intervals and p-values — "meetings win" net of "good managers hold meetings".
+- `adjusted_effects`: Firth's penalized likelihood on the closed deals, for odds ratios with profile
+  intervals and likelihood-ratio p-values — "meetings win" net of "good managers hold meetings" (why
+  not Wald: `firth`).
 - `WinModel`: maximum a posteriori with a Gaussian prior on standardized coefficients (ridge, statsmodels
   GLM), which keeps probabilities sane with ten manager dummies on a few hundred deals; the prior's
   variance is chosen out of time inside the training deals (`choose_prior`).
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from crmsum.insights import firth
 from crmsum.insights.records import ModelSummary
 from crmsum.insights.stats import auc, brier
 
@@ -55,11 +57,18 @@ def controls(df: pd.DataFrame, managers: list[str], pipelines: list[int]) -> pd.
 
 
 def levels(closed: pd.DataFrame) -> tuple[list[str], list[int]]:
-    """Manager and pipeline dummies worth estimating (the largest level of each is the baseline)."""
-    mc = closed["manager"].value_counts()
-    managers = sorted(m for m in mc[mc >= MIN_MANAGER_DEALS].index[1:] if isinstance(m, str))
-    pc = closed["pipeline_id"].value_counts()
-    pipelines = sorted(int(p) for p in pc[pc >= MIN_CLASS].index[1:])
+    """Manager and pipeline dummies worth estimating; the largest level of each is the baseline.
+
+    Ties and column order go by a key that is the same on every build: managers by their first deal
+    (lowest lead id), pipelines by id — never by the pseudonym, which is random per data dir, nor by
+    row order. (A tie for the largest manager picked a different baseline, and with the small managers
+    pooled into it a different model.)"""
+    named = closed[closed["manager"].map(lambda m: isinstance(m, str))]
+    mgr = named.groupby("manager")["lead_id"].agg(["size", "min"]).sort_values(["size", "min"], ascending=[False, True])
+    managers = mgr[mgr["size"] >= MIN_MANAGER_DEALS].iloc[1:].sort_values("min").index.tolist()
+    pc = closed["pipeline_id"].dropna().astype(int).value_counts().rename_axis("p").reset_index()
+    pc = pc.sort_values(["count", "p"], ascending=[False, True])
+    pipelines = sorted(int(p) for p in pc.loc[pc["count"] >= MIN_CLASS, "p"].iloc[1:])
     return managers, pipelines
 
 
@@ -74,30 +83,36 @@ class Effect:
 def adjusted_effects(closed: pd.DataFrame, indicators: pd.DataFrame, use_managers: bool = True) -> dict[str, Effect]:
     """Odds ratio of each indicator column from one logistic regression with the controls.
 
-    Columns without variation are dropped; if the fit fails (separation, singular design) an empty
-    dict comes back and no driver is called significant on adjusted grounds."""
+    Firth's penalized likelihood, penalized likelihood-ratio p-values and profile intervals (`firth`):
+    the maximum-likelihood Wald p-values were anti-conservative under shuffled outcomes, blind for rare
+    indicators, and the fit failed outright under separation. Columns without variation are dropped; a
+    rank-deficient design or a fit that does not converge gives an empty dict (no driver is then called
+    significant on adjusted grounds). Rows go by lead id, so the result does not depend on row order."""
+    closed = closed.sort_values("lead_id", kind="stable")
+    indicators = indicators.loc[closed.index]
     managers, pipelines = levels(closed)
     X = pd.concat([indicators.astype(float), controls(closed, managers if use_managers else [], pipelines)], axis=1)
     X = X.loc[:, X.std(ddof=0) > 0]
-    y = (closed["outcome"] == "won").astype(float)
+    y = (closed["outcome"] == "won").to_numpy(float)
     if X.empty or len(y) <= X.shape[1] + 5:
         return {}
     X = sm.add_constant(X, has_constant="add")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit = sm.Logit(y, X).fit(disp=0, maxiter=200)
-    except Exception:  # noqa: BLE001 - separation / singular matrix: no adjusted estimate
+    A = X.to_numpy(float)
+    if np.linalg.matrix_rank(A) < A.shape[1]:
         return {}
-    if not fit.mle_retvals.get("converged", True) or not np.all(np.isfinite(fit.bse)):
+    full = firth.fit(A, y)
+    if not full.converged or not np.all(np.isfinite(full.beta)):
         return {}
-    ci = fit.conf_int()
-    out = {}
-    for col in indicators.columns:
-        if col in fit.params.index:
-            out[col] = Effect(math.exp(fit.params[col]), math.exp(ci.loc[col, 0]), math.exp(ci.loc[col, 1]),
-                              float(fit.pvalues[col]))
-    return out
+    return {col: _effect(A, y, full, X.columns.get_loc(col)) for col in indicators.columns if col in X.columns}
+
+
+def _effect(A: np.ndarray, y: np.ndarray, full: firth.Fit, j: int) -> Effect:
+    low, high = firth.profile_ci(A, y, full, j)
+    return Effect(math.exp(full.beta[j]), _exp(low), _exp(high), firth.lr_p(A, y, full, j))
+
+
+def _exp(x: float) -> float:
+    return math.exp(x) if x < 700 else math.inf
 
 
 class WinModel:

@@ -24,9 +24,9 @@ class Driver:
     won_with: int
     won_without: int
     ci95: tuple[float, float] | None  # Newcombe hybrid score interval of win_rate_with - win_rate_without
-    adjusted_odds_ratio: float | None  # from the multivariate logistic regression
-    or_ci95: tuple[float, float] | None
-    p_value: float | None  # Wald p of the adjusted coefficient
+    adjusted_odds_ratio: float | None  # from the multivariate (Firth) logistic regression
+    or_ci95: tuple[float, float] | None  # profile penalized-likelihood 95% interval
+    p_value: float | None  # penalized likelihood-ratio p of the adjusted coefficient
     q_value: float | None  # Benjamini–Hochberg over the report's drivers
     significant: bool
     examples: tuple[int, ...] = ()

@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -221,7 +220,9 @@ class _Writer:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from bench.memory import vm_hwm_mb
+
+    return vm_hwm_mb()
 
 
 def run_scale(scale: int, context_tokens: int) -> dict:
@@ -253,7 +254,7 @@ def run_scale(scale: int, context_tokens: int) -> dict:
         r2 = precompute(offline, lake, as_of=as_of)
         phase("rerun_no_new_data", {"seconds": r2.seconds, "recomputed": r2.computed, "llm_calls": r2.llm_calls})
         t = time.perf_counter()
-        est_full = estimate(list(iter_items(lake, llm, as_of)), context_tokens)
+        est_full = estimate(iter_items(lake, llm, as_of), context_tokens)
         phase("llm_full_dry_run", {**est_full, "seconds": round(time.perf_counter() - t, 1)})
         # a typical day, then which summaries change (hash compare, as the nightly run does)
         day = END + dt.timedelta(days=1)

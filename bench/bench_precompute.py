@@ -228,7 +228,7 @@ def peak_rss_mb() -> float:
 def run_scale(scale: int, context_tokens: int) -> dict:
     from crmsum.config import Settings
     from crmsum.lake import Lake
-    from crmsum.precompute import estimate, iter_items, precompute
+    from crmsum.precompute import estimate, iter_items, precompute, stored_hashes
 
     out: dict = {"scale": scale}
 
@@ -260,7 +260,7 @@ def run_scale(scale: int, context_tokens: int) -> dict:
         day = END + dt.timedelta(days=1)
         phase("new_day", add_day(lake, scale, day))
         as_of2 = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(9))
-        have = dict(zip(*lake.read("summaries")[["summary_id", "input_hash"]].T.values))
+        have = stored_hashes(lake)  # two columns, not every summary's text
         changed_ids = {it.summary_id for it in iter_items(lake, offline, as_of2) if have.get(it.summary_id) != it.input_hash}
         changed = [it for it in iter_items(lake, llm, as_of2) if it.summary_id in changed_ids]
         phase("llm_nightly_dry_run", estimate(changed, context_tokens))

@@ -1,9 +1,10 @@
 """One benchmark command: the whole pipeline at one or more scales, one table, one JSON file.
 
-    python -m bench                       # scales 1 and 10 (10 takes long: the 7 rps sync alone is ~half an hour)
+    python -m bench                       # scales 1 and 10 (~50 min; the 7 rps sync of scale 10 alone is ~11 min)
     python -m bench --scale 1             # design scale only
     python -m bench --scale 1 --scale 10 --sync-scale 0.2   # sync figure from a smaller account
     python -m bench --quick               # two small scales in a few minutes
+    python -m bench --scale 10 --steps generate,load,chat,precompute   # some steps only
 
 Scale 1 = the design account (`crmsum generate`: 1,000 deals, 3 years of CRM history and team chat).
 Per scale, each step runs in its own subprocess so its peak RSS (VmHWM of the step, ru_maxrss of its
@@ -192,27 +193,30 @@ def _as_of(lake) -> dt.datetime:
 
 def step_precompute(work: Path, scale: float, args: dict) -> dict:
     from bench.bench_precompute import add_day
+    from bench.memory import vm_hwm_mb
     from crmsum.lake import Lake
-    from crmsum.precompute import estimate, iter_items, precompute
+    from crmsum.precompute import estimate, iter_items, precompute, stored_hashes
 
     s = _settings(work)
     llm = _settings(work, llm="llm", llm_model="gpt-4o-mini")
     lake = Lake(s.lake_dir)
     as_of = _as_of(lake)
     r = precompute(s, lake, as_of=as_of)
+    full_peak = round(vm_hwm_mb(), 1)  # the full run's own peak (the dry runs below come after it)
     r2 = precompute(s, lake, as_of=as_of)
     full = estimate(iter_items(lake, llm, as_of), llm.llm_context_tokens)
     # one typical day of new data (bench_precompute.add_day), then what a nightly run would recompute
     day = as_of.date()
     new = add_day(lake, max(1, round(scale)), day)
     as_of2 = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(9))
-    have = dict(zip(*lake.read("summaries")[["summary_id", "input_hash"]].T.values))
+    have = stored_hashes(lake)  # two columns, not every summary's text (a GB at scale 10)
     changed_ids = {it.summary_id for it in iter_items(lake, s, as_of2) if have.get(it.summary_id) != it.input_hash}
     nightly = estimate([it for it in iter_items(lake, llm, as_of2) if it.summary_id in changed_ids],
                        llm.llm_context_tokens)
     r3 = precompute(s, lake, as_of=as_of2)
     (work / "as_of.txt").write_text(as_of2.isoformat())
-    return {"summaries": r.computed, "failed": r.failed, "seconds": r.seconds, "rerun_computed": r2.computed,
+    return {"summaries": r.computed, "failed": r.failed, "seconds": r.seconds, "full_peak_rss_mb": full_peak,
+            "rerun_computed": r2.computed,
             "rerun_seconds": r2.seconds, "llm_full": full, "llm_nightly": nightly, "new_day": new,
             "nightly_offline_computed": r3.computed, "nightly_offline_seconds": r3.seconds}
 
@@ -337,7 +341,7 @@ def run_scale(scale: float, opts: dict, log) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"crmsum-bench-{scale:g}-", dir=opts.get("tmp")))
     try:
         out: dict[str, Any] = {"scale": scale, "leads": _leads(scale), "load_avg_start": round(os.getloadavg()[0], 2)}
-        for step in STEPS:
+        for step in opts.get("steps") or STEPS:
             out[step] = run_step(step, work, scale, {**opts, "sync_scale": opts["sync_scale"] or scale}, log)
             if step in ("generate", "load") and "error" in out[step]:
                 break
@@ -368,6 +372,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("  … messages imported", "chat.messages", "i"),
     ("full precompute (offline): s", "precompute.seconds", "s"),
     ("  … summaries", "precompute.summaries", "i"),
+    ("  … peak RSS of the full run: MB", "precompute.full_peak_rss_mb", "n"),
     ("  … rerun, no new data: computed", "precompute.rerun_computed", "i"),
     ("LLM full run: calls", "precompute.llm_full.calls", "i"),
     ("LLM full run: tokens in+out", "precompute.llm_full.tokens", "i"),
@@ -464,7 +469,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sync-scale", type=float, help="account scale for the 7 rps sync figure (default: the scale)")
     ap.add_argument("--chat-days", type=int, help="days of CRM and chat history (default 1095, --quick 90)")
     ap.add_argument("--questions", type=int, default=24, help="questions for the answer latency")
-    ap.add_argument("--steps", help=argparse.SUPPRESS)
+    ap.add_argument("--steps", help="comma-separated steps to run, in their order (default all: "
+                    f"{','.join(STEPS)}); later steps need the earlier ones they read, e.g. precompute needs load")
     ap.add_argument("--keep", action="store_true", help="keep the work folders")
     ap.add_argument("--out", type=Path, default=RESULTS, help="JSON results (default bench/results/latest.json)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -480,9 +486,15 @@ def main(argv: list[str] | None = None) -> None:
 
     console = Console(stderr=True)
     scales = a.scale or (list(QUICK_SCALES) if a.quick else [1.0, 10.0])
+    steps = [x for x in (a.steps or "").split(",") if x]
+    unknown = set(steps) - set(STEPS)
+    if unknown:
+        ap.error(f"unknown steps {sorted(unknown)}; steps are {', '.join(STEPS)}")
     opts = {"quick": a.quick, "sync_scale": a.sync_scale, "questions": a.questions, "keep": a.keep,
+            "steps": [x for x in STEPS if x in steps],
             "chat_days": a.chat_days or (QUICK_CHAT_DAYS if a.quick else 1095)}
-    console.print(f"[bold]crmsum bench[/bold]: scales {', '.join(f'{s:g}' for s in scales)}; steps {', '.join(STEPS)}")
+    console.print(f"[bold]crmsum bench[/bold]: scales {', '.join(f'{s:g}' for s in scales)}; "
+                  f"steps {', '.join(opts['steps'] or STEPS)}")
     t0 = time.perf_counter()
     results = [run_scale(s, opts, console.print) for s in scales]
     render(results, opts)

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 WRITE_BATCH = 2500  # summaries per lake write: a crash loses at most one batch; fewer parts, fewer compactions
 LLM_WORKERS = 4
 # periods whose records are fetched in one scan (memory vs. one lake scan per fetch): a quarter of
-# activity either way, 24 windows over three years
+# activity either way, 26 windows over three years of history
 PERIODS_PER_FETCH = {"week": 13, "month": 3}
 DUCKDB_MEMORY = "384MB"  # DuckDB's working memory while fetching facts and records
 # Offline summaries run in-process: measured at design scale on 2 cores, serial 43 s vs 55 s with
@@ -97,7 +97,7 @@ class PrecomputeReport:
                 f"{self.failed} failed) in {self.seconds:.1f}s")
 
 
-def _existing_hashes(lake) -> dict[str, str]:
+def stored_hashes(lake) -> dict[str, str]:
     """summary_id -> input_hash of the stored summaries (two columns only: the texts stay on disk)."""
     con = lake.connect()
     try:
@@ -240,7 +240,7 @@ def precompute(settings=None, lake=None, progress: Callable[[int, int], None] | 
     t0 = time.perf_counter()
     backend, _ = backend_of(settings)
     report = PrecomputeReport(backend=backend)
-    have = {} if force else _existing_hashes(lake)
+    have = {} if force else stored_hashes(lake)
     llm = None
     if backend == "llm":
         from crmsum.summarize.llm import LLMClient

@@ -1,6 +1,6 @@
 """One benchmark command: the whole pipeline at one or more scales, one table, one JSON file.
 
-    python -m bench                       # scales 1 and 10 (~50 min; the 7 rps sync of scale 10 alone is ~11 min)
+    python -m bench                       # scales 1 and 10 (~35 min; the 7 rps sync of scale 10 alone is ~11.5 min)
     python -m bench --scale 1             # design scale only
     python -m bench --scale 1 --scale 10 --sync-scale 0.2   # sync figure from a smaller account
     python -m bench --quick               # two small scales in a few minutes

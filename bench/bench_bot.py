@@ -50,7 +50,7 @@ def questions(data_dir: Path, seed: int) -> tuple[list[str], list[str]]:
     con.close()
     rnd = random.Random(seed)
     quick = []
-    for r in rows.sample(200, random_state=seed).itertuples():
+    for r in rows.sample(min(200, len(rows)), random_state=seed).itertuples():
         when = f"за неделю {r.period}" if r.period_kind == "week" else f"в {MONTHS_LOC[r.start.month - 1]} {r.start.year}"
         quick.append(f"Что {real.get(r.key, r.key)} делал(а) {when}?")
     live = [f"Что {rnd.choice(list(real.values()))} делал(а) с 0{rnd.randint(1, 9)}.03.2025 по 2{rnd.randint(0, 8)}.03.2025?"

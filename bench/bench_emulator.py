@@ -27,6 +27,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.memory import vm_hwm_mb  # noqa: E402
+
 TOKEN = "bench-token"
 
 
@@ -126,13 +128,6 @@ def _serve(data: str, conn) -> None:  # child process
                "counts": {n: len(t) for n, t in emu.tables.items()}})
     conn.recv()
     server.stop()
-
-
-def vm_hwm_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def bench(data: Path, seconds: float) -> None:

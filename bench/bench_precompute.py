@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -221,13 +220,15 @@ class _Writer:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from bench.memory import vm_hwm_mb
+
+    return vm_hwm_mb()
 
 
 def run_scale(scale: int, context_tokens: int) -> dict:
     from crmsum.config import Settings
     from crmsum.lake import Lake
-    from crmsum.precompute import estimate, iter_items, precompute
+    from crmsum.precompute import estimate, iter_items, precompute, stored_hashes
 
     out: dict = {"scale": scale}
 
@@ -253,13 +254,13 @@ def run_scale(scale: int, context_tokens: int) -> dict:
         r2 = precompute(offline, lake, as_of=as_of)
         phase("rerun_no_new_data", {"seconds": r2.seconds, "recomputed": r2.computed, "llm_calls": r2.llm_calls})
         t = time.perf_counter()
-        est_full = estimate(list(iter_items(lake, llm, as_of)), context_tokens)
+        est_full = estimate(iter_items(lake, llm, as_of), context_tokens)
         phase("llm_full_dry_run", {**est_full, "seconds": round(time.perf_counter() - t, 1)})
         # a typical day, then which summaries change (hash compare, as the nightly run does)
         day = END + dt.timedelta(days=1)
         phase("new_day", add_day(lake, scale, day))
         as_of2 = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(9))
-        have = dict(zip(*lake.read("summaries")[["summary_id", "input_hash"]].T.values))
+        have = stored_hashes(lake)  # two columns, not every summary's text
         changed_ids = {it.summary_id for it in iter_items(lake, offline, as_of2) if have.get(it.summary_id) != it.input_hash}
         changed = [it for it in iter_items(lake, llm, as_of2) if it.summary_id in changed_ids]
         phase("llm_nightly_dry_run", estimate(changed, context_tokens))

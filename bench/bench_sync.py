@@ -60,9 +60,13 @@ class PeakRss(threading.Thread):
 
 @contextlib.contextmanager
 def emulator(data: Path, rps: float, inproc: bool):
-    """The emulator's URL: in a subprocess by default, so its threads do not share our GIL."""
+    """The emulator's URL: in a subprocess by default, so its threads do not share our GIL.
+
+    Yielded once the emulator has indexed its data (seconds at scale 10): its start-up is not the
+    client's time."""
     if inproc:
         with AmoEmulator(data, token=TOKEN, rate_limit=rps) as emu:
+            emu.wait_ready()
             yield emu.url
         return
     with socket.socket() as sock:
@@ -76,6 +80,9 @@ def emulator(data: Path, rps: float, inproc: bool):
         line = proc.stdout.readline()
         if "emulator on" not in line:
             raise SystemExit(f"emulator did not start: {line}")
+        line = proc.stdout.readline()
+        if "data indexed" not in line:
+            raise SystemExit(f"emulator did not index its data: {line}")
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

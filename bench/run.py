@@ -1,12 +1,13 @@
 """One benchmark command: the whole pipeline at one or more scales, one table, one JSON file.
 
-    python -m bench                       # scales 1 and 10 (10 takes long: the 7 rps sync alone is ~half an hour)
+    python -m bench                       # scales 1 and 10 (~35 min; the 7 rps sync of scale 10 alone is ~11.5 min)
     python -m bench --scale 1             # design scale only
     python -m bench --scale 1 --scale 10 --sync-scale 0.2   # sync figure from a smaller account
     python -m bench --quick               # two small scales in a few minutes
+    python -m bench --scale 10 --steps generate,load,chat,precompute   # some steps only
 
 Scale 1 = the design account (`crmsum generate`: 1,000 deals, 3 years of CRM history and team chat).
-Per scale, each step runs in its own subprocess so its peak RSS (ru_maxrss of the step and of its
+Per scale, each step runs in its own subprocess so its peak RSS (VmHWM of the step, ru_maxrss of its
 children, e.g. the anonymizer's worker pool) is its own:
 
   generate    the sample account (DIR/amocrm, DIR/telegram/result.json, DIR/truth)
@@ -19,6 +20,10 @@ children, e.g. the anonymizer's worker pool) is its own:
               nightly run would need (dry run, tiktoken; the day of new data is bench_precompute.add_day)
   answer      latency p50/p95 of `answer_question` on crmsum.evaluation's questions, by source
   digest      weekly digest build + render (`deliver_digests` into the outbox)
+  compaction  bench_lake's chat table (60,000 x scale messages written as 30 nightly parts): a month's
+              messages per author and one message, p50 over parts only and after `Lake.compact`
+  bot         bench_bot on the bench lake: the real bot over the Telegram emulator, 20 chats asking
+              precomputed questions while 4 ask live ones (LLM emulator, 6 s a call); p50/p95
 
 The machine may be shared: every figure is wall time, and the 1-minute load average is recorded.
 Results: the table on stdout and `bench/results/latest.json`.
@@ -43,19 +48,25 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-STEPS = ("generate", "sync", "load", "anonymize", "chat", "precompute", "answer", "digest")
-TOKEN = "bench-token"
+STEPS = ("generate", "sync", "load", "anonymize", "chat", "precompute", "answer", "digest", "compaction", "bot")
 RPS = 7.0
 QUICK_SCALES = (0.02, 0.05)
 QUICK_CHAT_DAYS = 90
+COMPACTION_PARTS = 30  # nightly parts of the compaction step's table (bench_lake's layout)
+BOT_ROUNDS = 3  # rounds of the bot step: 4 live questions, then 20 precomputed ones at once
+BOT_LLM_DELAY = 6.0  # seconds the emulated model takes per call (a slow model)
 
 
 # -- helpers used inside step processes ------------------------------------------------------------
 def _peak_mb() -> float:
-    """Peak RSS of this step: its own, or its largest child's (anonymizer pool), in MB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, kids) / 1024, 1)
+    """Peak RSS of this step: its own (VmHWM), or its largest child's (anonymizer pool), in MB.
+
+    A child's figure is ru_maxrss (an exited child has no /proc entry): for a forked worker it
+    includes the step's own RSS at the fork, so it never understates."""
+    from bench.memory import vm_hwm_mb
+
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return round(max(vm_hwm_mb(), kids), 1)
 
 
 def _settings(work: Path, **kw):
@@ -81,26 +92,32 @@ def _generate(out: Path, scale: float, chat_days: int) -> dict:
 
 
 def _sync(data: Path, settings_kw: dict, rps: float, lake_dir: Path | None = None) -> dict:
+    """A full sync from the emulator, run in a subprocess like a remote API (in this process its threads
+    would compete with the sync's for the GIL), started and indexed before the clock starts."""
+    from bench.bench_sync import TOKEN as EMU_TOKEN
+    from bench.bench_sync import emulator
     from crmsum.ingest.amocrm import STREAMS, sync
     from crmsum.lake import Lake
     from crmsum.privacy import Anonymizer, Vault
-    from crmsum.sandbox.amocrm_emulator import AmoEmulator
     from crmsum.sources.amocrm import AmoClient
 
-    with AmoEmulator(data / "amocrm", token=TOKEN, rate_limit=rps) as emu:
-        s = _settings(settings_kw.pop("work"), amocrm_base_url=emu.url, amocrm_token=TOKEN, amocrm_rps=rps or 1000.0,
+    with emulator(data / "amocrm", rps, inproc=False) as url:
+        s = _settings(settings_kw.pop("work"), amocrm_base_url=url, amocrm_token=EMU_TOKEN, amocrm_rps=rps or 1000.0,
                       **settings_kw)
         anon = Anonymizer(Vault(s.vault_dir))
         lake = Lake(lake_dir or s.lake_dir)
         report = sync(s, lake, anon, client=AmoClient.from_settings(s))
         anon.close()
+        peak = _peak_mb()  # before the emulator exits: its memory is not the sync's
     # the bound, as bench_sync.py computes it: every list needs ceil(records / page size) pages at rps
     pages = sum(1 if st.name == "pipelines" else max(1, math.ceil(report.fetched.get(st.name, 0) / st.limit))
                 for st in STREAMS)
     secs = report.seconds
     out = {"records": report.records, "requests": report.requests, "retries": report.retries, "seconds": secs,
            "records_per_s": round(report.records / secs, 1) if secs else None, "pages": pages,
-           "anonymize_seconds": round(report.anonymize_seconds, 2), "write_seconds": round(report.write_seconds, 2)}
+           "anonymize_seconds": round(report.anonymize_seconds, 2), "write_seconds": round(report.write_seconds, 2),
+           "limiter_wait_seconds": round(report.limiter_wait_seconds, 2), "api_seconds": round(report.api_seconds, 2),
+           "consumer_wait_seconds": round(report.consumer_wait_seconds, 2), "peak_rss_mb": peak}
     if rps:
         bound = pages / rps
         out.update(bound_seconds=round(bound, 2), fraction_of_bound=round(bound / secs, 3) if secs else None)
@@ -176,27 +193,30 @@ def _as_of(lake) -> dt.datetime:
 
 def step_precompute(work: Path, scale: float, args: dict) -> dict:
     from bench.bench_precompute import add_day
+    from bench.memory import vm_hwm_mb
     from crmsum.lake import Lake
-    from crmsum.precompute import estimate, iter_items, precompute
+    from crmsum.precompute import estimate, iter_items, precompute, stored_hashes
 
     s = _settings(work)
     llm = _settings(work, llm="llm", llm_model="gpt-4o-mini")
     lake = Lake(s.lake_dir)
     as_of = _as_of(lake)
     r = precompute(s, lake, as_of=as_of)
+    full_peak = round(vm_hwm_mb(), 1)  # the full run's own peak (the dry runs below come after it)
     r2 = precompute(s, lake, as_of=as_of)
-    full = estimate(list(iter_items(lake, llm, as_of)), llm.llm_context_tokens)
+    full = estimate(iter_items(lake, llm, as_of), llm.llm_context_tokens)
     # one typical day of new data (bench_precompute.add_day), then what a nightly run would recompute
     day = as_of.date()
     new = add_day(lake, max(1, round(scale)), day)
     as_of2 = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(9))
-    have = dict(zip(*lake.read("summaries")[["summary_id", "input_hash"]].T.values))
+    have = stored_hashes(lake)  # two columns, not every summary's text (a GB at scale 10)
     changed_ids = {it.summary_id for it in iter_items(lake, s, as_of2) if have.get(it.summary_id) != it.input_hash}
     nightly = estimate([it for it in iter_items(lake, llm, as_of2) if it.summary_id in changed_ids],
                        llm.llm_context_tokens)
     r3 = precompute(s, lake, as_of=as_of2)
     (work / "as_of.txt").write_text(as_of2.isoformat())
-    return {"summaries": r.computed, "failed": r.failed, "seconds": r.seconds, "rerun_computed": r2.computed,
+    return {"summaries": r.computed, "failed": r.failed, "seconds": r.seconds, "full_peak_rss_mb": full_peak,
+            "rerun_computed": r2.computed,
             "rerun_seconds": r2.seconds, "llm_full": full, "llm_nightly": nightly, "new_day": new,
             "nightly_offline_computed": r3.computed, "nightly_offline_seconds": r3.seconds}
 
@@ -253,13 +273,46 @@ def step_digest(work: Path, scale: float, args: dict) -> dict:
             "failed": rep.failed}
 
 
+def step_compaction(work: Path, scale: float, args: dict) -> dict:
+    from bench.bench_lake import build, measure
+    from crmsum import lake as lake_mod
+
+    lake_mod.COMPACT_AFTER = 10**6  # the "never compacted" layout, on purpose
+    lake, msgs = build(work / "compaction_lake", max(3000, round(60_000 * scale)), COMPACTION_PARTS)
+    repeat = args.get("compaction_repeat", 5)
+    parts = measure(lake, "parts only", repeat)
+    t = time.perf_counter()
+    lake.compact("chat_messages")
+    secs = round(time.perf_counter() - t, 2)
+    compacted = measure(lake, "compacted", repeat)
+    return {"messages": len(msgs), "parts": COMPACTION_PARTS, "compact_seconds": secs,
+            "month_parts_ms": parts["month by author"]["p50_ms"], "month_compacted_ms": compacted["month by author"]["p50_ms"],
+            "lookup_parts_ms": parts["one message"]["p50_ms"], "lookup_compacted_ms": compacted["one message"]["p50_ms"]}
+
+
+def step_bot(work: Path, scale: float, args: dict) -> dict:
+    from bench.bench_bot import LIVE_CHATS, QUICK_CHATS, pct, questions, run
+    from bench.bench_bot import TOKEN as BOT_TOKEN
+    from crmsum.sandbox.llm_emulator import LLMEmulator
+    from crmsum.sandbox.telegram_emulator import TelegramEmulator
+
+    quick, live = questions(work / "data", 5)
+    with TelegramEmulator(BOT_TOKEN) as tg, LLMEmulator(api_key="sk-bench", delay=BOT_LLM_DELAY) as llm:
+        s = _settings(work, llm="llm", OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=llm.url, llm_model="emulated-gpt",
+                      telegram_token=BOT_TOKEN, telegram_api_url=tg.url, telegram_user_rate=10_000,
+                      telegram_allowed_chats=",".join(str(c) for c in QUICK_CHATS + LIVE_CHATS))
+        lat = run(s, work / "data", tg, quick, live, BOT_ROUNDS, old=False)
+    return {"precomputed": {"n": len(lat), "p50_ms": _pct(lat, 0.5), "p95_ms": round(pct(lat, 0.95), 1)},
+            "live_chats": len(LIVE_CHATS), "quick_chats": len(QUICK_CHATS), "llm_delay_s": BOT_LLM_DELAY}
+
+
 STEP_FUNCS = {name: globals()[f"step_{name}"] for name in STEPS}
 
 
 def _child(step: str, work: Path, scale: float, args: dict) -> None:
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     res = STEP_FUNCS[step](work, scale, args)
-    res["peak_rss_mb"] = _peak_mb()
+    res.setdefault("peak_rss_mb", _peak_mb())
     print("BENCH-RESULT " + json.dumps(res, ensure_ascii=False, default=str), flush=True)
 
 
@@ -288,7 +341,7 @@ def run_scale(scale: float, opts: dict, log) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"crmsum-bench-{scale:g}-", dir=opts.get("tmp")))
     try:
         out: dict[str, Any] = {"scale": scale, "leads": _leads(scale), "load_avg_start": round(os.getloadavg()[0], 2)}
-        for step in STEPS:
+        for step in opts.get("steps") or STEPS:
             out[step] = run_step(step, work, scale, {**opts, "sync_scale": opts["sync_scale"] or scale}, log)
             if step in ("generate", "load") and "error" in out[step]:
                 break
@@ -319,6 +372,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("  … messages imported", "chat.messages", "i"),
     ("full precompute (offline): s", "precompute.seconds", "s"),
     ("  … summaries", "precompute.summaries", "i"),
+    ("  … peak RSS of the full run: MB", "precompute.full_peak_rss_mb", "n"),
     ("  … rerun, no new data: computed", "precompute.rerun_computed", "i"),
     ("LLM full run: calls", "precompute.llm_full.calls", "i"),
     ("LLM full run: tokens in+out", "precompute.llm_full.tokens", "i"),
@@ -327,6 +381,14 @@ ROWS: list[tuple[str, str, str]] = [
     ("answer precomputed: p50 / p95 ms", "answer.precomputed", "p"),
     ("answer live: p50 / p95 ms", "answer.live", "p"),
     ("digest build + render: s", "digest.seconds", "s"),
+    ("nightly precompute after one day: s", "precompute.nightly_offline_seconds", "s"),
+    ("  … summaries recomputed", "precompute.nightly_offline_computed", "i"),
+    ("lake month query, 30 parts: p50 ms", "compaction.month_parts_ms", "n"),
+    ("  … after compaction: p50 ms", "compaction.month_compacted_ms", "n"),
+    ("lake key lookup, 30 parts: p50 ms", "compaction.lookup_parts_ms", "n"),
+    ("  … after compaction: p50 ms", "compaction.lookup_compacted_ms", "n"),
+    ("  … compaction: s", "compaction.compact_seconds", "s"),
+    ("bot precomputed, 4 live at once: p50 / p95 ms", "bot.precomputed", "p"),
 ] + [(f"peak RSS {step}: MB", f"{step}.peak_rss_mb", "n") for step in STEPS]
 
 
@@ -393,7 +455,7 @@ def render(results: list[dict], opts: dict) -> None:
         notes.append(f"scale {r['scale']:g}: 1-min load average {r['load_avg_start']} → {r.get('load_avg_end')} "
                      f"on {os.cpu_count()} cores (a shared machine slows every figure)")
     notes.append("LLM figures are a dry run (tiktoken counts, nothing sent); nightly = after one typical day of new data. "
-                 "Peak RSS = the step's process or its largest child (ru_maxrss).")
+                 "Peak RSS = the step's process (VmHWM) or its largest child (ru_maxrss).")
     for n in notes:
         console.print(f"[dim]• {n}[/dim]")
 
@@ -407,7 +469,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sync-scale", type=float, help="account scale for the 7 rps sync figure (default: the scale)")
     ap.add_argument("--chat-days", type=int, help="days of CRM and chat history (default 1095, --quick 90)")
     ap.add_argument("--questions", type=int, default=24, help="questions for the answer latency")
-    ap.add_argument("--steps", help=argparse.SUPPRESS)
+    ap.add_argument("--steps", help="comma-separated steps to run, in their order (default all: "
+                    f"{','.join(STEPS)}); later steps need the earlier ones they read, e.g. precompute needs load")
     ap.add_argument("--keep", action="store_true", help="keep the work folders")
     ap.add_argument("--out", type=Path, default=RESULTS, help="JSON results (default bench/results/latest.json)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -423,9 +486,15 @@ def main(argv: list[str] | None = None) -> None:
 
     console = Console(stderr=True)
     scales = a.scale or (list(QUICK_SCALES) if a.quick else [1.0, 10.0])
+    steps = [x for x in (a.steps or "").split(",") if x]
+    unknown = set(steps) - set(STEPS)
+    if unknown:
+        ap.error(f"unknown steps {sorted(unknown)}; steps are {', '.join(STEPS)}")
     opts = {"quick": a.quick, "sync_scale": a.sync_scale, "questions": a.questions, "keep": a.keep,
+            "steps": [x for x in STEPS if x in steps],
             "chat_days": a.chat_days or (QUICK_CHAT_DAYS if a.quick else 1095)}
-    console.print(f"[bold]crmsum bench[/bold]: scales {', '.join(f'{s:g}' for s in scales)}; steps {', '.join(STEPS)}")
+    console.print(f"[bold]crmsum bench[/bold]: scales {', '.join(f'{s:g}' for s in scales)}; "
+                  f"steps {', '.join(opts['steps'] or STEPS)}")
     t0 = time.perf_counter()
     results = [run_scale(s, opts, console.print) for s in scales]
     render(results, opts)

@@ -32,6 +32,7 @@ _DAY_MONTH = re.compile(rf"(?<![\d.])(\d{{1,2}})\s+({_MON})")
 _DAYS_IN = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February 29 may exist: the period rules decide
 _MIXED = re.compile(r"\b(?=\w*[a-zA-Z])(?=\w*[а-яА-ЯёЁ])[a-zA-Zа-яА-ЯёЁ]{3,}\b")
 _HOMO = str.maketrans("aceopxyACEHKMOPTXB", "асеорхуАСЕНКМОРТХВ")
+_WEEK_NO = re.compile(r"w\d{1,2}")  # «2024-W10» / «W10 2024»: the week of an ISO label (the period rules read it)
 
 
 def fix_mixed(text: str) -> tuple[str, list[str]]:
@@ -73,7 +74,7 @@ def find_unresolved(idx: EntityIndex, tokens: list[Token], text: str, caps: bool
     out: list[tuple[str, str]] = []
     for i, tok in enumerate(tokens):
         w = tok.norm
-        if len(w) < 3 or w.isdigit() or w in _NOT_NAMES or _month_num(w):
+        if len(w) < 3 or w.isdigit() or w in _NOT_NAMES or _month_num(w) or _WEEK_NO.fullmatch(w):
             continue
         if tok.latin:
             if not tok.capitalized or w in _EN_WORDS or i == 0:

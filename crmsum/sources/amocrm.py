@@ -64,16 +64,21 @@ class RateLimiter:
     The window is a little longer than one second (`margin`) because the server counts arrivals,
     and arrivals jitter; departures are stamped when they really happen (after the sleep), so a
     late wake-up never lets the next request catch up. A token bucket with burst capacity would let
-    a one-second window see up to 2×rps requests. Every 429 widens the margin a little (`penalize`).
+    a one-second window see up to 2×rps requests. Every 429 widens the margin a little (`penalize`);
+    every `relax_after` departures without one narrow it back a little, down to the initial margin:
+    the margin caps the pace at n / (base + margin), and a penalty kept for good made a scale-10 sync
+    that met three 429s in 4,343 requests run at 90% of the rate bound instead of 95%.
     """
 
-    def __init__(self, rps: float, margin: float = 0.05, max_margin: float = 0.25) -> None:
+    def __init__(self, rps: float, margin: float = 0.03, max_margin: float = 0.25, relax_after: int = 100) -> None:
         if rps <= 0:
             raise ValueError("rps must be positive")
         self.rps = rps
         self.n = max(1, int(rps))
         self.base = self.n / rps  # seconds that hold n requests at exactly rps (1.0 for whole rps)
         self.margin, self.max_margin = margin, max_margin
+        self.min_margin, self.relax_after = margin, relax_after
+        self._clean = 0  # departures since the last penalty
         # minimum spacing below the average, so a late departure (GIL, slow parse) can be partly
         # caught up by the next while the window rule still bounds every second
         self.interval = 0.75 / rps
@@ -99,6 +104,7 @@ class RateLimiter:
                     self._log.append(now)
                     self._last = now
                     self.acquired += 1
+                    self._relax()
                     return
             delay = t - now
             self.waited += delay
@@ -110,9 +116,17 @@ class RateLimiter:
             self._pause_until = max(self._pause_until, time.monotonic() + seconds)
 
     def penalize(self) -> None:
-        """The server still saw too many requests: keep a wider safety margin from now on."""
+        """The server still saw too many requests: keep a wider safety margin for a while."""
         with self._lock:
             self.margin = min(self.max_margin, self.margin + 0.02)
+            self._clean = 0
+
+    def _relax(self) -> None:
+        """(Under the lock.) `relax_after` clean departures: narrow the margin by 0.01 again."""
+        self._clean += 1
+        if self._clean >= self.relax_after and self.margin > self.min_margin:
+            self.margin = max(self.min_margin, self.margin - 0.01)
+            self._clean = 0
 
 
 # -- auth -------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 from razdel import sentenize
 
 from crmsum.cites import PSEUDONYM_RE, cited_ids, strip_citations
+from crmsum.summarize.keypoints import TEXT_CACHE
 from crmsum.summarize.model import Point, Section
 
 DATE_RE = re.compile(r"\b(\d{1,2})\.(\d{1,2})(?:\.(\d{2,4}))?\b|\b(\d{4})-(\d{2})-(\d{2})\b")
@@ -132,7 +133,7 @@ class Support:
         return self._any_within(x - 0.051, x + 0.051)
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=TEXT_CACHE)
 def _text_support(text: str) -> tuple[frozenset, frozenset, frozenset]:
     """(names, dates, values) a text supports; cached (record texts recur across summaries)."""
     s = Support()

@@ -90,7 +90,14 @@ def is_injection(text: str) -> bool:
     return bool(INJECTION.search(text))
 
 
-@lru_cache(maxsize=1 << 17)
+# The per-text caches hold ~1.2 kB per distinct text across `_split`, `_scored` and
+# `grounding._text_support` (measured): 2^16 texts bound them to ~80 MB at any scale, more than one
+# precompute window's texts (precompute clears them after each window; the bot's live summaries
+# keep the bound).
+TEXT_CACHE = 1 << 16
+
+
+@lru_cache(maxsize=TEXT_CACHE)
 def _split(text: str) -> tuple[tuple[str, int], ...]:
     """(sentence, position) of one record text; cached: a record recurs in the manager, company
     and team summaries of its week and month, and chat templates repeat."""
@@ -109,7 +116,7 @@ def _split(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=TEXT_CACHE)
 def _scored(text: str, kind: str) -> tuple[tuple[float, int, str], ...]:
     """(salience, position, sentence) of a record's salient sentences (cached like `_split`)."""
     out = []

@@ -5,6 +5,7 @@ answer costs a few milliseconds and the bot never re-reads the vault per questio
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 import time
 from typing import Callable
@@ -12,6 +13,8 @@ from typing import Callable
 from crmsum.answer.record import BatchWriter, hand_off
 from crmsum.config import Settings, get_settings
 from crmsum.ru import today as today_in  # noqa: F401 - re-exported: the answer path's «today»
+
+log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 5.0
 
@@ -36,7 +39,9 @@ class AnswerContext:
         self._gates: dict = {}  # key -> lock of the one thread computing it
         self._warm: Callable[[AnswerContext], None] | None = None
         self.summary_ids: set[str] = set()
-        self._snapshot, self._lookups = False, 0
+        self._snapshot: str | None = None  # the in-memory copy of `summaries`, once built
+        self._retired: list[str] = []  # copies replaced since the last build, dropped by the next
+        self._generation, self._lookups = 0, 0
         self.managers: list[tuple[str, str]] = []  # (pseudonym, real name)
         self.companies: dict[str, int] = {}  # name -> id
         self.refresh(force=True)
@@ -70,7 +75,9 @@ class AnswerContext:
         # the ids only (one Parquet column): a one-shot `crmsum ask` reads one row; the in-memory copy of
         # the whole table is made on the second lookup, i.e. in the bot's long-lived process
         self.summary_ids = {r[0] for r in cur.execute("SELECT summary_id FROM summaries").fetchall()}
-        self._snapshot, self._lookups = False, 0
+        if self._snapshot:  # stale now: lookups read the lake until the copy is rebuilt
+            self._retired.append(self._snapshot)
+        self._snapshot, self._lookups = None, 0
         in_lake = {r[0] for r in cur.execute("SELECT DISTINCT name FROM crm_users WHERE name IS NOT NULL").fetchall()}
         people = self.vault.people("manager")
         self.managers = [(p, n) for p, n in people if p in in_lake] or list(people)
@@ -105,7 +112,12 @@ class AnswerContext:
 
     def _start_warm(self) -> None:
         if self._warm is not None:
-            threading.Thread(target=self._warm, args=(self,), name="crmsum-warm", daemon=True).start()
+            threading.Thread(target=self._warm_all, name="crmsum-warm", daemon=True).start()
+
+    def _warm_all(self) -> None:
+        self.snapshot_summaries()
+        if self._warm is not None:
+            self._warm(self)
 
     @property
     def manager_names(self) -> list[str]:
@@ -120,22 +132,45 @@ class AnswerContext:
         return next((n for p, n in self.managers if p == pseudonym), None)
 
     def summary(self, summary_id: str) -> dict | None:
-        """One precomputed row (from the in-memory snapshot), or None."""
+        """One precomputed row (from the in-memory snapshot once it is built, else the lake), or None."""
         if summary_id not in self.summary_ids:
             return None
-        cur = self.cursor()
         with self._lock:
             self._lookups += 1
-            if not self._snapshot and self._lookups > 1:
-                cur.execute("CREATE OR REPLACE TABLE answer_summaries AS SELECT * FROM summaries")
-                cur.execute("CREATE INDEX answer_summaries_id ON answer_summaries (summary_id)")
-                self._snapshot = True
-        table = "answer_summaries" if self._snapshot else "summaries"
-        cur.execute(f"SELECT * FROM {table} WHERE summary_id = ?", [summary_id])
+            table = self._snapshot or "summaries"
+            build = self._snapshot is None and self._lookups == 2  # a long-lived process: worth a copy
+        if build:
+            threading.Thread(target=self.snapshot_summaries, name="crmsum-snapshot", daemon=True).start()
+        cur = self.cursor()
+        try:
+            cur.execute(f"SELECT * FROM {table} WHERE summary_id = ?", [summary_id])
+        except Exception:  # noqa: BLE001 - a copy dropped under this lookup (a nightly reload): the lake
+            cur.execute("SELECT * FROM summaries WHERE summary_id = ?", [summary_id])
         row = cur.fetchone()
         if row is None:
             return None
         return dict(zip([d[0] for d in cur.description], row))
+
+    def snapshot_summaries(self) -> None:
+        """Copy `summaries` into memory, indexed (a lookup in ~1.5 ms instead of ~30 ms from Parquet). Built
+        beside the answers and swapped in by name, so no answer waits for the copy; a replaced copy is
+        dropped by the next build (a lookup that still names it falls back to the lake)."""
+        with self._lock:
+            self._generation += 1
+            name, old, self._retired = f"answer_summaries_{self._generation}", self._retired, []
+        cur = self.cursor()
+        try:
+            cur.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM summaries")
+            cur.execute(f"CREATE INDEX {name}_id ON {name} (summary_id)")
+            for table in old:
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+        except Exception:  # noqa: BLE001 - lookups go on reading the lake
+            log.exception("could not snapshot the summaries")
+            return
+        with self._lock:
+            if self._snapshot:
+                self._retired.append(self._snapshot)
+            self._snapshot = name
 
     def record(self, table: str, row: dict) -> None:
         """Queue a row for the lake (written in the background, batched, `record.ANONYMIZED` fields anonymized)."""

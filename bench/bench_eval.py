@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         s = s.model_copy(update={"openai_api_key": SecretStr("sk-bench"), "openai_base_url": emu_llm.url,
                                  "llm_model": "emulated-gpt"})
         if args.judge == "llm":
-            from crmsum.evaluation.metrics import LLMJudge
+            from crmsum.evaluation.judge import LLMJudge
 
             judge = LLMJudge(s)
     try:

@@ -97,6 +97,25 @@ def start_child(env: dict[str, str], *args: str) -> subprocess.Popen:
 STEPS = ("sync", "import", "precompute", "compact", "digest")
 
 
+def llm_night_and_answers(data_dir: Path, amo_url: str, llm_url: str,
+                          questions: list[str]) -> tuple[Any, list, subprocess.CompletedProcess]:
+    """The whole night in a child process with the LLM backend against the emulator, then the questions
+    answered in this process with the same settings: (settings, answers, the night's process)."""
+    from crmsum import answer as A
+    from crmsum.config import Settings
+
+    env = child_env(data_dir, amo_url, CRMSUM_LLM="llm", OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=llm_url,
+                    CRMSUM_LLM_MODEL="emulated-gpt")
+    proc = run_child(env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = Settings(data_dir=data_dir, llm="llm", llm_model="emulated-gpt", OPENAI_API_KEY=OPENAI_KEY,
+                 OPENAI_BASE_URL=llm_url, telegram_allowed_chats=",".join(map(str, CHATS)))
+    A.reset_contexts()
+    answers = [A.answer_question(q, s, today=SMALL["end_date"]) for q in questions]
+    A.flush()
+    return s, answers, proc
+
+
 def run_nightly(settings: Any = None, week: str = WEEK, lock_wait: bool | float = False,
                 before_step: Any = None) -> dict:
     """The nightly steps under the run lock, then the week's digests (what the flows run, minus Prefect).

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from crmsum.evaluation.metrics import (Context, LLMJudge, RefClaim, Sample, Similarity, answer_correctness,
+from crmsum.evaluation.judge import LLMJudge
+from crmsum.evaluation.metrics import (Context, RefClaim, Sample, Similarity, answer_correctness,
                                        answer_relevancy, claims, context_precision, context_recall, faithfulness,
                                        fact_f1, id_context_recall, score_offline, semantic_similarity)
 

@@ -63,15 +63,7 @@ def night(tmp_path_factory):
                           "responsible_user_id": lead["responsible_user_id"], "created_by": lead["responsible_user_id"],
                           "params": {"text": INJECTION.format(phone=phone, email=pii["emails"][i], name=c["name"])}})
         amo.upsert("notes", notes)
-        env = e2e.child_env(data, amo.url, CRMSUM_LLM="llm", OPENAI_API_KEY=e2e.OPENAI_KEY, OPENAI_BASE_URL=llm.url,
-                            CRMSUM_LLM_MODEL="emulated-gpt")
-        proc = e2e.run_child(env, timeout=900)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        s = Settings(data_dir=data, llm="llm", llm_model="emulated-gpt", OPENAI_API_KEY=e2e.OPENAI_KEY,
-                     OPENAI_BASE_URL=llm.url, telegram_allowed_chats=",".join(map(str, e2e.CHATS)))
-        A.reset_contexts()
-        answers = [A.answer_question(q, s, today=e2e.SMALL["end_date"]) for q in QUESTIONS]
-        A.flush()
+        s, answers, proc = e2e.llm_night_and_answers(data, amo.url, llm.url, QUESTIONS)
         A.reset_contexts()
         yield {"account": account, "data": data, "settings": s, "answers": answers, "pii": pii,
                "values": e2e.truth_values(account), "llm_bodies": [json.dumps(r, ensure_ascii=False) for r in llm.requests],

@@ -166,7 +166,6 @@ def _files_text(data: Path) -> list[tuple[str, str]]:
 @pytest.mark.slow
 def test_planted_values_found_nowhere_after_a_night(tmp_path):
     from crmsum import answer as A
-    from crmsum.config import Settings
     from crmsum.lake import Lake
     from crmsum.sandbox.amocrm_emulator import AmoEmulator
     from crmsum.sandbox.llm_emulator import LLMEmulator
@@ -176,16 +175,7 @@ def test_planted_values_found_nowhere_after_a_night(tmp_path):
     data = e2e.prepare_data_dir(tmp_path / "data", account)
     with AmoEmulator(account / "amocrm", token=e2e.AMO_TOKEN) as amo, LLMEmulator(api_key=e2e.OPENAI_KEY) as llm:
         _plant_crm(amo, account)
-        env = e2e.child_env(data, amo.url, CRMSUM_LLM="llm", OPENAI_API_KEY=e2e.OPENAI_KEY, OPENAI_BASE_URL=llm.url,
-                            CRMSUM_LLM_MODEL="emulated-gpt")
-        proc = e2e.run_child(env, timeout=900)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        s = Settings(data_dir=data, llm="llm", llm_model="emulated-gpt", OPENAI_API_KEY=e2e.OPENAI_KEY,
-                     OPENAI_BASE_URL=llm.url, telegram_allowed_chats=",".join(map(str, e2e.CHATS)))
-        A.reset_contexts()
-        for q in QUESTIONS:
-            A.answer_question(q, s, today=e2e.SMALL["end_date"])
-        A.flush()
+        s, _answers, proc = e2e.llm_night_and_answers(data, amo.url, llm.url, QUESTIONS)
         A.reset_contexts()
         bodies = [json.dumps(r, ensure_ascii=False) for r in llm.requests]
     lake = Lake(s.lake_dir)

@@ -6,7 +6,8 @@ metrics (offline or by an LLM judge), and the run that scores the real answer pa
 """
 
 from crmsum import lazy
-from crmsum.evaluation.metrics import (METRICS, Context, LLMJudge, RefClaim, Sample, Similarity,
+from crmsum.evaluation.judge import LLMJudge
+from crmsum.evaluation.metrics import (METRICS, Context, RefClaim, Sample, Similarity,
                                        answer_correctness, answer_relevancy, context_precision,
                                        context_recall, faithfulness, id_context_recall, score_offline,
                                        semantic_similarity)

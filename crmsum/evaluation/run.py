@@ -34,7 +34,8 @@ import pandas as pd
 
 from crmsum.cites import MSG_ID_RE
 from crmsum.errors import CrmsumError
-from crmsum.evaluation.metrics import METRICS, Context, LLMJudge, Sample, Similarity, score_offline
+from crmsum.evaluation.judge import LLMJudge
+from crmsum.evaluation.metrics import METRICS, Context, Sample, Similarity, score_offline
 from crmsum.evaluation.questions import Question, build_questions, real_names
 from crmsum.ru import company_core
 

@@ -11,13 +11,15 @@ Prints:
   bot runs, the insights fits warmed first as the bot does in the background; the same-process baseline
   is the first, cold question), over all rounds and over rounds 2..n («asked again»);
 - `crmsum ask` as a whole process (interpreter start, imports, lake, answer, exit): p50 / p95 over
-  `--runs` runs of a precomputed question.
+  `--runs` runs of a precomputed question, on its own and with a resident answerer (`crmsum serve`, as a
+  running bot provides) listening; baseline: a bare interpreter.
 Figures depend on the machine's load: the script prints `os.getloadavg()` with them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -161,12 +163,34 @@ def answer_path(data_dir: Path, n: int, runs: int) -> None:
     # a user's machine caches bytecode: one warm-up run writes it, then the timed runs
     env = dict(os.environ, CRMSUM_DATA_DIR=str(data_dir), CRMSUM_LLM="offline", PYTHONPATH=str(ROOT))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    times, cpu = _processes([sys.executable, "-m", "crmsum.cli", "ask", pre_q, "--json"], env, runs,
-                            rows=lambda: lake.row_count("answers"))
+    cmd = [sys.executable, "-m", "crmsum", "ask", pre_q, "--json"]  # what the `crmsum` console script runs
+    times, cpu = _processes(cmd, env, runs, rows=lambda: lake.row_count("answers"))
     base, base_cpu = _processes([sys.executable, "-c", "pass"], env, runs)
-    print(f"crmsum ask as a process ({pre_q!r}): wall p50 {statistics.median(times):.0f} ms  p95 "
-          f"{pct(times, 0.95):.0f} ms, CPU p50 {statistics.median(cpu):.0f} ms (bare interpreter: wall p50 "
-          f"{statistics.median(base):.0f} ms, CPU {statistics.median(base_cpu):.0f} ms)")
+    with _resident(env, s.state_dir):
+        r_times, r_cpu = _processes(cmd, env, runs, rows=lambda: lake.row_count("answers"))
+    print(f"crmsum ask as a process ({pre_q!r}):")
+    for label, (w, c) in (("on its own (cold start)", (times, cpu)), ("a resident answerer listening", (r_times, r_cpu)),
+                          ("baseline: bare interpreter", (base, base_cpu))):
+        print(f"  {label:<31} wall p50 {statistics.median(w):5.0f} ms  p95 {pct(w, 0.95):5.0f} ms  "
+              f"CPU p50 {statistics.median(c):5.0f} ms")
+
+
+@contextlib.contextmanager
+def _resident(env: dict, state_dir: Path):
+    """`crmsum serve` on the data dir for the duration (what a running bot also provides)."""
+    from crmsum.answer.resident import socket_path
+
+    proc = subprocess.Popen([sys.executable, "-m", "crmsum", "serve"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    path = socket_path(state_dir)
+    deadline = time.monotonic() + 120
+    while not path.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def _processes(cmd: list[str], env: dict, runs: int, rows=None) -> tuple[list[float], list[float]]:

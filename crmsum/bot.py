@@ -37,6 +37,7 @@ from crmsum.summarize import render as R
 from crmsum.delivery import chat_digest, digest_parts
 from crmsum.rating_callback import RatingRefused, rating_data, rating_key, verify
 from crmsum.telegram.client import call_api, make_bot, no_preview
+from crmsum.answer.resident import Resident
 from crmsum.telegram.send_once import Telegram
 
 log = logging.getLogger(__name__)
@@ -345,12 +346,15 @@ def run_bot(settings: Settings | None = None, lake=None, long_polling_timeout: i
 
     # the lookups now, the insights fits in the background (again after each nightly reload)
     A.get_context(s, lake).keep_warm(insight.warm)
+    resident = Resident(s, lake)  # `crmsum ask` on this machine asks the warm context too
+    resident.start()
     stop = threading.Event()
     threading.Thread(target=heartbeat, args=(app, stop), name="crmsum-heartbeat", daemon=True).start()
     try:
         bot.infinity_polling(timeout=long_polling_timeout + 10, long_polling_timeout=long_polling_timeout)
     finally:
         stop.set()
+        resident.close()
         if app.live is not None:
             app.live.shutdown(wait=False, cancel_futures=True)
 

@@ -235,6 +235,23 @@ def bot() -> None:
 
 
 @app.command()
+def serve() -> None:
+    """Keep a warm answerer for `crmsum ask` on this data dir (a unix socket in the state dir; the bot does
+    the same while it runs): a precomputed answer then takes ~0.1 s instead of a cold start's ~1 s."""
+    from crmsum.answer.resident import serve as serve_answers
+    from crmsum.config import get_settings
+    from crmsum.logs import setup_logging
+
+    settings = get_settings()
+    setup_logging(settings)
+    console.print(f"answering `crmsum ask` for {settings.data_dir} (Ctrl+C to stop)", highlight=False)
+    try:
+        serve_answers(settings)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
 def search(
     text: str = typer.Argument(..., help="What to look for, e.g. «клиент пропал после КП» or «дорого у Нефтетруба в мае»."),
     k: int = typer.Option(10, "--k", help="How many records."),

@@ -1,4 +1,5 @@
-"""Settings from the environment (and `.env`): the only place that reads os.environ."""
+"""Settings from the environment (and `.env`): the only place that reads os.environ (besides
+`paths.quick_data_dir`, the console script's way to the data root before pydantic loads)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from crmsum.paths import DEFAULT_DATA_DIR
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CRMSUM_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(Path("./data"), description="data root: lake/, vault/, outbox/, state/, inbox/, logs/ below it")
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="data root: lake/, vault/, outbox/, state/, inbox/, logs/ below it")
     lake_url: str | None = Field(None, description="keep the lake on S3-compatible storage, e.g. s3://bucket/crmsum/lake (default DATA_DIR/lake)")
     s3_endpoint_url: str | None = Field(None, description="endpoint of the S3-compatible storage (MinIO, Yandex Object Storage...)")
     timezone: str = Field("Europe/Moscow", description="the account's time zone; lake timestamps are local time")

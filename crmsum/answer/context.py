@@ -38,6 +38,7 @@ class AnswerContext:
         self._memo: dict = {}  # per-snapshot results of derived lookups (loss reasons, stages, insights)
         self._gates: dict = {}  # key -> lock of the one thread computing it
         self._warm: Callable[[AnswerContext], None] | None = None
+        self._closed = False
         self.summary_ids: set[str] = set()
         self._snapshot: str | None = None  # the in-memory copy of `summaries`, once built
         self._retired: list[str] = []  # copies replaced since the last build, dropped by the next
@@ -115,9 +116,13 @@ class AnswerContext:
             threading.Thread(target=self._warm_all, name="crmsum-warm", daemon=True).start()
 
     def _warm_all(self) -> None:
-        self.snapshot_summaries()
-        if self._warm is not None:
-            self._warm(self)
+        try:
+            self.snapshot_summaries()
+            if self._warm is not None:
+                self._warm(self)
+        except Exception:  # noqa: BLE001 - warming is a head start, never a failure
+            if not self._closed:  # closed under it (exit, a test's reset): nothing left to warm
+                log.exception("warming the answer context failed")
 
     @property
     def manager_names(self) -> list[str]:
@@ -211,6 +216,7 @@ class AnswerContext:
             return self._anonymizer.text(text) or ""
 
     def close(self) -> None:
+        self._closed = True
         if self._writer is not None:
             self._writer.close()
         self.con.close()

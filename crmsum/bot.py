@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -348,6 +349,8 @@ def run_bot(settings: Settings | None = None, lake=None, long_polling_timeout: i
     A.get_context(s, lake).keep_warm(insight.warm)
     resident = Resident(s, lake)  # `crmsum ask` on this machine asks the warm context too
     resident.start()
+    if threading.current_thread() is threading.main_thread():  # a service manager's stop: end as on Ctrl+C
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     stop = threading.Event()
     threading.Thread(target=heartbeat, args=(app, stop), name="crmsum-heartbeat", daemon=True).start()
     try:

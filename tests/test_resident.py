@@ -136,3 +136,31 @@ def test_the_quick_data_dir_is_the_settings_data_dir(tmp_path, monkeypatch):
     assert quick_data_dir() == Settings().data_dir == type(quick_data_dir())("/srv/crm")
     monkeypatch.setenv("CRMSUM_DATA_DIR", str(tmp_path / "env"))
     assert quick_data_dir() == Settings().data_dir == tmp_path / "env"
+
+
+@pytest.mark.slow
+def test_a_running_bot_answers_crmsum_ask(env):
+    """`crmsum bot` as a process (against the Telegram emulator) listens for `crmsum ask`, and removes the
+    socket when it is stopped."""
+    from crmsum.sandbox.telegram_emulator import TelegramEmulator
+
+    s, _ = env
+    token = "123456789:RESIDENT-bot"
+    path = R.socket_path(s.state_dir)
+    with TelegramEmulator(token=token) as tg:
+        proc = subprocess.Popen([sys.executable, "-m", "crmsum", "bot"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, CRMSUM_DATA_DIR=str(s.data_dir), CRMSUM_LLM="offline",
+                                         CRMSUM_TELEGRAM_TOKEN=token, CRMSUM_TELEGRAM_API_URL=tg.url))
+        try:
+            for _ in range(600):
+                if path.exists() or proc.poll() is not None:
+                    break
+                threading.Event().wait(0.1)
+            out = R.ask(s.state_dir, QUESTION, as_json=True)
+            assert out is not None, proc.stderr.read() if proc.poll() is not None else "no answer"
+            assert json.loads(out)["manager"] == "Олег Петров"
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    assert not path.exists()

@@ -12,8 +12,9 @@ import pytest
 from rich.console import Console
 
 from crmsum.evaluation.judge import LLMJudge
+from crmsum.evaluation.claims import claims
 from crmsum.evaluation.metrics import (Context, RefClaim, Sample, Similarity, answer_correctness,
-                                       answer_relevancy, claims, context_precision, context_recall, faithfulness,
+                                       answer_relevancy, context_precision, context_recall, faithfulness,
                                        fact_f1, id_context_recall, score_offline, semantic_similarity)
 
 FACTS = {"scope": "manager", "key": "PER-a1b2c3d4", "label": "PER-a1b2c3d4", "period_kind": "month",

@@ -329,6 +329,15 @@ def test_unknown_name_is_said_not_dropped(env):
     assert out["unresolved"] == ["Зоя"] and "Ева Смирнова" in out["answer"]
 
 
+def test_an_unknown_name_in_an_empty_lake_says_there_is_nobody(tmp_path):
+    from crmsum.lake import Lake
+
+    s = settings_for(tmp_path / "data")
+    a = A.answer_question("Что Игорь делал в марте 2024?", settings=s, lake=Lake(s.lake_dir), record=False)
+    assert a.unresolved == ["Игорь"]
+    assert "Не нашёл менеджера «Игорь» — в CRM пока нет ни одного менеджера." in a.text and "знаю: ." not in a.text
+
+
 def test_no_period_default_is_said(env):
     a = ask(env, "Как дела у Олега Петрова?")
     assert a.period_defaulted and "последнюю полную неделю" in a.text

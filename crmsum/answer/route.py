@@ -75,8 +75,8 @@ def unresolved_notes(ctx: AnswerContext, parsed, prep: Prepared) -> list[str]:
         if kind == "manager":
             known = [p for p, _ in ctx.managers][:_NAME_LIST_MAX]
             more = "…" if len(ctx.managers) > _NAME_LIST_MAX else ""
-            notes.append(f"Не нашёл менеджера «{word}» — вот кого знаю: {', '.join(known)}{more}."
-                         + ("" if prep.manager else " Ниже — по всем менеджерам."))
+            whom = f"вот кого знаю: {', '.join(known)}{more}." if known else "в CRM пока нет ни одного менеджера."
+            notes.append(f"Не нашёл менеджера «{word}» — {whom}" + ("" if prep.manager else " Ниже — по всем менеджерам."))
         elif kind == "company":
             close = _similar_names(word, list(ctx.companies))
             hint = f" Похожие: {', '.join(close)}." if close else " Похожих в CRM нет."

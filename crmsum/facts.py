@@ -317,15 +317,18 @@ def _facts_sql(kind: str | None, filtered: bool, manager: bool, company: bool) -
           ON o.lead_id = a.lead_id AND o.pend > a.ts
     ),
     -- the stage as of the period's end: the last status change before it, else the status the
-    -- first later change left, else (no status events) the current status
+    -- first later change left, else (no status events) the current status; moves in the same second
+    -- are one move (the last event's status after, the first one's before), so ties never pick at random
     open_before AS (
         SELECT o.*, mb.status_after AS st_before
-        FROM open_last o ASOF LEFT JOIN (SELECT lead_id, ts, status_after FROM moves) mb
+        FROM open_last o ASOF LEFT JOIN (SELECT lead_id, ts, arg_max(status_after, event_id) AS status_after
+                                           FROM moves GROUP BY lead_id, ts) mb
           ON o.lead_id = mb.lead_id AND o.pend > mb.ts
     ),
     open_stage AS (
         SELECT o.*, coalesce(o.st_before, ma.status_before, o.status_id) AS stage_id
-        FROM open_before o ASOF LEFT JOIN (SELECT lead_id, ts, status_before FROM moves) ma
+        FROM open_before o ASOF LEFT JOIN (SELECT lead_id, ts, arg_min(status_before, event_id) AS status_before
+                                             FROM moves GROUP BY lead_id, ts) ma
           ON o.lead_id = ma.lead_id AND ma.ts >= o.pend
     ),
     open_named AS (

@@ -215,6 +215,36 @@ def test_open_and_stalled_deals_show_the_stage_at_period_end(con, tables, start,
             assert d["stage"] == stage_at(tables, d["lead_id"], pd.Timestamp(row["end"]) + pd.Timedelta(days=1))
 
 
+def test_moves_in_the_same_second_are_one_move(tmp_path):
+    """A deal moved twice in one second (an automation passing a new deal on at once): the stage at a
+    period's end is the later event's, on every run — not whichever tied row the join met first (at ten
+    times the scale this made reruns recompute summaries without new data)."""
+    from crmsum.lake import Lake
+
+    tables = build_tables()
+    ev = tables["crm_events"]
+    moves = ev[ev.type == "lead_status_changed"].sort_values(["created_at", "event_id"])
+    first = moves.groupby("lead_id").head(1)  # each deal's first move b -> a becomes b -> u -> a in one second
+    via = first.status_after.map(lambda a: 1003 if a != 1003 else 1001)
+    one = first.assign(event_id=first.event_id + "a", status_after=via)  # event ids are strings: "…a" < "…b"
+    two = first.assign(event_id=first.event_id + "b", status_before=via)
+    ev = pd.concat([two, ev.drop(first.index), one], ignore_index=True)  # the later event written first
+    tables = {**tables, "crm_events": ev}
+    lake = Lake(tmp_path / "lake")
+    for name, df in tables.items():
+        lake.write(name, df)
+    con = lake.connect()
+    con.execute("SET threads = 4")
+    checked = 0
+    for kind in ("week", "month"):
+        for row in F.all_period_facts(con, kind, as_of=AS_OF).to_dict("records"):
+            row = F.row_facts(row)
+            for d in (row["open_deals"] or []) + (row["stalled_deals"] or []):
+                assert d["stage"] == stage_at(tables, d["lead_id"], pd.Timestamp(row["end"]) + pd.Timedelta(days=1)), d
+                checked += 1
+    assert checked > 50
+
+
 def test_won_and_lost_deals_cite_their_status_change(con, tables):
     f = F.facts_for(con, "team", "team", dt.date(2024, 2, 1), dt.date(2024, 4, 30), as_of=AS_OF)
     ev = tables["crm_events"].set_index("event_id")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.memory import vm_hwm_mb  # noqa: E402
 from crmsum.ru import CASES, case_forms, strip_legal_form  # noqa: E402
 
 FIRST_M = ["Юрий", "Иван", "Сергей", "Алексей", "Дмитрий", "Андрей", "Михаил", "Николай", "Павел", "Олег",
@@ -251,10 +252,8 @@ def main() -> None:
     kept = sum(1 for r, o in zip(recs, out1) for c in companies if c in r and c not in o)
     proc = psutil.Process()
     rss = max([proc.memory_info().rss] + [c.memory_info().rss for c in proc.children(recursive=True)] or [0])
-    try:
-        import resource
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    except Exception:
+    peak = vm_hwm_mb() * 2**20
+    if peak != peak:  # NaN: no /proc (not Linux)
         peak = rss
     res = {
         "records": len(recs),

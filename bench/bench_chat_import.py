@@ -14,13 +14,14 @@ import datetime as dt
 import json
 import multiprocessing as mp
 import random
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.memory import vm_hwm_mb  # noqa: E402
 
 PEOPLE = ["Ева Соколова", "Олег Петров", "Анна Кузнецова", "Игорь Смирнов", "Мария Волкова",
           "Денис Орлов", "Светлана Морозова"]
@@ -114,7 +115,7 @@ def _child(export: str, root: str, use_ner: bool, out) -> None:
     out.send({"read": rep.messages_read, "written": rep.messages_written, "skipped": rep.skipped,
               "seconds": elapsed, "reimport_seconds": again, "reimport_written": rep2.messages_written,
               "base_mb": base, "samples": samples,
-              "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+              "peak_mb": vm_hwm_mb()})
 
 
 def run(export: Path, root: Path, use_ner: bool) -> dict:

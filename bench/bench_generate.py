@@ -3,7 +3,7 @@
     python bench/bench_generate.py              # scales 1 and 10 (1,000 and 10,000 leads, 3 years of chat)
     python bench/bench_generate.py --scale 1 2  # any scales
 
-Each scale runs in a fresh subprocess so the peak RSS (ru_maxrss) belongs to that run alone.
+Each scale runs in a fresh subprocess so the peak RSS (VmHWM) belongs to that run alone.
 """
 
 from __future__ import annotations
@@ -17,15 +17,17 @@ import time
 from pathlib import Path
 
 CHILD = r"""
-import datetime as dt, json, resource, sys, time
+import datetime as dt, json, sys, time
 from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from bench.memory import vm_hwm_mb
 from crmsum.sandbox.generate import generate
 out, leads = Path(sys.argv[1]), int(sys.argv[2])
 t0 = time.perf_counter()
 stats = generate(out, leads=leads, chat_days=1095, seed=7, end_date=dt.date(2025, 12, 31))
 elapsed = time.perf_counter() - t0
 size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-print(json.dumps({"elapsed": elapsed, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({"elapsed": elapsed, "peak_mb": vm_hwm_mb(),
                   "size_mb": size / 2**20, "stats": stats}))
 """
 
@@ -34,7 +36,7 @@ def run(scale: float) -> dict:
     leads = max(1, int(1000 * scale))
     with tempfile.TemporaryDirectory(prefix="bench-gen-") as tmp:
         t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-c", CHILD, str(Path(tmp) / "acc"), str(leads)],
+        r = subprocess.run([sys.executable, "-c", CHILD, str(Path(tmp) / "acc"), str(leads), str(Path(__file__).resolve().parents[1])],
                            capture_output=True, text=True, check=True)
         res = json.loads(r.stdout.strip().splitlines()[-1])
         res["wall_with_startup"] = time.perf_counter() - t0

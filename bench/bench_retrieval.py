@@ -28,7 +28,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,9 @@ def _load() -> float:
 
 
 def _peak_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    from bench.memory import vm_hwm_mb
+
+    return round(vm_hwm_mb(), 1)
 
 
 def _du(path: Path) -> float:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import resource
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.memory import vm_hwm_mb  # noqa: E402
 from crmsum.config import Settings  # noqa: E402
 from crmsum.ingest.amocrm import STREAMS, sync  # noqa: E402
 from crmsum.lake import Lake  # noqa: E402
@@ -152,7 +152,7 @@ def main() -> None:
                   f"{report.map_seconds:.1f}s, parquet writes {report.write_seconds:.1f}s, waiting for pages "
                   f"{report.consumer_wait_seconds:.1f}s (processing thread); cpu {cpu:.1f}s")
             print(f"peak RSS during sync: {peak:.0f} MB (before {rss.base / 2**20:.0f} MB, "
-                  f"ru_maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+                  f"VmHWM {vm_hwm_mb():.0f} MB, which includes the generator's peak)")
             print("per list:", ", ".join(f"{k} {v}" for k, v in report.fetched.items()))
 
             again = sync(s, lake, anon, client=client)

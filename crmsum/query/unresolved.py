@@ -14,7 +14,7 @@ from datetime import date
 
 from .entities import (COMPANY_WORDS, LEGAL_FORMS, STRONG_PREPS, EntityIndex, Token, _is_common_word, _parses,
                        _sentence_initial)
-from .periods import _MON, _month_num
+from .dates import MONTH, month_number
 
 _QUOTES = "«\"“„"
 _PERSON = {"Name", "Surn", "Patr"}
@@ -28,7 +28,7 @@ _EN_WORDS = {"what", "who", "why", "how", "which", "show", "list", "compare", "t
              "april", "august", "september", "october", "november", "december", "january", "february", "the",
              "stalled", "similar", "average", "win", "rate", "lost", "won", "open", "best", "worst", "rank",
              "ranking", "give", "tell", "find", "i", "we", "our", "last", "this", "next", "and", "or", "vs"}
-_DAY_MONTH = re.compile(rf"(?<![\d.])(\d{{1,2}})\s+({_MON})")
+_DAY_MONTH = re.compile(rf"(?<![\d.])(\d{{1,2}})\s+({MONTH})")
 _DAYS_IN = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February 29 may exist: the period rules decide
 _MIXED = re.compile(r"\b(?=\w*[a-zA-Z])(?=\w*[а-яА-ЯёЁ])[a-zA-Zа-яА-ЯёЁ]{3,}\b")
 _HOMO = str.maketrans("aceopxyACEHKMOPTXB", "асеорхуАСЕНКМОРТХВ")
@@ -54,7 +54,7 @@ def fix_mixed(text: str) -> tuple[str, list[str]]:
 def bad_date(text: str) -> str | None:
     """A calendar date that does not exist («31 февраля», «32 марта»), as written; None when there is none."""
     for m in _DAY_MONTH.finditer(text.lower().replace("ё", "е")):
-        mon = _month_num(m.group(2))
+        mon = month_number(m.group(2))
         if mon and not 1 <= int(m.group(1)) <= _DAYS_IN[mon - 1]:
             return text[m.start():m.end()]
     return None
@@ -74,7 +74,7 @@ def find_unresolved(idx: EntityIndex, tokens: list[Token], text: str, caps: bool
     out: list[tuple[str, str]] = []
     for i, tok in enumerate(tokens):
         w = tok.norm
-        if len(w) < 3 or w.isdigit() or w in _NOT_NAMES or _month_num(w) or _WEEK_NO.fullmatch(w):
+        if len(w) < 3 or w.isdigit() or w in _NOT_NAMES or month_number(w) or _WEEK_NO.fullmatch(w):
             continue
         if tok.latin:
             if not tok.capitalized or w in _EN_WORDS or i == 0:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis_profiles import examples
 
 from crmsum.query import ParsedQuestion, parse_question
-from crmsum.query.entities import get_index
+from crmsum.query.entity_index import get_index
 
 DATA = Path(__file__).parent / "data" / "questions.jsonl"
 FIELDS = ("manager", "company", "start", "end")

@@ -1,412 +1,30 @@
-"""Find which manager and which company a question is about.
+"""Which manager and which company a question is about.
 
-The canonical names come from the lake (CRM users, CRM companies). For each list we build,
-once, an index of every inflected form (pymorphy3 lexemes, so «Еве», «Евой», «Петровой»,
-«Теххренмашу» are known exactly), their lemmas, their Latin transliterations («Eva»,
-«Tekhkhrenmash») and the forms of common diminutives («Женя», «Лёша»). A question token is
-matched exactly first, then by lemma, then — only when the token is not an ordinary
-dictionary word — by a small edit distance that scales with its length (typos). A token
-that is not in the lists (a client's name, a city, a common word) never matches.
+The question's tokens are looked up in the `EntityIndex` of the known names (`entity_index.py`);
+here the hits are combined: a company's words must follow one another and a common-word company
+(«Вектор») needs a cue (capital, quotes, «компания», «по»); a first name and a surname side by side
+are one mention, a first name next to a stranger's surname or patronymic is not ours, and ties are
+broken by the verbs' gender and by the case after a preposition.
 """
 
 from __future__ import annotations
 
-import re
-import threading
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 
-from rapidfuzz import process
-from rapidfuzz.distance import OSA
-
-from crmsum.ru import DIMINUTIVES, LEGAL_FORMS, company_core, lexeme_forms, morph
+from crmsum.ru import LEGAL_FORMS
 from crmsum.ru import QUOTES as _QUOTES
 
-_LOCK = threading.Lock()  # guards the matcher cache
+from .entity_index import EntityIndex
+from .tokens import (COMPANY_WORDS, RU_PREPS, STRONG_PREPS, WEAK_PREPS, Token, is_known_word, sentence_initial,
+                     skeleton, translit, word_parses)
 
-__all__ = ["EntityIndex", "get_index", "Token", "tokenize", "translit", "skeleton", "morph"]
+__all__ = ["Match", "match_companies", "match_managers"]
 
-
-
-def _norm(word: str) -> str:
-    return word.lower().replace("ё", "е")
-
-
-@lru_cache(maxsize=100_000)
-def _parses(word: str) -> tuple[tuple[str, frozenset, float], ...]:
-    """(normal form, grammemes, score) of every analysis of a lowercase word."""
-    out = []
-    for p in morph().parse(word)[:6]:
-        out.append((_norm(p.normal_form), frozenset(p.tag.grammemes), p.score))
-    return tuple(out)
-
-
-@lru_cache(maxsize=100_000)
-def _is_known(word: str) -> bool:
-    return morph().word_is_known(word)
-
-
-_PROPER = {"Name", "Surn", "Patr", "Orgn", "Trad"}
-_POS = {"NOUN", "ADJF", "ADJS", "VERB", "INFN", "ADVB", "PRTF", "PRTS", "GRND", "NUMR", "NPRO", "PREP", "CONJ",
-        "PRCL", "INTJ", "PRED", "COMP"}
-
-
-@lru_cache(maxsize=100_000)
-def _is_common_word(word: str) -> bool:
-    """True when a known word has an ordinary (non proper-name) reading: «жене», «альфа»."""
-    if not _is_known(word):
-        return False
-    for _nf, gr, score in _parses(word):
-        if not (gr & _PROPER) and score >= 0.05 and gr & _POS:
-            return True
-    return False
-
-
-# ----------------------------------------------------------------------------- transliteration
-
-_TR = {
-    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh", "з": "z",
-    "и": "i", "й": "i", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r",
-    "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh",
-    "щ": "shch", "ъ": "", "ы": "y", "ь": "", "э": "e", "ю": "yu", "я": "ya",
-}
-_SKEL_STEPS = [
-    ("shch", "s"), ("sch", "s"), ("tch", "c"), ("sh", "s"), ("ch", "c"), ("kh", "h"), ("zh", "z"),
-    ("ts", "c"), ("tz", "c"), ("ph", "f"), ("ck", "k"), ("x", "ks"), ("w", "v"), ("q", "k"),
-    ("yu", "u"), ("iu", "u"), ("ju", "u"), ("ya", "a"), ("ia", "a"), ("ja", "a"), ("yo", "o"),
-    ("ye", "e"), ("ie", "e"), ("y", "i"), ("j", "i"),
-]
-
-
-def translit(word: str) -> str:
-    return "".join(_TR.get(ch, ch) for ch in _norm(word))
-
-
-@lru_cache(maxsize=100_000)
-def skeleton(latin: str) -> str:
-    """Collapse transliteration variants: Tekhkhrenmash / Tehhrenmash / Техххренмаш -> one key."""
-    s = re.sub(r"[^a-z0-9]", "", latin.lower())
-    for a, b in _SKEL_STEPS:
-        s = s.replace(a, b)
-    return re.sub(r"(.)\1+", r"\1", s)
-
-
-# ----------------------------------------------------------------------------- tokens
-
-@dataclass(frozen=True)
-class Token:
-    text: str  # original spelling
-    norm: str  # lowercase, ё->е
-    start: int
-    end: int
-    latin: bool
-
-    @property
-    def capitalized(self) -> bool:
-        return self.text[:1].isupper()
-
-
-_TOKEN_RE = re.compile(r"[^\W\d_]+(?:\d+)?|\d+")
-
-
-def tokenize(text: str) -> list[Token]:
-    out = []
-    for m in _TOKEN_RE.finditer(text):
-        w = m.group(0)
-        n = _norm(w)
-        out.append(Token(w, n, m.start(), m.end(), bool(re.match(r"[a-z]", n))))
-    return out
-
-
-# ----------------------------------------------------------------------------- vocabulary
-
-COMPANY_WORDS = {
-    "компания", "компании", "компанию", "компанией", "компаний", "клиент", "клиента", "клиенту",
-    "клиентом", "клиенте", "заказчик", "заказчика", "заказчику", "заказчиком", "заказчике",
-    "фирма", "фирмы", "фирме", "фирму", "фирмой", "контрагент", "контрагента", "контрагенту",
-    "организация", "организации", "организацию", "организацией", "client", "company", "customer",
-    "account", "группа", "группы", "группе", "группой",
-}
-STRONG_PREPS = {"по", "для", "with", "for", "about", "re", "regarding"}
-WEAK_PREPS = {"у", "от", "о", "об", "про", "on", "at", "из"}
-RU_PREPS = {"у", "от", "о", "об", "про", "с", "со", "в", "во", "из", "к", "ко", "для", "по", "без", "после",
-            "до", "при", "на", "за", "над", "под", "между", "перед", "через", "около", "возле", "насчет"}
-_LATIN_STOP = {
-    "the", "in", "on", "at", "for", "with", "by", "of", "to", "what", "did", "do", "does", "how",
-    "is", "was", "were", "and", "or", "me", "my", "we", "our", "us", "about", "from", "this", "that",
-    "last", "past", "week", "month", "year", "day", "days", "today", "show", "tell", "summary",
-    "deals", "deal", "manager", "company", "client", "please", "give", "eve", "done", "work",
-    "worked", "any", "all", "new", "ago", "since", "between", "and", "doing", "happened",
-    "mail", "call", "calls", "meet", "meeting", "sales", "sale", "ivy", "olga's",
-}
-
-
-def _fuzzy_budget(n: int) -> int:
-    """How many edits a token of length n may carry: none for short words (false positives)."""
-    if n <= 4:
-        return 0
-    if n <= 8:
-        return 1
-    return 2
-
-
-# ----------------------------------------------------------------------------- index
-
-@dataclass
-class _Key:
-    """What one exact key (form / skeleton) points to."""
-
-    targets: set = field(default_factory=set)  # {(entity idx, part)}
-    needs_cap: bool = False
-
-
-class _Matcher:
-    """Exact + lemma + fuzzy lookup of one token against a family of forms."""
-
-    def __init__(self, lemma_requires: frozenset = frozenset()) -> None:
-        self.lemma_requires = lemma_requires
-        self.base_skels: dict[str, set] = {}
-        self._base_keys: list[str] = []
-        self.forms: dict[str, _Key] = {}
-        self.lemmas: dict[str, set] = {}
-        self.skels: dict[str, set] = {}
-        self._form_keys: list[str] = []
-        self._form_targets: dict[str, set] = {}
-        self._skel_keys: list[str] = []
-
-    def add(self, forms: set[str], lemma: str | None, target: tuple, needs_cap_fn, base: tuple = ()) -> None:
-        for f in forms:
-            if not f:
-                continue
-            k = self.forms.setdefault(f, _Key())
-            k.targets.add(target)
-            k.needs_cap = k.needs_cap or needs_cap_fn(f)
-            sk = skeleton(translit(f))
-            if len(sk) >= 3:
-                self.skels.setdefault(sk, set()).add(target)
-        if lemma:
-            self.lemmas.setdefault(lemma, set()).add(target)
-        for b in base:
-            sk = skeleton(translit(b))
-            if len(sk) >= 3:
-                self.base_skels.setdefault(sk, set()).add(target)
-
-    def freeze(self) -> None:
-        self._base_keys = list(self.base_skels)
-        self._form_keys = list(self.forms)
-        self._form_targets = {k: v.targets for k, v in self.forms.items()}
-        self._skel_keys = list(self.skels)
-
-    def lookup(self, tok: Token, caps_meaningful: bool) -> dict[tuple, float]:
-        """{target: score} for one token; scores 1.0 exact, 0.9 lemma, <=0.8 fuzzy."""
-        w = tok.norm
-        if tok.latin:
-            if w in _LATIN_STOP or len(w) < 3:
-                return {}
-            sk = skeleton(w)
-            if sk in self.skels:
-                return {t: 0.95 for t in self.skels[sk]}
-            budget = _fuzzy_budget(len(sk) - 1)
-            if budget:  # typos in Latin: only against base (nominative) forms
-                return self._fuzzy(sk, self._base_keys, self.base_skels, budget)
-            return {}
-        k = self.forms.get(w)
-        if k is not None:
-            if k.needs_cap and caps_meaningful and not tok.capitalized:
-                return {}
-            return {t: 1.0 for t in k.targets}
-        if len(w) < 2:
-            return {}
-        hits: dict[tuple, float] = {}
-        known = _is_known(w)
-        # unknown words go straight to fuzzy matching: their forms are already indexed, and
-        # the analyser's guessing of unknown words is its slow path
-        for nf, gr, _s in (_parses(w) if known else ()):
-            if "plur" in gr or not (self.lemma_requires <= gr):
-                continue
-            for t in self.lemmas.get(nf, ()):
-                hits[t] = 0.9
-        if hits:
-            if _is_common_word(w) and caps_meaningful and not tok.capitalized:
-                return {}
-            return hits
-        if len(w) >= 4 and (not known or not _is_common_word(w)):
-            sk = skeleton(translit(w))  # «Яндекс» ~ Yandex, «Тэххренмаш» ~ Теххренмаш
-            if sk in self.skels:
-                return {t: 0.85 for t in self.skels[sk]}
-        budget = _fuzzy_budget(len(w))
-        if budget and not known:
-            return self._fuzzy(w, self._form_keys, self._form_targets, budget)
-        return {}
-
-    def _fuzzy(self, w: str, keys: list[str], table: dict, budget: int) -> dict[tuple, float]:
-        res = process.extract(w, keys, scorer=OSA.distance, score_cutoff=budget, limit=8)
-        if not res:
-            return {}
-        best = min(r[1] for r in res)
-        hits: dict[tuple, float] = {}
-        for key, dist, _i in res:
-            if dist == best:
-                for t in table[key]:
-                    hits[t] = 0.8 - 0.05 * dist
-        return hits
-
-
-def _gender(tag) -> str | None:
-    gr = tag.grammemes
-    for g in ("ms-f", "masc", "femn", "neut"):
-        if g in gr:
-            return g
-    return None
-
-
-def _pick_parse(word: str, want: set[str], gender: str | None = None):
-    parses = morph().parse(word)
-    for p in parses:
-        if want <= set(p.tag.grammemes) and (gender is None or _gender(p.tag) in (gender, "ms-f") or gender == "ms-f"):
-            return p
-    for p in parses:
-        if want <= set(p.tag.grammemes):
-            return p
-    return None
-
-
-def _singular_forms(p, gender: str | None = None, keep_number: bool = False) -> set[str]:
-    return {_norm(f) for f in lexeme_forms(p, gender, keep_number)}
-
-
-def _name_forms(word: str) -> tuple[set[str], str | None, str | None]:
-    """Forms, lemma and gender of a first name."""
-    p = _pick_parse(word, {"Name", "sing", "nomn"}) or _pick_parse(word, {"Name"})
-    if p is None:
-        return {word}, word, None
-    g = _gender(p.tag)
-    return _singular_forms(p) | {word}, _norm(p.normal_form), g
-
-
-def _surname_forms(word: str, gender: str | None) -> tuple[set[str], str]:
-    p = _pick_parse(word, {"Surn", "nomn"}, gender) or _pick_parse(word, {"Surn"}, gender)
-    if p is None:
-        adj = _pick_parse(word, {"ADJF", "nomn"}, gender)  # «Римская», «Толстой»
-        if adj is not None:
-            return _singular_forms(adj, gender) | {word}, _norm(adj.normal_form)
-        if _is_known(word):
-            return {word}, word
-        q = morph().parse(word)[0]
-        return _singular_forms(q) | {word}, _norm(q.normal_form)
-    return _singular_forms(p, gender or _gender(p.tag)) | {word}, _norm(p.normal_form)
-
-
-def _company_token_forms(word: str) -> tuple[set[str], str | None]:
-    if len(word) <= 2 or word.isdigit() or re.search(r"[a-z0-9]", word):
-        return {word}, None
-    parses = morph().parse(word)
-    def ok(x, need_self: bool) -> bool:
-        gr = x.tag.grammemes
-        return ("nomn" in gr and "Fixd" not in gr and ("NOUN" in gr or "ADJF" in gr)
-                and (not need_self or (_norm(x.normal_form) == word and "sing" in gr)))
-
-    p = next((x for x in parses if ok(x, True)), None)
-    if p is None and _is_known(word):
-        p = next((x for x in parses if ok(x, False)), None)
-    if p is None:
-        # unknown word with no usable reading: let the analyser guess its paradigm from an
-        # oblique form it can read unambiguously («технолайном» -> технолайн, masc noun)
-        for probe in (word + "ом", word + "ем", word[:-1] + "ой", word[:-1] + "ью"):
-            p = next((x for x in morph().parse(probe) if _norm(x.normal_form) == word
-                      and "NOUN" in x.tag.grammemes and "sing" in x.tag.grammemes), None)
-            if p is not None:
-                break
-    if p is None:
-        return {word}, word
-    if "Fixd" in p.tag.grammemes or "Abbr" in p.tag.grammemes:
-        return {word}, None
-    gender = _gender(p.tag) if "ADJF" in p.tag.grammemes else None
-    forms = _singular_forms(p, gender, keep_number=True) | {word}
-    return forms, _norm(p.normal_form)
-
-
-class EntityIndex:
-    """Compiled matchers for one (managers, companies) pair of lists."""
-
-    def __init__(self, managers: tuple[str, ...], companies: tuple[str, ...]) -> None:
-        self.managers = managers
-        self.companies = companies
-        self.mgr = _Matcher(frozenset({"Name"}))
-        self.mgr_gender: list[str | None] = []
-        self.mgr_nom: dict[int, set[str]] = {}
-        for i, full in enumerate(managers):
-            parts = [_norm(x) for x in re.findall(r"[^\W\d_]+(?:-[^\W\d_]+)?", full)]
-            if not parts:
-                self.mgr_gender.append(None)
-                continue
-            first = parts[0]
-            forms, lemma, gender = _name_forms(first)
-            self.mgr_nom.setdefault(i, set()).add(first)
-            self.mgr.add(forms, lemma, (i, "first"), _is_common_word, base=(first, lemma or first))
-            if len(parts) > 1:
-                last = parts[-1]
-                if gender is None:
-                    sp = _pick_parse(last.split("-")[-1], {"Surn", "nomn"})
-                    gender = _gender(sp.tag) if sp else None
-                # «Римская-Корсакова»: each half declines and is matched on its own
-                for piece in last.split("-"):
-                    if not piece:
-                        continue
-                    sforms, _slemma = _surname_forms(piece, gender)
-                    self.mgr.add(sforms, None, (i, "last"), _is_common_word, base=(piece,))
-                    self.mgr_nom.setdefault(i, set()).add(piece)
-                # lemma matching for surnames is gender-blind, so only via forms + fuzzy
-            self.mgr_gender.append(gender)
-            if lemma:
-                for dim, fulls in DIMINUTIVES.items():
-                    if lemma in fulls:
-                        dp = _pick_parse(dim, {"Name"})
-                        dforms = _singular_forms(dp) if dp else {dim}
-                        self.mgr.add(dforms | {dim}, None, (i, "dim"), _is_common_word, base=(dim,))
-        self.mgr.freeze()
-
-        self.comp_cores: list[list[str]] = []
-        self.comp_common: list[bool] = []
-        self.comp_tok = _Matcher()
-        for i, name in enumerate(companies):
-            core = [t.norm for t in tokenize(company_core(name))]  # ООО «Ромашка» -> [ромашка]
-            self.comp_cores.append(core)
-            common = len(core) == 1 and (
-                _is_common_word(core[0])
-                or (_is_known(core[0]) and any(gr & {"Name", "Surn", "Geox"} for _n, gr, _s in _parses(core[0])))
-            ) or (len(core) == 1 and len(core[0]) <= 3)
-            self.comp_common.append(common)
-            for j, tok in enumerate(core):
-                forms, lemma = _company_token_forms(tok)
-                self.comp_tok.add(forms, lemma, (i, j), lambda f: False, base=(tok,))
-            # the whole name glued together («СибТрубПром» vs «Сиб Труб Пром», «МирОкон»)
-            if len(core) > 1:
-                glued = "".join(core)
-                self.comp_tok.add({glued}, None, (i, -1), lambda f: False)
-        self.comp_tok.freeze()
-
-
-_INDEX_CACHE: dict[tuple, EntityIndex] = {}
-
-
-def get_index(managers, companies) -> EntityIndex:
-    """The compiled index for these lists; built once per distinct pair of lists."""
-    key = (tuple(managers or ()), tuple(companies or ()))
-    idx = _INDEX_CACHE.get(key)
-    if idx is None:
-        idx = EntityIndex(*key)
-        with _LOCK:
-            if len(_INDEX_CACHE) > 64:
-                _INDEX_CACHE.clear()
-            _INDEX_CACHE[key] = idx
-    return idx
-
-
-# ----------------------------------------------------------------------------- matching
 
 @dataclass
 class Match:
+    """The manager or company a question names: one value, or the tied candidates."""
+
     value: str | None
     candidates: list[str]  # all equally good candidates (len > 1 means ambiguous)
     mentioned: list[str]   # every resolved mention, in order
@@ -414,27 +32,10 @@ class Match:
     span: tuple[int, int] | None = None
 
 
-def _caps_meaningful(tokens: list[Token]) -> bool:
-    """Capitalization carries information when some non-initial word is capitalized
-    and the question is not typed in capitals."""
-    letters = [t for t in tokens if not t.text.isdigit()]
-    upper = sum(1 for t in letters if t.text.isupper() and len(t.text) > 1)
-    if letters and upper * 2 > len(letters):
-        return False
-    return any(t.capitalized for t in tokens[1:] if not t.latin)
-
-
-def _sentence_initial(tokens: list[Token], i: int, text: str) -> bool:
-    if i == 0:
-        return True
-    between = text[tokens[i - 1].end:tokens[i].start]
-    return any(ch in between for ch in ".!?\n")
-
-
 def _has_cue(tokens: list[Token], i: int, text: str, caps: bool) -> bool:
     tok = tokens[i]
     if tok.capitalized and (caps or not any(t.text.isupper() and len(t.text) > 1 for t in tokens)):
-        if not _sentence_initial(tokens, i, text):
+        if not sentence_initial(tokens, i, text):
             return True
         # «Ромашка: что нового?» / «Ромашке» alone, but not «Вектор развития»
         after = text[tok.end:tok.end + 2]
@@ -453,6 +54,8 @@ def _has_cue(tokens: list[Token], i: int, text: str, caps: bool) -> bool:
 
 
 def match_companies(idx: EntityIndex, tokens: list[Token], text: str, caps: bool) -> Match:
+    """The company a question names (all the words of its name in a row): the first of the best-scoring
+    mentions decides; a name inside a longer one («Альфа» in «Альфа-Строй») yields to it."""
     if not idx.companies or not tokens:
         return Match(None, [], [], 0.0)
     per_tok = [idx.comp_tok.lookup(t, False) for t in tokens]
@@ -511,22 +114,23 @@ def _looks_like(tok: Token, grammeme: str) -> bool:
     """A capitalized token that pymorphy reads as a first name / surname."""
     if tok.latin or not tok.capitalized:
         return False
-    return any(grammeme in gr for _nf, gr, _s in _parses(tok.norm))
+    return any(grammeme in gr for _nf, gr, _s in word_parses(tok.norm))
 
 
 def _verb_gender(tokens: list[Token]) -> str | None:
     """Gender of past-tense verbs («делала» -> femn): tells «Петрова» (she) from «Петрова» (his)."""
     seen = set()
     for t in tokens:
-        if t.latin or len(t.norm) < 4 or not t.norm.endswith(("л", "ла", "лась", "лся")) or not _is_known(t.norm):
+        if t.latin or len(t.norm) < 4 or not t.norm.endswith(("л", "ла", "лась", "лся")) or not is_known_word(t.norm):
             continue
-        for _nf, gr, _s in _parses(t.norm)[:1]:
+        for _nf, gr, _s in word_parses(t.norm)[:1]:
             if "VERB" in gr and "past" in gr and "sing" in gr:
                 seen |= gr & {"masc", "femn"}
     return next(iter(seen)) if len(seen) == 1 else None
 
 
 def match_managers(idx: EntityIndex, tokens: list[Token], caps: bool, exclude: tuple[int, int] | None = None) -> Match:
+    """The manager a question names (tokens inside `exclude`, a company's span, are skipped)."""
     if not idx.managers or not tokens:
         return Match(None, [], [], 0.0)
     hits: list[dict[int, tuple[str, float]]] = []

@@ -19,7 +19,7 @@ from typing import Sequence
 
 from rapidfuzz import fuzz, process
 
-from .entities import _is_known, _parses
+from .tokens import is_known_word, word_parses
 
 INTENTS = ("activity", "compare", "ranking", "what_wins", "why", "deals", "stalled", "metric", "similar",
            "clarify")
@@ -66,7 +66,7 @@ _VOCAB = ("сделки", "сделок", "сделка", "проиграли", 
 @lru_cache(maxsize=20_000)
 def _fix(word: str) -> str:
     """A misspelled cue word corrected («сделак» → «сделок»); other words unchanged."""
-    if len(word) < 5 or _is_known(word):
+    if len(word) < 5 or is_known_word(word):
         return word
     hit = process.extractOne(word, _VOCAB, scorer=fuzz.ratio, score_cutoff=80)
     return hit[0] if hit else word
@@ -84,7 +84,7 @@ def cue_text(text: str) -> str:
 
 @lru_cache(maxsize=50_000)
 def lemma(word: str) -> str:
-    ps = _parses(word.lower().replace("ё", "е"))
+    ps = word_parses(word.lower().replace("ё", "е"))
     return ps[0][0] if ps else word
 
 

@@ -25,8 +25,10 @@ from pydantic import BaseModel, Field
 
 from crmsum.errors import CrmsumError
 
-from .entities import _caps_meaningful, get_index, match_companies, match_managers, tokenize
+from .entities import match_companies, match_managers
+from .entity_index import get_index
 from .parse import MAX_QUESTION_CHARS, ParsedQuestion, parse_question
+from .tokens import caps_meaningful, tokenize
 
 __all__ = ["QuestionFields", "llm_parse_question", "validate_extraction", "make_chat", "LLMExtractError"]
 
@@ -104,7 +106,7 @@ def _resolve_mention(mention: Any, text: str, managers: Sequence[str], companies
     if mention.lower().replace("ё", "е") not in text.lower().replace("ё", "е"):
         return None  # invented or rewritten by the model
     idx = get_index(managers, companies)
-    caps = _caps_meaningful(tokenize(text))
+    caps = caps_meaningful(tokenize(text))
     if kind == "manager":
         return match_managers(idx, tokenize(mention), caps).value
     # the model singled this out as a company: quote it so ordinary-word names need no other cue

@@ -14,9 +14,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Sequence
 
-from .entities import _caps_meaningful, get_index, match_companies, match_managers, tokenize
+from .entities import match_companies, match_managers
+from .entity_index import get_index
 from .intent import classify
 from .periods import parse_period
+from .tokens import caps_meaningful, tokenize
 from .unresolved import bad_date, find_unresolved, fix_mixed, future_period
 
 __all__ = ["ParsedQuestion", "parse_question", "MAX_QUESTION_CHARS"]
@@ -109,7 +111,7 @@ def parse_question(
         text, mixed = fix_mixed(text)
         idx = get_index(managers, companies)
         tokens = tokenize(text)[:MAX_TOKENS]
-        caps = _caps_meaningful(tokens)
+        caps = caps_meaningful(tokens)
         cm = match_companies(idx, tokens, text, caps)
         mm = match_managers(idx, tokens, caps, exclude=cm.span if cm.value else None)
         res.company = cm.value

@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from crmsum.ru import LEGAL_FORMS
 
-from .entities import (COMPANY_WORDS, LEGAL_FORMS, STRONG_PREPS, EntityIndex, Token, _is_common_word, _parses,
-                       _sentence_initial)
 from .dates import MONTH, month_number
+from .entity_index import EntityIndex
+from .tokens import COMPANY_WORDS, STRONG_PREPS, Token, is_common_word, sentence_initial, word_parses
 
 _QUOTES = "«\"“„"
 _PERSON = {"Name", "Surn", "Patr"}
@@ -61,7 +62,7 @@ def bad_date(text: str) -> str | None:
 
 
 def _person_like(tok: Token) -> bool:
-    return any(gr & _PERSON and score >= 0.2 for _nf, gr, score in _parses(tok.norm))
+    return any(gr & _PERSON and score >= 0.2 for _nf, gr, score in word_parses(tok.norm))
 
 
 def _quoted(tokens: list[Token], i: int, text: str) -> bool:
@@ -83,10 +84,10 @@ def find_unresolved(idx: EntityIndex, tokens: list[Token], text: str, caps: bool
             continue
         prev = tokens[i - 1].norm if i else ""
         quoted = _quoted(tokens, i, text)
-        cue = quoted or ((prev in LEGAL_FORMS or prev in COMPANY_WORDS) and not _is_common_word(w))
-        initial = _sentence_initial(tokens, i, text)
-        person = not tok.latin and _person_like(tok) and not _is_common_word(w)
-        capital = tok.capitalized and (caps or not initial) and not _is_common_word(w)
+        cue = quoted or ((prev in LEGAL_FORMS or prev in COMPANY_WORDS) and not is_common_word(w))
+        initial = sentence_initial(tokens, i, text)
+        person = not tok.latin and _person_like(tok) and not is_common_word(w)
+        capital = tok.capitalized and (caps or not initial) and not is_common_word(w)
         if not (cue or person or (capital and not initial)):
             continue
         if person and not tok.capitalized and caps:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from crmsum.facts import LOST, WON
+from crmsum.facts_sql import LOST, WON
 from crmsum.ru import money
 from crmsum.summarize.keypoints import key_points
 from crmsum.summarize.model import Point, Section

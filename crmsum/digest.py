@@ -23,7 +23,8 @@ import duckdb
 
 from crmsum.errors import CrmsumError
 from crmsum.telegram import markup as th
-from crmsum.facts import LOST, WON, FactsError, facts_for, period_bounds, period_label
+from crmsum.facts import FactsError, facts_for, period_bounds, period_label
+from crmsum.facts_sql import LOST, WON
 from crmsum.ru import count, money
 from crmsum.insights.present import digest_sections
 from crmsum.summarize.model import SUMMARY_SECTIONS, Point, Section, points_of, sections_from_json

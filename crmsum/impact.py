@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from crmsum.facts import LOST, WON
+from crmsum.facts_sql import LOST, WON
 from crmsum.ru import today as today_in
 
 MIN_RATINGS = 30

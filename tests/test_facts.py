@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from crmsum import facts as F
+from crmsum.facts_sql import DEALS_N
 from lake_fixture import AS_OF, COMPANIES, MANAGERS, build_lake, build_tables
 
 ADDITIVE = ["deals_created", "created_amount", "deals_won", "won_amount", "deals_lost", "lost_amount",
@@ -69,7 +70,7 @@ def expected(tables, start: dt.date, end: dt.date, manager: str | None = None, c
     def closed_list(df, status: int, reason: bool = False) -> list[dict]:
         chg = ev[(ev.type == "lead_status_changed") & (ev.status_after == status)].sort_values(["created_at", "event_id"])
         last_ev = chg.groupby("lead_id").event_id.last()
-        df = df.sort_values(["price", "lead_id"], ascending=[False, True]).head(F.DEALS_N)
+        df = df.sort_values(["price", "lead_id"], ascending=[False, True]).head(DEALS_N)
         out = []
         for r in df.itertuples():
             d = {"lead_id": r.lead_id, "name": r.name, "price": r.price, "company": COMPANIES[r.company_id],

@@ -18,7 +18,7 @@ import datetime as dt
 import duckdb
 import pandas as pd
 
-from crmsum.facts import LOST, WON, mention_ctes
+from crmsum.facts_sql import LOST, WON, mention_ctes
 from crmsum.insights.phrases import terms
 from crmsum.insights.text_facts import NONE, task_facts, text_facts
 

@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from crmsum.facts import LOST, WON
+from crmsum.facts_sql import LOST, WON
 from crmsum.insights.model import WinModel
 from crmsum.insights.records import Risk
 from crmsum.ru import number

@@ -14,7 +14,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from crmsum.facts import mention_ctes
+from crmsum.facts_sql import mention_ctes
 
 MAX_TEXT = 2000  # characters kept and embedded per record
 COLUMNS = ["record_id", "kind", "lead_id", "company_id", "manager", "created_at", "text"]

@@ -15,7 +15,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from crmsum.facts import LOST, WON
+from crmsum.facts_sql import LOST, WON
 from crmsum.retrieval.find import _index, check_query, hits_at
 from crmsum.retrieval.index import cosines
 from crmsum.retrieval.types import DealHit, RetrievalError

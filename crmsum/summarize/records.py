@@ -16,7 +16,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from crmsum.facts import LOST, WON, mention_ctes, resolve_company, resolve_manager
+from crmsum.facts import resolve_company, resolve_manager
+from crmsum.facts_sql import LOST, WON, mention_ctes
 
 MAX_TEXT = 800  # characters per record; longer notes are cut (key points are sentences anyway)
 COLUMNS = ["id", "kind", "ts", "author", "lead_id", "text"]

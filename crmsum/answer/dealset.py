@@ -15,10 +15,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from crmsum.facts_sql import LOST, WON
+
 if TYPE_CHECKING:
     from crmsum.answer.context import AnswerContext
 
-WON, LOST = 142, 143
 
 _BUILD = f"""
 CREATE OR REPLACE TABLE answer_deals AS

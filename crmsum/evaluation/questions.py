@@ -27,11 +27,11 @@ import pandas as pd
 
 from crmsum.errors import CrmsumError
 from crmsum.evaluation.metrics import RefClaim
+from crmsum.facts_sql import LOST, WON
 from crmsum.ru import MONTHS_GEN, MONTHS_LOC, MONTHS_NOM, company_core, is_female, money, plural, strip_legal_form
 
 KINDS = ("manager", "company", "period", "comparison", "loss_reasons")
 SHARES = {"manager": 0.3, "company": 0.2, "period": 0.2, "comparison": 0.15, "loss_reasons": 0.15}
-WON, LOST = 142, 143
 TEAM_ASPECT = ["команд", "менеджер: все", "все менеджеры", "отдел"]
 
 

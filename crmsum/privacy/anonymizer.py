@@ -32,7 +32,7 @@ from crmsum.ru import COMPANY_KIND_WORDS, LEGAL_FORMS
 
 from . import detectors as D
 from . import memory
-from .finder import PersonFinder, _P
+from .finder import PersonFinder, _P, _is_initial
 from .lower import lower_case_people
 from .names import LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
 from .people import CAP_RE, Gazetteer, display_form, ner_tagger, normalize_name, tok_info
@@ -416,8 +416,11 @@ class Anonymizer(PersonFinder):
                 if kind != "PER":
                     continue
                 words = [m for m in CAP_RE.finditer(s, a, b)]
+                # NER reads the verb or adverb capitalised at sentence start as part of a name
+                # («Передай Смирновой», «Созвонились»); mid-sentence a capital means a name («Пак Кын Хе»)
                 words = [m for m in words if not self._is_company(m.group(0).lower())
-                         and not is_business_word(m.group(0)) and not tok_info(m.group(0)).stop]
+                         and not is_business_word(m.group(0)) and not tok_info(m.group(0)).stop
+                         and not (tok_info(m.group(0)).verbal and _is_initial(s, m.start()))]
                 if not words:
                     continue
                 a2, b2 = self._extend_ner(s, words[0].start(), words[-1].end(), taken)

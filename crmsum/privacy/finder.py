@@ -150,7 +150,7 @@ class PersonFinder:
             return (a, b, w, "X")   # «Хмельницкой атомной станции»: an adjective in the name of a thing
         if info.name or info.surn:
             if info.place and not info.strong:
-                if not info.known and not initial:
+                if not info.known:
                     return (a, b, w, "U")   # a guessed place reading of an unknown word: NER decides
                 return (a, b, w, "XG")   # a place name: part of a name only right after a first name
             if not info.known and not (STRONG_SURNAME_RE.search(low) or is_diminutive(w)):
@@ -168,10 +168,12 @@ class PersonFinder:
             # an unknown word at sentence start before a verb is a foreign surname («Каллен считает»)
             if initial and not info.known and _verb_follows(s, b):
                 return (a, b, w, _P)
+            if initial and info.known:
+                return (a, b, w, "X")   # «Альпинист Денис Урубко»: a common noun before the name, not in it
             return (a, b, w, "I" if initial else "U")
         if info.place:
-            if _verb_follows(s, b) or (not info.known and not initial):
-                return (a, b, w, "XM")   # «Паулс считает», «сказал Хоровитц»: NER decides
+            if _verb_follows(s, b) or not info.known:
+                return (a, b, w, "XM")   # «Паулс считает», «сказал Хоровитц», a guessed place: NER decides
             return (a, b, w, "XG")
         # an ordinary word: part of a name right after a first name; mid-sentence NER decides
         if initial or not (SURNAME_LIKE_RE.search(low) or _verb_follows(s, b)):
@@ -217,7 +219,10 @@ class PersonFinder:
             if classes <= {_W, "U", "L", _Q}:
                 asks.append((g[0][0], g[-1][1]))
                 continue
-            soft = guessed or (len(g) == 1 and classes == {_P} and not tok_info(g[0][2]).name and not patronymic) or (
+            lone = tok_info(g[0][2]) if len(g) == 1 and classes == {_P} else None
+            # a lone surname, or a lone first name the dictionary also knows as a place or a firm
+            # («Ливан», «Марс», «Сальвадор»): NER may veto it by the context
+            soft = guessed or (lone is not None and ((not lone.name and not patronymic) or lone.geo)) or (
                 len(g) >= 2 and _first_names_only(g))
             norm = self._group_norm([t for t in g if t[3] not in ("L", "LF")] or g)
             a, b = g[0][0], g[-1][1]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
 
-from crmsum.ru import MONTHS_NOM, WEEKDAYS_NOM, morph, name_forms, surname_nominative
+from crmsum.ru import MONTHS_NOM, WEEKDAYS_NOM, listed_first_names, morph, name_forms, surname_nominative
 
 _NER = None
 _LOCK = threading.Lock()
@@ -95,6 +95,8 @@ class TokInfo:
     known: bool             # in the dictionary (not a guess)
     place: bool             # top reading is a place or organisation
     stop: bool              # common word that must never be a person
+    verbal: bool = False    # a dictionary word of a part of speech no name is (a verb, an adverb, …)
+    geo: bool = False       # a dictionary word with some reading a place or organisation («Ливан», «Марс»)
 
 
 def _prefix_guess(parse) -> bool:
@@ -132,7 +134,33 @@ def tok_info(word: str) -> TokInfo:
     stop = low in STOP or lemma in STOP
     top_name = bool(top is not None and "Name" in top)
     anim = bool(top is not None and top.POS == "NOUN" and "anim" in top)
-    return TokInfo(name, surn, patr, strong, top_name, anim, gender, m.word_is_known(low), place, stop)
+    known = m.word_is_known(low)
+    if not known and not stop:
+        listed = _listed_first(low, parses)
+        if listed is not None:   # a first name of natasha's dictionary: a name reading, not a place one
+            # (still a guess for the morphology: `strong` and `known` stay, so NER still decides alone)
+            return TokInfo(listed, surn, patr, strong, True, True, gender if name else None, False, False, False)
+    verbal = bool(known and top is not None and top.POS in NOT_NAME_POS and not (name or surn or patr))
+    geo = known and any(("Geox" in p.tag or "Orgn" in p.tag) for p in parses)
+    return TokInfo(name, surn, patr, strong, top_name, anim, gender, known, place, stop, verbal, geo)
+
+
+# Parts of speech a name never is: a word the dictionary knows only as one of these («Передай»,
+# «Созвонились», «Также») is no part of a person's name, whatever NER says about it.
+NOT_NAME_POS = frozenset({"VERB", "INFN", "GRND", "PRTS", "ADVB", "CONJ", "PREP", "PRCL", "INTJ", "NPRO",
+                          "PRED", "COMP", "NUMR"})
+
+
+def _listed_first(low: str, parses) -> str | None:
+    """The first name of `listed_first_names` an unknown word is a form of («Есбол», «Есбола»)."""
+    names = listed_first_names()
+    low = low.replace("ё", "е")
+    if low in names:
+        return low
+    for p in parses:
+        if p.tag.POS == "NOUN" and p.normal_form.replace("ё", "е") in names:
+            return p.normal_form
+    return None
 
 
 def _first_nominative(word: str) -> str:

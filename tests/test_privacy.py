@@ -152,6 +152,8 @@ def test_unknown_people_and_ner(anon):
     ("Согласовано. С.П.", "С.П."),                           # a signature by initials
     ("Звонил Виктор Понедельник, просит КП.", "Понедельник"),  # a capitalised weekday is a name
     ("Договор с заводом имени Лихачёва продлили.", "Лихачёв"),
+    ("С докладом выступил профессор Н.Кузнецов из МГУ.", "Кузнецов"),   # an initial glued to the surname
+    ("Подписал В.В.Путин.", "В.В."),                                   # the initials go with the name
 ])
 def test_name_evidence_around_a_word(anon, text, secret):
     assert secret not in anon.text(text)
@@ -166,6 +168,7 @@ def test_common_words_beside_names_survive(anon):
     ("Передай Смирновой, что счёт оплачен.", "Передай ", "Смирнов"),      # NER reads the verb into the name
     ("Созвонились с Алиевым, он ждёт предложение.", "Созвонились с ", "Алиев"),
     ("Альпинист Денис Урубко поднялся на вершину.", "Альпинист ", "Урубко"),  # a common noun before a name
+    ("Подписал В. В. Путин.", "Подписал ", "Путин"),   # the initials belong to the name after them
 ])
 def test_words_before_a_name_at_sentence_start_survive(anon, text, kept, secret):
     out = anon.text(text)

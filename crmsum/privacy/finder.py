@@ -23,7 +23,8 @@ _PART = r"(?:(?:ле|ла|де|ди|да|дю|дель|ван|фон|дер|бе
 NEXT_CAP_RE = re.compile(r"[ \u00a0]" + _PART + "(" + CAP_RE.pattern + ")")
 PREV_CAP_RE = re.compile("(" + CAP_RE.pattern + ")[ \u00a0]" + _PART + "$")
 INITIALS_AFTER_RE = re.compile(r"[ \u00a0]?[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?")
-TWO_INITIALS_AFTER_RE = re.compile(r"[ \u00a0][А-ЯЁ]\.[ \u00a0]?[А-ЯЁ]\.")
+# initials after a word make it a surname («Хоровитц А. С.») unless they begin the next name («подписал В.В.Путин»)
+TWO_INITIALS_AFTER_RE = re.compile(r"[ \u00a0][А-ЯЁ]\.[ \u00a0]?[А-ЯЁ]\.(?![ \u00a0]?[А-ЯЁ][а-яё])")
 INITIALS_BEFORE_RE = re.compile(r"(?:(?<=[\s(«\"])|^)[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?[ \u00a0]?$")
 LATIN_RE = re.compile(r"^[A-Za-z]")
 UPPER_GATE_RE = re.compile(r"[А-ЯЁ]{3}")
@@ -95,6 +96,18 @@ def _first_names_only(g: list) -> bool:
 def _plural_only(word: str) -> bool:
     """Every reading is plural («Адвокаты», «Юристы»): a common noun that names no one person."""
     return all(p.tag.number == "plur" for p in morph().parse(word))
+
+
+def with_initials(s: str, a: int, b: int, free) -> tuple[int, int]:
+    """The person span `a:b` with the initials written beside it («А. С. Хоровитц», «Хоровитц А. С.»):
+    an initial left visible beside a masked surname is part of the name left out."""
+    mb = INITIALS_BEFORE_RE.search(s, max(0, a - 6), a)
+    if mb and free(mb.start(), a):
+        a = mb.start()
+    ma = INITIALS_AFTER_RE.match(s, b)
+    if ma and ma.end() > b and free(b, ma.end()):
+        b = ma.end()
+    return a, b
 
 
 class PersonFinder:
@@ -225,13 +238,7 @@ class PersonFinder:
             soft = guessed or (lone is not None and ((not lone.name and not patronymic) or lone.geo)) or (
                 len(g) >= 2 and _first_names_only(g))
             norm = self._group_norm([t for t in g if t[3] not in ("L", "LF")] or g)
-            a, b = g[0][0], g[-1][1]
-            mb = INITIALS_BEFORE_RE.search(s, max(0, a - 6), a)
-            if mb and free(mb.start(), a):
-                a = mb.start()
-            ma = INITIALS_AFTER_RE.match(s, b)
-            if ma and ma.end() > b and free(b, ma.end()):
-                b = ma.end()
+            a, b = with_initials(s, g[0][0], g[-1][1], free)
             if free(a, b):
                 real = self.gaz.people.get(norm, (None,))[0] or display_form(norm)
                 taken.append((a, b, self.vault.register("person", norm, real)))

@@ -154,6 +154,9 @@ def test_unknown_people_and_ner(anon):
     ("Договор с заводом имени Лихачёва продлили.", "Лихачёв"),
     ("С докладом выступил профессор Н.Кузнецов из МГУ.", "Кузнецов"),   # an initial glued to the surname
     ("Подписал В.В.Путин.", "В.В."),                                   # the initials go with the name
+    ("Папа Бенедикт XVI посетил Германию.", "XVI"),                    # a regnal number too
+    ("Ведущий Билл О’Рейли раскритиковал план.", "Рейли"),             # an Irish «О’»
+    ("Паулс считает, что эстрада устала.", "Паулс"),                  # an unknown subject of a verb
 ])
 def test_name_evidence_around_a_word(anon, text, secret):
     assert secret not in anon.text(text)

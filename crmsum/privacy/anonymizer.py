@@ -32,7 +32,7 @@ from crmsum.ru import COMPANY_KIND_WORDS, LEGAL_FORMS
 
 from . import detectors as D
 from . import memory
-from .finder import PersonFinder, _P, _is_initial, with_initials
+from .finder import PersonFinder, _P, _is_initial, widen_name
 from .lower import lower_case_people
 from .names import LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
 from .people import CAP_RE, Gazetteer, display_form, ner_tagger, normalize_name, tok_info
@@ -424,7 +424,7 @@ class Anonymizer(PersonFinder):
                 if not words:
                     continue
                 a2, b2 = self._extend_ner(s, words[0].start(), words[-1].end(), taken)
-                a2, b2 = with_initials(s, a2, b2, lambda x, y: not any(t[0] < y and x < t[1] for t in taken))
+                a2, b2 = widen_name(s, a2, b2, lambda x, y: not any(t[0] < y and x < t[1] for t in taken))
                 inside = [t for t in taken if a2 <= t[0] and t[1] <= b2 and t[2].startswith("PER-")]
                 clash = [t for t in taken if t[0] < b2 and a2 < t[1] and t not in inside]
                 if clash:

@@ -26,6 +26,7 @@ INITIALS_AFTER_RE = re.compile(r"[ \u00a0]?[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?
 # initials after a word make it a surname («Хоровитц А. С.») unless they begin the next name («подписал В.В.Путин»)
 TWO_INITIALS_AFTER_RE = re.compile(r"[ \u00a0][А-ЯЁ]\.[ \u00a0]?[А-ЯЁ]\.(?![ \u00a0]?[А-ЯЁ][а-яё])")
 INITIALS_BEFORE_RE = re.compile(r"(?:(?<=[\s(«\"])|^)[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?[ \u00a0]?$")
+REGNAL_RE = re.compile(r"[ \u00a0][IVX]{1,5}(?![\w])")
 LATIN_RE = re.compile(r"^[A-Za-z]")
 UPPER_GATE_RE = re.compile(r"[А-ЯЁ]{3}")
 STRONG_SURNAME_RE = re.compile(r"(?:ский|цкий|ская|цкая|ович|евич|енко|швили|дзе|ян)$")
@@ -98,15 +99,22 @@ def _plural_only(word: str) -> bool:
     return all(p.tag.number == "plur" for p in morph().parse(word))
 
 
-def with_initials(s: str, a: int, b: int, free) -> tuple[int, int]:
-    """The person span `a:b` with the initials written beside it («А. С. Хоровитц», «Хоровитц А. С.»):
-    an initial left visible beside a masked surname is part of the name left out."""
+def widen_name(s: str, a: int, b: int, free) -> tuple[int, int]:
+    """The person span `a:b` with the initials written beside it («А. С. Хоровитц», «Хоровитц А. С.»)
+    and the regnal number after a first name («Бенедикт XVI», «Николай II»): what is left visible
+    beside a masked name is part of the name left out."""
     mb = INITIALS_BEFORE_RE.search(s, max(0, a - 6), a)
     if mb and free(mb.start(), a):
         a = mb.start()
     ma = INITIALS_AFTER_RE.match(s, b)
     if ma and ma.end() > b and free(b, ma.end()):
         b = ma.end()
+    else:
+        mr = REGNAL_RE.match(s, b)
+        if mr and free(b, mr.end()):
+            last = CAP_RE.findall(s, max(a, b - 40), b)
+            if last and tok_info(last[-1]).name:
+                b = mr.end()
     return a, b
 
 
@@ -161,14 +169,16 @@ class PersonFinder:
         nxt = NEXT_WORD_RE.match(s, b)
         if nxt and attributive(w, nxt.group(1)):
             return (a, b, w, "X")   # «Хмельницкой атомной станции»: an adjective in the name of a thing
+        if initial and not info.known and _verb_follows(s, b):
+            # an unknown word at sentence start before a verb is its subject, a foreign surname whatever
+            # its guessed readings («Каллен считает», «Паулс считает», «Клинсман принял»)
+            return (a, b, w, _P)
         if info.name or info.surn:
             if info.place and not info.strong:
                 if not info.known:
                     return (a, b, w, "U")   # a guessed place reading of an unknown word: NER decides
                 return (a, b, w, "XG")   # a place name: part of a name only right after a first name
             if not info.known and not (STRONG_SURNAME_RE.search(low) or is_diminutive(w)):
-                if initial and _verb_follows(s, b):
-                    return (a, b, w, _P)   # «Клинсман принял …»: the subject of a verb
                 return (a, b, w, "G")   # a guessed reading («Тусоне», «Гагаузии»): NER decides
             if not initial or info.strong or (info.name and s[b:b + 1] == ","):
                 return (a, b, w, _P)
@@ -177,10 +187,7 @@ class PersonFinder:
             return (a, b, w, _P if not initial else _W)
         if not info.place and (not info.known or info.anim) and not (info.known and _plural_only(w)):
             # unknown word or animate noun («Мельник»), not a plural one («Адвокаты»): a person only
-            # next to a name, else NER decides;
-            # an unknown word at sentence start before a verb is a foreign surname («Каллен считает»)
-            if initial and not info.known and _verb_follows(s, b):
-                return (a, b, w, _P)
+            # next to a name, else NER decides
             if initial and info.known:
                 return (a, b, w, "X")   # «Альпинист Денис Урубко»: a common noun before the name, not in it
             return (a, b, w, "I" if initial else "U")
@@ -238,7 +245,7 @@ class PersonFinder:
             soft = guessed or (lone is not None and ((not lone.name and not patronymic) or lone.geo)) or (
                 len(g) >= 2 and _first_names_only(g))
             norm = self._group_norm([t for t in g if t[3] not in ("L", "LF")] or g)
-            a, b = with_initials(s, g[0][0], g[-1][1], free)
+            a, b = widen_name(s, g[0][0], g[-1][1], free)
             if free(a, b):
                 real = self.gaz.people.get(norm, (None,))[0] or display_form(norm)
                 taken.append((a, b, self.vault.register("person", norm, real)))

@@ -20,9 +20,9 @@ _LOCK = threading.Lock()
 
 WORD_RE = re.compile(r"[A-Za-zА-Яа-яЁё]+(?:-[A-Za-zА-Яа-яЁё]+)*")
 # a capitalised word, Cyrillic or Latin with diacritics («Müller»), with a hyphenated part
-# («Римский-Корсаков», «Жан-Мари») or a particle prefix («аль-Барадеи», «д'Артаньян»); right after
+# («Римский-Корсаков», «Жан-Мари») or a particle prefix («аль-Барадеи», «д'Артаньян», «О’Рейли»); right after
 # an initial too, as people write it in a hurry («Н.Кузнецов», «В.В.Путин»)
-CAP_RE = re.compile(r"(?:(?<![\w@./\-])|(?<=(?<!\w)[А-ЯЁ]\.))(?:(?:аль|эль|ибн|бен|де|ди|дю|ван|фон|ле|ла|al|el|de|di|van|von|d|o)['’-])?"
+CAP_RE = re.compile(r"(?:(?<![\w@./\-])|(?<=(?<!\w)[А-ЯЁ]\.))(?:(?:аль|эль|ибн|бен|де|ди|дю|ван|фон|ле|ла|al|el|de|di|van|von|d|o)['’-]|[ОДOD]['’])?"
                     r"[А-ЯЁA-ZÀ-ÖØ-Þ][а-яёa-zß-öø-ÿ]+(?:-[А-ЯЁA-ZÀ-ÖØ-Þ][а-яёa-zß-öø-ÿ]+)?(?![\w@])")
 
 # Capitalized words that are never people even though pymorphy has a Name/Surn reading.

@@ -191,6 +191,17 @@ def test_first_name_that_is_a_place_asks_ner(anon, text, place):
     assert place in anon.text(text)
 
 
+@pytest.mark.parametrize("text, secret", [
+    ("• Хорхе Ларрионда (Уругвай)", "Ларрионд"),        # a bullet blinds NER to the name after it
+    ("👉 Хорхе Ларрионда ждёт звонка", "Ларрионд"),      # so does an emoji
+])
+def test_ner_reads_past_bullets_and_emoji(anon, text, secret):
+    from crmsum.privacy.people import ner_text
+
+    assert len(ner_text(text)) == len(text)
+    assert secret not in anon.text(text)
+
+
 def test_first_names_of_natashas_dictionary():
     from crmsum.privacy.people import tok_info
     from crmsum.ru import listed_first_names

@@ -35,7 +35,7 @@ from . import memory
 from .finder import PersonFinder, _P, _is_initial, widen_name
 from .lower import lower_case_people
 from .names import LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
-from .people import CAP_RE, Gazetteer, display_form, ner_tagger, normalize_name, tok_info
+from .people import CAP_RE, Gazetteer, display_form, ner_tagger, ner_text, normalize_name, tok_info
 from .vault import Vault
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ class Anonymizer(PersonFinder):
                 out[i] = self._resolve(s, spans, None)
         if pending:
             pieces = [(k, a) for k, (i, _, _, wins) in enumerate(pending) for a, _ in wins]
-            texts = [items[pending[k][0]][a:b] for k, (i, _, _, wins) in enumerate(pending) for a, b in wins]
+            texts = [ner_text(items[pending[k][0]][a:b]) for k, (i, _, _, wins) in enumerate(pending) for a, b in wins]
             found: list[list[tuple[int, int, str]]] = [[] for _ in pending]
             for (k, off), mk in zip(pieces, ner_tagger().map(texts)):
                 found[k].extend((off + sp.start, off + sp.stop, sp.type) for sp in mk.spans)

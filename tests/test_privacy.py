@@ -191,6 +191,11 @@ def test_first_name_that_is_a_place_asks_ner(anon, text, place):
     assert place in anon.text(text)
 
 
+def test_town_that_is_a_surname_asks_ner(anon):
+    assert "Королёве" in anon.text("Склад в Королёве переполнен.")
+    assert "Кана" not in anon.text("Реакцией Кана было разочарование.")
+
+
 @pytest.mark.parametrize("text, secret", [
     ("• Горацио Элисондо (Аргентина)", "Элисондо"),      # a bullet blinds NER to the name after it
     ("👉 Горацио Элисондо ждёт звонка", "Элисондо"),     # so does an emoji

@@ -94,6 +94,13 @@ def _first_names_only(g: list) -> bool:
 
 
 @lru_cache(maxsize=20_000)
+def _surname_weight(word: str) -> float:
+    """How much of pymorphy3's weight its surname readings carry («Кана» 0.67, «Кирове» 0.33,
+    «Ростове» 0.14): a place name that is this often a surname is for the context to decide."""
+    return sum(p.score for p in morph().parse(word) if "Surn" in p.tag)
+
+
+@lru_cache(maxsize=20_000)
 def _plural_only(word: str) -> bool:
     """Every reading is plural («Адвокаты», «Юристы»): a common noun that names no one person."""
     return all(p.tag.number == "plur" for p in morph().parse(word))
@@ -177,6 +184,8 @@ class PersonFinder:
             if info.place and not info.strong:
                 if not info.known:
                     return (a, b, w, "U")   # a guessed place reading of an unknown word: NER decides
+                if not initial and _surname_weight(w) >= 0.2:
+                    return (a, b, w, "XM")   # a town that is as much a surname («Кана», «Кирове»): NER decides
                 return (a, b, w, "XG")   # a place name: part of a name only right after a first name
             if not info.known and not (STRONG_SURNAME_RE.search(low) or is_diminutive(w)):
                 return (a, b, w, "G")   # a guessed reading («Тусоне», «Гагаузии»): NER decides

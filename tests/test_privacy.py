@@ -196,6 +196,19 @@ def test_first_name_that_is_a_place_asks_ner(anon, text, place):
     assert place in anon.text(text)
 
 
+@pytest.mark.parametrize("text, place", [
+    ("Турнир прошёл в Буэнос Айресе.", "Айресе"),   # a name glued to a capitalised word that is no name
+    ("Делегация прибыла в Сан Паулу.", "Паулу"),    # ends a place's name: NER may veto it
+])
+def test_name_ending_a_place_name_asks_ner(anon, text, place):
+    assert place in anon.text(text)
+
+
+def test_person_after_a_one_word_company_with_a_legal_form(anon):
+    out = anon.text("Менеджер ООО Вектор Анна прислала акт.")
+    assert "ООО Вектор" in out and "Анна" not in out
+
+
 def test_town_that_is_a_surname_asks_ner(anon):
     assert "Королёве" in anon.text("Склад в Королёве переполнен.")
     assert "Кана" not in anon.text("Реакцией Кана было разочарование.")

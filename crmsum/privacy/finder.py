@@ -213,6 +213,8 @@ class PersonFinder:
         """Person spans from adjacent name tokens; returns where NER must decide what is left."""
         asks: list[tuple[int, int]] = []
         free = taken.free
+        # where a capitalised word that is no name ends mid-sentence («Сан», «Острове», «Буэнос»)
+        plain_ends = {t[1] for t in toks if t[3] in ("X", "XM", "XG", "L") and not _is_initial(s, t[0])}
         for g in _group(s, toks):
             classes = {t[3] for t in g}
             guessed = False   # a name made of words that are no names alone: NER may veto it
@@ -248,9 +250,12 @@ class PersonFinder:
                 asks.append((g[0][0], g[-1][1]))
                 continue
             lone = tok_info(g[0][2]) if len(g) == 1 and classes == {_P} else None
+            glued = lone is not None and any(SEP_RE.match(s[e:g[0][0]]) for e in plain_ends if g[0][0] - 3 <= e < g[0][0])
             # a lone surname, or a lone first name the dictionary also knows as a place or a firm
             # («Ливан», «Марс», «Сальвадор»): NER may veto it by the context
-            soft = guessed or (lone is not None and ((not lone.name and not patronymic) or lone.geo)) or (
+            # … or a lone name glued to a capitalised word that is no name (the end of a place's or a
+            # firm's name: «в Сан Луисе», «на Острове Уайт», «в Буэнос Айресе»)
+            soft = guessed or (lone is not None and ((not lone.name and not patronymic) or lone.geo or glued)) or (
                 len(g) >= 2 and _first_names_only(g))
             norm = self._group_norm([t for t in g if t[3] not in ("L", "LF")] or g)
             a, b = widen_name(s, g[0][0], g[-1][1], free)

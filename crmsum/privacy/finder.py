@@ -234,7 +234,8 @@ class PersonFinder:
             if classes <= {"I"}:
                 w0 = g[0][2]
                 if not STRONG_SURNAME_RE.search(w0) or tok_info(w0).known:
-                    asks.append((g[0][0], g[-1][1]))   # an unknown word at sentence start: NER decides
+                    if SURNAME_LIKE_RE.search(w0):
+                        asks.append((g[0][0], g[-1][1]))
                     continue
                 # unknown word shaped like a surname at sentence start («Кшиштофский отправил»)
                 g = [(t[0], t[1], t[2], _P) for t in g]

@@ -14,7 +14,9 @@ empty vault (no known people, no companies — the chat-only worst case); natash
 the same batched ``map`` over every sentence. Word caches are warmed on the other split first (a
 long-running process has seen text before); the figures are of the split itself. Tune on the devset only; the test split is for the reported figures.
 ``--planted`` adds the per-category masked/planted table (tests/planted_pii.py) over CRM-note,
-chat and question contexts.
+chat and question contexts. ``--show N`` lists errors of the devset only (the test split's errors are
+not for reading); ``--halves`` adds the devset's figures on two halves of its documents (alternate
+documents), to see whether a change helps both before the one look at the test split.
 """
 
 from __future__ import annotations
@@ -86,7 +88,18 @@ def timed(fn: Callable[[], list[Spans]]) -> tuple[list[Spans], tuple[float, floa
     return out, (time.perf_counter() - t, time.process_time() - c)
 
 
-def run_split(split: str, show: int) -> None:
+def halves(rows: list[dict], predicted: list[Spans]) -> str:
+    """Recall and over-masking on each half of the documents (alternate documents, sorted by key)."""
+    docs = sorted({r["doc"] for r in rows})
+    out = []
+    for name, keep in (("A", set(docs[0::2])), ("B", set(docs[1::2]))):
+        part = [(r, p) for r, p in zip(rows, predicted) if r["doc"] in keep]
+        h = score([r for r, _ in part], [p for _, p in part])
+        out.append(f"half {name} recall {h['recall']:.4f} ({h['mentions']}) over-masking {h['over_masking']:.4f}")
+    return "; ".join(out)
+
+
+def run_split(split: str, show: int, by_half: bool = False) -> None:
     from crmsum.privacy import Anonymizer, Vault
     from crmsum.privacy.people import ner_tagger
 
@@ -112,9 +125,13 @@ def run_split(split: str, show: int) -> None:
               f"{len(rows) / el[1]:,.0f} sentences per CPU-second ({len(rows) / el[0]:,.0f}/s wall)")
         if name == "anonymizer":
             print(f"{'':4} {'':18} NER ran on {ner_share:.1%} of sentences")
-            if show:
+            if by_half and split == "dev":
+                print(f"{'':4} {'':18} {halves(rows, pred)}")
+            if show and split == "dev":
                 print("  missed:", r["misses"][:show])
                 print("  over-masked:", r["overs"][:show])
+            elif show:
+                print("  (errors are listed for the devset only: tune on dev, report test)")
 
 
 def run_planted() -> None:
@@ -128,12 +145,13 @@ def run_planted() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", choices=("test", "dev", "both"), default="test")
-    ap.add_argument("--show", type=int, default=0, help="print the first N misses and over-masked words")
+    ap.add_argument("--show", type=int, default=0, help="print the first N misses and over-masked words (devset only)")
+    ap.add_argument("--halves", action="store_true", help="also score the devset on two halves of its documents")
     ap.add_argument("--planted", action="store_true", help="also print the per-category planted table")
     a = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
     for split in (("dev", "test") if a.split == "both" else (a.split,)):
-        run_split(split, a.show)
+        run_split(split, a.show, a.halves)
     if a.planted:
         run_planted()
 

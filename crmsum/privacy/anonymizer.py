@@ -32,10 +32,10 @@ from crmsum.ru import COMPANY_KIND_WORDS, LEGAL_FORMS
 
 from . import detectors as D
 from . import memory
-from .finder import PersonFinder, _P
+from .finder import PersonFinder, _P, _is_initial, widen_name
 from .lower import lower_case_people
 from .names import LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
-from .people import CAP_RE, Gazetteer, display_form, ner_tagger, normalize_name, tok_info
+from .people import CAP_RE, Gazetteer, display_form, ner_tagger, ner_text, normalize_name, tok_info
 from .vault import Vault
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ class Anonymizer(PersonFinder):
                 out[i] = self._resolve(s, spans, None)
         if pending:
             pieces = [(k, a) for k, (i, _, _, wins) in enumerate(pending) for a, _ in wins]
-            texts = [items[pending[k][0]][a:b] for k, (i, _, _, wins) in enumerate(pending) for a, b in wins]
+            texts = [ner_text(items[pending[k][0]][a:b]) for k, (i, _, _, wins) in enumerate(pending) for a, b in wins]
             found: list[list[tuple[int, int, str]]] = [[] for _ in pending]
             for (k, off), mk in zip(pieces, ner_tagger().map(texts)):
                 found[k].extend((off + sp.start, off + sp.stop, sp.type) for sp in mk.spans)
@@ -416,11 +416,15 @@ class Anonymizer(PersonFinder):
                 if kind != "PER":
                     continue
                 words = [m for m in CAP_RE.finditer(s, a, b)]
-                words = [m for m in words if not self._is_company(m.group(0).lower())
-                         and not is_business_word(m.group(0)) and not tok_info(m.group(0)).stop]
+                # NER reads the verb or adverb capitalised at sentence start as part of a name
+                # («Передай Смирновой», «Созвонились»; mid-sentence a capital means a name: «Пак Кын Хе»),
+                # and the organisation a person works for («оператор Аль-Джазиры Сами аль-Хадж»)
+                words = _name_words(s, [m for m in words if not self._is_company(m.group(0).lower())
+                                        and not is_business_word(m.group(0)) and not _not_in_a_name(s, m)])
                 if not words:
                     continue
                 a2, b2 = self._extend_ner(s, words[0].start(), words[-1].end(), taken)
+                a2, b2 = widen_name(s, a2, b2, lambda x, y: not any(t[0] < y and x < t[1] for t in taken))
                 inside = [t for t in taken if a2 <= t[0] and t[1] <= b2 and t[2].startswith("PER-")]
                 clash = [t for t in taken if t[0] < b2 and a2 < t[1] and t not in inside]
                 if clash:
@@ -437,6 +441,29 @@ class Anonymizer(PersonFinder):
                 taken.append((a2, b2, self.vault.register("person", norm, real)))
         taken.sort()
         return taken
+
+
+def _not_in_a_name(s: str, m: re.Match) -> bool:
+    """A word of a NER person span that is no part of the name: a stop word, a verb capitalised at
+    sentence start."""
+    info = tok_info(m.group(0))
+    return info.stop or (info.verbal and _is_initial(s, m.start()))
+
+
+def _name_words(s: str, words: list[re.Match]) -> list[re.Match]:
+    """`words` less a dictionary place or organisation with no name reading at either end, when a
+    whole name is left without it («оператор Аль-Джазиры Сами аль-Хадж», «лидера Аль-Кайды Усамы бин
+    Ладена»: the employer, not the name); alone such a word is no person («болида Феррари»). One
+    other word beside it may be the name it is part of («Гата Камский»), so NER keeps it then."""
+    def org(m: re.Match) -> bool:
+        info = tok_info(m.group(0))
+        return info.known and info.place and not (info.name or info.surn or info.patr)
+
+    while words and org(words[0]) and (len(words) == 1 or len(words) >= 3 or tok_info(words[1].group(0)).name):
+        words = words[1:]
+    while len(words) >= 3 and org(words[-1]):
+        words = words[:-1]
+    return words
 
 
 WORD_GAP_RE = re.compile(r"\S+\s*")

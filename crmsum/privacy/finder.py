@@ -23,8 +23,10 @@ _PART = r"(?:(?:ле|ла|де|ди|да|дю|дель|ван|фон|дер|бе
 NEXT_CAP_RE = re.compile(r"[ \u00a0]" + _PART + "(" + CAP_RE.pattern + ")")
 PREV_CAP_RE = re.compile("(" + CAP_RE.pattern + ")[ \u00a0]" + _PART + "$")
 INITIALS_AFTER_RE = re.compile(r"[ \u00a0]?[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?")
-TWO_INITIALS_AFTER_RE = re.compile(r"[ \u00a0][А-ЯЁ]\.[ \u00a0]?[А-ЯЁ]\.")
+# initials after a word make it a surname («Хоровитц А. С.») unless they begin the next name («подписал В.В.Путин»)
+TWO_INITIALS_AFTER_RE = re.compile(r"[ \u00a0][А-ЯЁ]\.[ \u00a0]?[А-ЯЁ]\.(?![ \u00a0]?[А-ЯЁ][а-яё])")
 INITIALS_BEFORE_RE = re.compile(r"(?:(?<=[\s(«\"])|^)[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?[ \u00a0]?$")
+REGNAL_RE = re.compile(r"[ \u00a0][IVX]{1,5}(?![\w])")
 LATIN_RE = re.compile(r"^[A-Za-z]")
 UPPER_GATE_RE = re.compile(r"[А-ЯЁ]{3}")
 STRONG_SURNAME_RE = re.compile(r"(?:ский|цкий|ская|цкая|ович|евич|енко|швили|дзе|ян)$")
@@ -92,9 +94,35 @@ def _first_names_only(g: list) -> bool:
 
 
 @lru_cache(maxsize=20_000)
+def _surname_weight(word: str) -> float:
+    """How much of pymorphy3's weight its surname readings carry («Кана» 0.67, «Кирове» 0.33,
+    «Ростове» 0.14): a place name that is this often a surname is for the context to decide."""
+    return sum(p.score for p in morph().parse(word) if "Surn" in p.tag)
+
+
+@lru_cache(maxsize=20_000)
 def _plural_only(word: str) -> bool:
     """Every reading is plural («Адвокаты», «Юристы»): a common noun that names no one person."""
     return all(p.tag.number == "plur" for p in morph().parse(word))
+
+
+def widen_name(s: str, a: int, b: int, free) -> tuple[int, int]:
+    """The person span `a:b` with the initials written beside it («А. С. Хоровитц», «Хоровитц А. С.»)
+    and the regnal number after a first name («Бенедикт XVI», «Николай II»): what is left visible
+    beside a masked name is part of the name left out."""
+    mb = INITIALS_BEFORE_RE.search(s, max(0, a - 6), a)
+    if mb and free(mb.start(), a):
+        a = mb.start()
+    ma = INITIALS_AFTER_RE.match(s, b)
+    if ma and ma.end() > b and free(b, ma.end()):
+        b = ma.end()
+    else:
+        mr = REGNAL_RE.match(s, b)
+        if mr and free(b, mr.end()):
+            last = CAP_RE.findall(s, max(a, b - 40), b)
+            if last and tok_info(last[-1]).name:
+                b = mr.end()
+    return a, b
 
 
 class PersonFinder:
@@ -148,14 +176,18 @@ class PersonFinder:
         nxt = NEXT_WORD_RE.match(s, b)
         if nxt and attributive(w, nxt.group(1)):
             return (a, b, w, "X")   # «Хмельницкой атомной станции»: an adjective in the name of a thing
+        if initial and not info.known and _verb_follows(s, b):
+            # an unknown word at sentence start before a verb is its subject, a foreign surname whatever
+            # its guessed readings («Каллен считает», «Паулс считает», «Клинсман принял»)
+            return (a, b, w, _P)
         if info.name or info.surn:
             if info.place and not info.strong:
-                if not info.known and not initial:
+                if not info.known:
                     return (a, b, w, "U")   # a guessed place reading of an unknown word: NER decides
+                if not initial and _surname_weight(w) >= 0.2:
+                    return (a, b, w, "XM")   # a town that is as much a surname («Кана», «Кирове»): NER decides
                 return (a, b, w, "XG")   # a place name: part of a name only right after a first name
             if not info.known and not (STRONG_SURNAME_RE.search(low) or is_diminutive(w)):
-                if initial and _verb_follows(s, b):
-                    return (a, b, w, _P)   # «Клинсман принял …»: the subject of a verb
                 return (a, b, w, "G")   # a guessed reading («Тусоне», «Гагаузии»): NER decides
             if not initial or info.strong or (info.name and s[b:b + 1] == ","):
                 return (a, b, w, _P)
@@ -164,14 +196,13 @@ class PersonFinder:
             return (a, b, w, _P if not initial else _W)
         if not info.place and (not info.known or info.anim) and not (info.known and _plural_only(w)):
             # unknown word or animate noun («Мельник»), not a plural one («Адвокаты»): a person only
-            # next to a name, else NER decides;
-            # an unknown word at sentence start before a verb is a foreign surname («Каллен считает»)
-            if initial and not info.known and _verb_follows(s, b):
-                return (a, b, w, _P)
+            # next to a name, else NER decides
+            if initial and info.known:
+                return (a, b, w, "X")   # «Альпинист Денис Урубко»: a common noun before the name, not in it
             return (a, b, w, "I" if initial else "U")
         if info.place:
-            if _verb_follows(s, b) or (not info.known and not initial):
-                return (a, b, w, "XM")   # «Паулс считает», «сказал Хоровитц»: NER decides
+            if _verb_follows(s, b) or not info.known:
+                return (a, b, w, "XM")   # «Паулс считает», «сказал Хоровитц», a guessed place: NER decides
             return (a, b, w, "XG")
         # an ordinary word: part of a name right after a first name; mid-sentence NER decides
         if initial or not (SURNAME_LIKE_RE.search(low) or _verb_follows(s, b)):
@@ -182,6 +213,8 @@ class PersonFinder:
         """Person spans from adjacent name tokens; returns where NER must decide what is left."""
         asks: list[tuple[int, int]] = []
         free = taken.free
+        # where a capitalised word that is no name ends mid-sentence («Сан», «Острове», «Буэнос»)
+        plain_ends = {t[1] for t in toks if t[3] in ("X", "XM", "XG", "L") and not _is_initial(s, t[0])}
         for g in _group(s, toks):
             classes = {t[3] for t in g}
             guessed = False   # a name made of words that are no names alone: NER may veto it
@@ -217,16 +250,16 @@ class PersonFinder:
             if classes <= {_W, "U", "L", _Q}:
                 asks.append((g[0][0], g[-1][1]))
                 continue
-            soft = guessed or (len(g) == 1 and classes == {_P} and not tok_info(g[0][2]).name and not patronymic) or (
+            lone = tok_info(g[0][2]) if len(g) == 1 and classes == {_P} else None
+            glued = lone is not None and any(SEP_RE.match(s[e:g[0][0]]) for e in plain_ends if g[0][0] - 3 <= e < g[0][0])
+            # a lone surname, or a lone first name the dictionary also knows as a place or a firm
+            # («Ливан», «Марс», «Сальвадор»): NER may veto it by the context
+            # … or a lone name glued to a capitalised word that is no name (the end of a place's or a
+            # firm's name: «в Сан Луисе», «на Острове Уайт», «в Буэнос Айресе»)
+            soft = guessed or (lone is not None and ((not lone.name and not patronymic) or lone.geo or glued)) or (
                 len(g) >= 2 and _first_names_only(g))
             norm = self._group_norm([t for t in g if t[3] not in ("L", "LF")] or g)
-            a, b = g[0][0], g[-1][1]
-            mb = INITIALS_BEFORE_RE.search(s, max(0, a - 6), a)
-            if mb and free(mb.start(), a):
-                a = mb.start()
-            ma = INITIALS_AFTER_RE.match(s, b)
-            if ma and ma.end() > b and free(b, ma.end()):
-                b = ma.end()
+            a, b = widen_name(s, g[0][0], g[-1][1], free)
             if free(a, b):
                 real = self.gaz.people.get(norm, (None,))[0] or display_form(norm)
                 taken.append((a, b, self.vault.register("person", norm, real)))

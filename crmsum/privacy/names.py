@@ -155,7 +155,7 @@ def business_spans(s: str, known_person: Callable[[str], bool] = lambda low: Fal
     «Ивана Петрова»), a surname, or a first-name reading not announced by a common noun (the thing
     in «корабль «Орион»», «автомобили «Шкода Октавия»» is no person; a surname stays private even
     as the name of a thing, «бизнес-центр «Демидов»»)."""
-    out = [m.span() for m in LEGAL_COMPANY_RE.finditer(s)]
+    out = [_company_after_legal_form(m) for m in LEGAL_COMPANY_RE.finditer(s)]
     for m in QUOTED_RE.finditer(s):
         words = re.findall(r"\w+", m.group(0))
         if not (words and len(words) <= 3 and words[0][:1].isupper()) or any(known_person(w.lower()) for w in words):
@@ -169,6 +169,15 @@ def business_spans(s: str, known_person: Callable[[str], bool] = lambda low: Fal
             continue
         out.append(m.span())
     return out
+
+
+def _company_after_legal_form(m: re.Match) -> tuple[int, int]:
+    """The company of a «legal form + name» match: an unquoted second word that reads first as a
+    first name is the person next to a one-word company («ООО Вектор Анна прислала акт»)."""
+    words = list(re.finditer(r"\S+", m.group(0)))
+    if len(words) == 3 and words[1].group(0)[:1] not in "«\"“„'" and tok_info(words[2].group(0)).top_name:
+        return m.start(), m.start() + words[1].end()
+    return m.span()
 
 
 WORD_BEFORE_RE = re.compile(r"([А-ЯЁа-яё][а-яё]*(?:-[а-яё]+)?)[ \u00a0]*$")

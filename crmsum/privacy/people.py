@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
 
-from crmsum.ru import MONTHS_NOM, WEEKDAYS_NOM, morph, name_forms, surname_nominative
+from crmsum.ru import MONTHS_NOM, WEEKDAYS_NOM, listed_first_names, morph, name_forms, surname_nominative
 
 _NER = None
 _LOCK = threading.Lock()
 
 WORD_RE = re.compile(r"[A-Za-zА-Яа-яЁё]+(?:-[A-Za-zА-Яа-яЁё]+)*")
 # a capitalised word, Cyrillic or Latin with diacritics («Müller»), with a hyphenated part
-# («Римский-Корсаков», «Жан-Мари») or a particle prefix («аль-Барадеи», «д'Артаньян»)
-CAP_RE = re.compile(r"(?<![\w@./\-])(?:(?:аль|эль|ибн|бен|де|ди|дю|ван|фон|ле|ла|al|el|de|di|van|von|d|o)['’-])?"
+# («Римский-Корсаков», «Жан-Мари») or a particle prefix («аль-Барадеи», «д'Артаньян», «О’Рейли»); right after
+# an initial too, as people write it in a hurry («Н.Кузнецов», «В.В.Путин»)
+CAP_RE = re.compile(r"(?:(?<![\w@./\-])|(?<=(?<!\w)[А-ЯЁ]\.))(?:(?:аль|эль|ибн|бен|де|ди|дю|ван|фон|ле|ла|al|el|de|di|van|von|d|o)['’-]|[ОДOD]['’])?"
                     r"[А-ЯЁA-ZÀ-ÖØ-Þ][а-яёa-zß-öø-ÿ]+(?:-[А-ЯЁA-ZÀ-ÖØ-Þ][а-яёa-zß-öø-ÿ]+)?(?![\w@])")
 
 # Capitalized words that are never people even though pymorphy has a Name/Surn reading.
@@ -82,6 +83,21 @@ def ner_tagger():
     return _NER
 
 
+@lru_cache(maxsize=1)
+def _ner_noise_re() -> re.Pattern:
+    from slovnet.shape import PUNCTS   # the punctuation natasha's NER was trained to see
+
+    return re.compile(r"[^\w\s" + re.escape(PUNCTS) + "]")
+
+
+def ner_text(s: str) -> str:
+    """`s` as natasha's NER should read it: every symbol outside the news punctuation it was trained
+    on (bullets «•», arrows, emoji, «©») becomes a space, offsets unchanged. Why: such a symbol is an
+    unseen token shape to the model and blinds it to the name right after it («• Хорхе Ларрионда»,
+    «👉 Иван Петров» go untagged), and chats and lists are full of them."""
+    return _ner_noise_re().sub(" ", s)
+
+
 @dataclass(frozen=True, slots=True)
 class TokInfo:
     """What morphology says about one capitalized token."""
@@ -95,6 +111,8 @@ class TokInfo:
     known: bool             # in the dictionary (not a guess)
     place: bool             # top reading is a place or organisation
     stop: bool              # common word that must never be a person
+    verbal: bool = False    # a dictionary word of a part of speech no name is (a verb, an adverb, …)
+    geo: bool = False       # a dictionary word with some reading a place or organisation («Ливан», «Марс»)
 
 
 def _prefix_guess(parse) -> bool:
@@ -132,7 +150,33 @@ def tok_info(word: str) -> TokInfo:
     stop = low in STOP or lemma in STOP
     top_name = bool(top is not None and "Name" in top)
     anim = bool(top is not None and top.POS == "NOUN" and "anim" in top)
-    return TokInfo(name, surn, patr, strong, top_name, anim, gender, m.word_is_known(low), place, stop)
+    known = m.word_is_known(low)
+    if not known and not stop:
+        listed = _listed_first(low, parses)
+        if listed is not None:   # a first name of natasha's dictionary: a name reading, not a place one
+            # (still a guess for the morphology: `strong` and `known` stay, so NER still decides alone)
+            return TokInfo(listed, surn, patr, strong, True, True, gender if name else None, False, False, False)
+    verbal = bool(known and top is not None and top.POS in NOT_NAME_POS and not (name or surn or patr))
+    geo = known and any(("Geox" in p.tag or "Orgn" in p.tag) for p in parses)
+    return TokInfo(name, surn, patr, strong, top_name, anim, gender, known, place, stop, verbal, geo)
+
+
+# Parts of speech a name never is: a word the dictionary knows only as one of these («Передай»,
+# «Созвонились», «Также») is no part of a person's name, whatever NER says about it.
+NOT_NAME_POS = frozenset({"VERB", "INFN", "GRND", "PRTS", "ADVB", "CONJ", "PREP", "PRCL", "INTJ", "NPRO",
+                          "PRED", "COMP", "NUMR"})
+
+
+def _listed_first(low: str, parses) -> str | None:
+    """The first name of `listed_first_names` an unknown word is a form of («Есбол», «Есбола»)."""
+    names = listed_first_names()
+    low = low.replace("ё", "е")
+    if low in names:
+        return low
+    for p in parses:
+        if p.tag.POS == "NOUN" and p.normal_form.replace("ё", "е") in names:
+            return p.normal_form
+    return None
 
 
 def _first_nominative(word: str) -> str:

@@ -5,6 +5,7 @@ name keeps in every case."""
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from crmsum.ru.morph import lexeme_forms, morph
 
@@ -113,3 +114,31 @@ def name_stem(word: str) -> str:
                 break
         parts.append(part)
     return "-".join(parts)
+
+
+@lru_cache(maxsize=1)
+def listed_first_names() -> frozenset[str]:
+    """First names (lower-case nominatives) from natasha's name dictionary that pymorphy3 does not
+    know at all: Central Asian and Caucasian names («Есбол», «Гульчехра»), foreign ones
+    («Михаэль»), nicknames («Димыч», «Светланочка») — the names a Russian sales team meets that
+    the morphological dictionary lacks. natasha's own «maybe» list (first names that are also
+    ordinary words: «Вера», «Роза») is left out, and so is every word pymorphy3 knows, since its
+    readings already say whether the word is a name. Empty when natasha is not installed."""
+    try:
+        import natasha
+    except ImportError:
+        return frozenset()
+    folder = Path(natasha.__file__).with_name("data") / "dict"
+    try:
+        first = _dict_words(folder / "first.txt")
+        maybe = _dict_words(folder / "maybe_first.txt")
+    except OSError:
+        return frozenset()
+    known = morph().word_is_known
+    return frozenset(w for w in first - maybe if len(w) >= 3 and not known(w))
+
+
+def _dict_words(path: Path) -> set[str]:
+    """The words of one of natasha's dictionary files (one a line, «# comment» after it)."""
+    with path.open(encoding="utf-8") as f:
+        return {w for line in f for w in [line.split("#", 1)[0].strip().lower().replace("ё", "е")] if w}

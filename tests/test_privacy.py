@@ -323,6 +323,18 @@ def test_two_processes_share_vault(tmp_path):
     assert Vault(tmp_path / "v").real(res[0]) == "Ольга Смирнова"
 
 
+def test_a_key_is_never_seen_half_written(tmp_path):
+    """The key appears whole or not at all (written aside, then linked): the process that loses the race
+    to create it reads the winner's key, and no temporary file is left."""
+    Vault(tmp_path / "v")
+    key = (tmp_path / "v" / "key").read_bytes()
+    second = Vault.__new__(Vault)
+    second.path = tmp_path / "v"
+    second._create_key(tmp_path / "v" / "key")  # as if it had checked for the key just before the winner linked it
+    assert (tmp_path / "v" / "key").read_bytes() == key
+    assert not [p for p in (tmp_path / "v").iterdir() if p.name.startswith(".key")]
+
+
 def _person_in_fresh_process(args):
     path, _ = args
     a = Anonymizer(Vault(path), workers=1, use_ner=False)

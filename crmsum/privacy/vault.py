@@ -79,20 +79,27 @@ class Vault:
         self._pending: dict[str, tuple[str, str, str | None]] = {}
 
     # -- setup -------------------------------------------------------------------------
+    def _create_key(self, kp: Path) -> None:
+        """Write a new key whole, then link it into place: a process racing this one finds either no
+        key or the complete key, never the empty file an exclusive create shows before its write."""
+        tmp = kp.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(32).hex().encode())
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(tmp, kp)  # atomic, and fails if another process linked its key first
+            log.info("created a new vault key in %s", self.path)
+        except FileExistsError:  # another process won the race: its key is the vault's
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def _load_or_create_key(self) -> bytes:
         kp = self.path / KEY_FILE
         if not kp.exists():
-            key = secrets.token_bytes(32)
-            try:
-                fd = os.open(kp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another process won the race
-                pass
-            else:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(key.hex().encode())
-                    f.flush()
-                    os.fsync(f.fileno())
-                log.info("created a new vault key in %s", self.path)
+            self._create_key(kp)
         os.chmod(kp, 0o600)
         raw = kp.read_bytes().strip()
         try:

@@ -209,6 +209,15 @@ def test_person_after_a_one_word_company_with_a_legal_form(anon):
     assert "ООО Вектор" in out and "Анна" not in out
 
 
+@pytest.mark.parametrize("text, secret, town", [
+    ("Встреча в Казани с Хабибуллиным", "Хабибуллин", "Казани"),  # a guessed surname NER calls a place
+    ("В Реутове с Кожемякиным договорились", "Кожемякин", "Реутове"),  # a dictionary one, beside a town
+])
+def test_a_surname_for_sure_is_not_unmasked_by_ner(anon, text, secret, town):
+    out = anon.text(text)
+    assert secret not in out and town in out
+
+
 def test_town_that_is_a_surname_asks_ner(anon):
     assert "Королёве" in anon.text("Склад в Королёве переполнен.")
     assert "Кана" not in anon.text("Реакцией Кана было разочарование.")

@@ -33,6 +33,7 @@ class AnswerContext:
         self._sig: tuple = ()
         self._checked = 0.0
         self._anonymizer = None
+        self._anonymizer_lock = threading.Lock()  # not `_lock`: NER must never hold up a lookup
         self._writer: BatchWriter | None = None  # recording never delays an answer
         self._detached: list | None = None  # rows kept for a detached recorder (`detach_recording`)
         self._memo: dict = {}  # per-snapshot results of derived lookups (loss reasons, stages, insights)
@@ -104,11 +105,14 @@ class AnswerContext:
                 self._gates.pop(key, None)
             return value
 
-    def keep_warm(self, warm: Callable[[AnswerContext], None]) -> None:
-        """Run `warm(self)` in the background now and after every reload (the bot: the first question of
-        a night must not pay for what can be computed before anyone asks)."""
+    def keep_warm(self, warm: Callable[[AnswerContext], None], wait: bool = False) -> None:
+        """Run `warm(self)` in the background now (or here, with `wait`) and after every reload (the bot: the
+        first question of a night must not pay for what can be computed before anyone asks)."""
         self._warm = warm
-        self._start_warm()
+        if wait:
+            self._warm_all()
+        else:
+            self._start_warm()
 
     def _start_warm(self) -> None:
         if self._warm is not None:
@@ -202,8 +206,10 @@ class AnswerContext:
             self._writer.flush(timeout)
 
     def anonymize(self, text: str) -> str:
-        """The question as it may be stored: the same anonymizer (with NER) as every other text."""
-        with self._lock:
+        """The question as it may be stored: the same anonymizer (with NER) as every other text. Under its own
+        lock: loading the NER models takes seconds and each text tens of milliseconds, and the context's
+        lock is taken by every precomputed lookup."""
+        with self._anonymizer_lock:
             if self._anonymizer is None:
                 from crmsum.privacy import Anonymizer
 

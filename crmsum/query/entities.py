@@ -23,6 +23,7 @@ from crmsum.ru import DIMINUTIVES, LEGAL_FORMS, company_core, lexeme_forms, morp
 from crmsum.ru import QUOTES as _QUOTES
 
 _LOCK = threading.Lock()  # guards the matcher cache
+_BUILDING: dict[tuple, threading.Lock] = {}  # key -> lock of the one thread building that index
 
 __all__ = ["EntityIndex", "get_index", "Token", "tokenize", "translit", "skeleton", "morph"]
 
@@ -391,15 +392,24 @@ _INDEX_CACHE: dict[tuple, EntityIndex] = {}
 
 
 def get_index(managers, companies) -> EntityIndex:
-    """The compiled index for these lists; built once per distinct pair of lists."""
+    """The compiled index for these lists; built once per distinct pair of lists, by one thread: the
+    bot's first questions arrive together, and each building its own copy (a second of morphology) would
+    multiply that second by the number of handler threads."""
     key = (tuple(managers or ()), tuple(companies or ()))
     idx = _INDEX_CACHE.get(key)
-    if idx is None:
-        idx = EntityIndex(*key)
-        with _LOCK:
-            if len(_INDEX_CACHE) > 64:
-                _INDEX_CACHE.clear()
-            _INDEX_CACHE[key] = idx
+    if idx is not None:
+        return idx
+    with _LOCK:
+        gate = _BUILDING.setdefault(key, threading.Lock())
+    with gate:
+        idx = _INDEX_CACHE.get(key)
+        if idx is None:
+            idx = EntityIndex(*key)
+            with _LOCK:
+                if len(_INDEX_CACHE) > 64:
+                    _INDEX_CACHE.clear()
+                _INDEX_CACHE[key] = idx
+                _BUILDING.pop(key, None)
     return idx
 
 

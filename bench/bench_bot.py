@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -64,7 +65,10 @@ def run(settings, data_dir: Path, tg, quick: list[str], live: list[str], rounds:
     from crmsum.bot import build_bot
     from crmsum.lake import Lake
 
+    from crmsum import answer as A
+
     bot, app = build_bot(settings, Lake(data_dir / "lake"))
+    A.get_context(settings, app.lake).keep_warm(A.warm, wait=True)  # what `crmsum bot` does before it polls
     if old:  # the configuration before: live answers computed on the two handler threads
         app.live = None
     t = threading.Thread(target=bot.polling, kwargs={"non_stop": True, "timeout": 10, "long_polling_timeout": 1},
@@ -119,6 +123,7 @@ def main() -> None:
     with TelegramEmulator(TOKEN) as tg, LLMEmulator(api_key="sk-bench", delay=args.llm_delay) as llm:
         chats = ",".join(str(c) for c in QUICK_CHATS + LIVE_CHATS)
         for old in (True, False):
+            shutil.rmtree(data_dir / "state" / "llm_cache", ignore_errors=True)  # every live answer waits for the model
             s = Settings(data_dir=data_dir, llm="llm", OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=llm.url,
                          llm_model="emulated-gpt", telegram_token=TOKEN, telegram_api_url=tg.url,
                          telegram_allowed_chats=chats, telegram_user_rate=10_000,

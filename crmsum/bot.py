@@ -341,10 +341,8 @@ def run_bot(settings: Settings | None = None, lake=None, long_polling_timeout: i
         call_api(bot.set_my_commands, [types.BotCommand(c, d) for c, d in COMMANDS])
     except Exception as exc:  # noqa: BLE001 - commands are a convenience
         log.warning("setMyCommands failed: %s", exc)
-    from crmsum.answer import insight
-
-    # the lookups now, the insights fits in the background (again after each nightly reload)
-    A.get_context(s, lake).keep_warm(insight.warm)
+    # the lookups now, the parser, NER, LLM client and insights in the background (again after each reload)
+    A.get_context(s, lake).keep_warm(A.warm)
     stop = threading.Event()
     threading.Thread(target=heartbeat, args=(app, stop), name="crmsum-heartbeat", daemon=True).start()
     try:

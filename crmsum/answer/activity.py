@@ -46,7 +46,7 @@ def answer_activity(prep: Prepared, ctx: AnswerContext) -> Answer:
         from crmsum.summarize import summarize_scope
 
         llm = live_llm(ctx) if s.use_llm else None
-        summ = summarize_scope(ctx.cursor(), manager=prep.manager, company=prep.company_id, start=prep.start,
+        summ = summarize_scope(ctx.live_cursor(), manager=prep.manager, company=prep.company_id, start=prep.start,
                                end=prep.end, settings=s, question=ctx.anonymize(prep.question) if llm else None,
                                lake=ctx.lake if llm else None, llm=llm)
         source, backend, sections = "live", summ.backend, summ.sections

@@ -17,6 +17,7 @@ from crmsum.ru import today as today_in  # noqa: F401 - re-exported: the answer 
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 5.0
+LIVE_SQL_THREADS = 1  # DuckDB threads of live summaries: the other core stays free for quick answers
 
 
 class AnswerContext:
@@ -29,6 +30,7 @@ class AnswerContext:
         self.lake = lake
         self.vault = Vault(settings.vault_dir)
         self.con = lake.connect()
+        self._live_con = None  # `live_cursor`'s database
         self._lock = threading.RLock()
         self._sig: tuple = ()
         self._checked = 0.0
@@ -51,6 +53,16 @@ class AnswerContext:
         """A connection of this context's database for the calling thread (DuckDB connections are not shared)."""
         with self._lock:
             return self.con.cursor()
+
+    def live_cursor(self):
+        """A connection for live summaries: a database of its own (made once), running on one DuckDB thread.
+        Why not `cursor()`: a live summary's scans would share the scheduler and both cores with the point
+        lookups of precomputed answers, which then wait behind them; here live SQL takes at most one core."""
+        with self._lock:
+            if self._live_con is None:
+                self._live_con = self.lake.connect()
+                self._live_con.execute(f"SET threads = {LIVE_SQL_THREADS}")
+            return self._live_con.cursor()
 
     def _signature(self) -> tuple:
         return tuple(tuple(self.lake.parts(t)) for t in ("summaries", "crm_users", "crm_companies", "crm_leads",
@@ -219,6 +231,8 @@ class AnswerContext:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+        if self._live_con is not None:
+            self._live_con.close()
         self.con.close()
 
 

@@ -123,13 +123,14 @@ def _parse(ctx: AnswerContext, question: str, today: dt.date, llm: bool = True):
 
 def warm(ctx: AnswerContext) -> None:
     """Build, before anyone asks, what the first questions would otherwise all pay for at once: the parser's
-    name index and lookups, the recorder's NER models, the live LLM client, the insights fits. The bot runs
+    name index and lookups, the recorder's NER models, the live database and LLM client, the insights fits. The bot runs
     this at start and after each nightly reload (`AnswerContext.keep_warm`)."""
     from crmsum.answer import insight
     from crmsum.answer.activity import live_llm
 
     _parse(ctx, "Что делала команда на прошлой неделе?", today_in(ctx.settings), llm=False)
     ctx.anonymize("Что делала команда на прошлой неделе?")
+    ctx.live_cursor()
     if ctx.settings.use_llm:
         live_llm(ctx)
     insight.warm(ctx)

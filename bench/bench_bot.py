@@ -61,7 +61,10 @@ def questions(data_dir: Path, seed: int) -> tuple[list[str], list[str]]:
     return quick, live
 
 
-def run(settings, data_dir: Path, tg, quick: list[str], live: list[str], rounds: int, old: bool) -> list[float]:
+def run(settings, data_dir: Path, tg, quick: list[str], live: list[str], rounds: int,
+        old: bool) -> tuple[list[float], float, float]:
+    """Latencies (ms) of the precomputed answers, and the CPU and wall seconds of the rounds (warm-up not
+    counted)."""
     from crmsum.bot import build_bot
     from crmsum.lake import Lake
 
@@ -75,6 +78,7 @@ def run(settings, data_dir: Path, tg, quick: list[str], live: list[str], rounds:
                          daemon=True)
     t.start()
     lat: list[float] = []
+    cpu0, wall0 = time.process_time(), time.monotonic()
     try:
         for k in range(rounds):
             for n, chat in enumerate(LIVE_CHATS):
@@ -90,12 +94,13 @@ def run(settings, data_dir: Path, tg, quick: list[str], live: list[str], rounds:
                 lat.append((got["monotonic"] - t0) * 1000)
             for chat in LIVE_CHATS:  # let the round's live answers finish before the next round
                 tg.wait_for_sent(lambda m, c=chat: m["chat_id"] == c and m["reply_markup"] is not None, timeout=300)
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     finally:
         bot.stop_polling()
         t.join(15)
         if app.live is not None:
             app.live.shutdown(wait=True)
-    return lat
+    return lat, cpu, wall
 
 
 def main() -> None:
@@ -128,13 +133,12 @@ def main() -> None:
                          llm_model="emulated-gpt", telegram_token=TOKEN, telegram_api_url=tg.url,
                          telegram_allowed_chats=chats, telegram_user_rate=10_000,
                          telegram_workers=2 if old else 8)
-            load0, cpu0, wall0 = os.getloadavg()[0], time.process_time(), time.monotonic()
-            lat = run(s, data_dir, tg, quick, live, args.rounds, old)
-            cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+            load0 = os.getloadavg()[0]
+            lat, cpu, wall = run(s, data_dir, tg, quick, live, args.rounds, old)
             name = "before: 2 threads, live inline" if old else "now: 8 threads + 4 live workers"
             print(f"{name:<34} precomputed answers while 4 live run: n={len(lat)} "
                   f"p50 {statistics.median(lat):8.1f} ms  p95 {pct(lat, 0.95):8.1f} ms  max {max(lat):8.1f} ms  "
-                  f"(CPU {cpu:.1f} s in {wall:.1f} s; load {load0:.1f} -> {os.getloadavg()[0]:.1f})")
+                  f"(rounds: CPU {cpu:.1f} s in {wall:.1f} s; load {load0:.1f} -> {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

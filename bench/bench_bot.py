@@ -81,6 +81,7 @@ def run(settings, data_dir: Path, tg, quick: list[str], live: list[str], rounds:
     cpu0, wall0 = time.process_time(), time.monotonic()
     try:
         for k in range(rounds):
+            round_start = tg.sent_count()
             for n, chat in enumerate(LIVE_CHATS):
                 tg.push_message(chat, live[(k * 4 + n) % len(live)], chat_type="supergroup")
             time.sleep(0.2)
@@ -93,7 +94,8 @@ def run(settings, data_dir: Path, tg, quick: list[str], live: list[str], rounds:
                                        timeout=120, since=since)
                 lat.append((got["monotonic"] - t0) * 1000)
             for chat in LIVE_CHATS:  # let the round's live answers finish before the next round
-                tg.wait_for_sent(lambda m, c=chat: m["chat_id"] == c and m["reply_markup"] is not None, timeout=300)
+                tg.wait_for_sent(lambda m, c=chat: m["chat_id"] == c and m["reply_markup"] is not None, timeout=300,
+                                 since=round_start)  # this round's answer (not one of an earlier configuration)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     finally:
         bot.stop_polling()

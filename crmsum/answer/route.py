@@ -123,8 +123,8 @@ def _parse(ctx: AnswerContext, question: str, today: dt.date, llm: bool = True):
 
 def warm(ctx: AnswerContext) -> None:
     """Build, before anyone asks, what the first questions would otherwise all pay for at once: the parser's
-    name index and lookups, the recorder's NER models, the live database and LLM client, the insights fits. The bot runs
-    this at start and after each nightly reload (`AnswerContext.keep_warm`)."""
+    name index and lookups, the recorder's NER models, the live database and LLM client, the insights fits.
+    The bot runs this at start and after each nightly reload (`AnswerContext.keep_warm`)."""
     from crmsum.answer import insight
     from crmsum.answer.activity import live_llm
 

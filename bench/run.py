@@ -301,9 +301,11 @@ def step_bot(work: Path, scale: float, args: dict) -> dict:
         s = _settings(work, llm="llm", OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=llm.url, llm_model="emulated-gpt",
                       telegram_token=BOT_TOKEN, telegram_api_url=tg.url, telegram_user_rate=10_000,
                       telegram_allowed_chats=",".join(str(c) for c in QUICK_CHATS + LIVE_CHATS))
-        lat = run(s, work / "data", tg, quick, live, BOT_ROUNDS, old=False)
+        shutil.rmtree(work / "data" / "state" / "llm_cache", ignore_errors=True)  # live answers wait for the model
+        lat, cpu, wall = run(s, work / "data", tg, quick, live, BOT_ROUNDS, old=False)
     return {"precomputed": {"n": len(lat), "p50_ms": _pct(lat, 0.5), "p95_ms": round(pct(lat, 0.95), 1)},
-            "live_chats": len(LIVE_CHATS), "quick_chats": len(QUICK_CHATS), "llm_delay_s": BOT_LLM_DELAY}
+            "live_chats": len(LIVE_CHATS), "quick_chats": len(QUICK_CHATS), "llm_delay_s": BOT_LLM_DELAY,
+            "rounds_cpu_s": round(cpu, 1), "rounds_wall_s": round(wall, 1), "load_1min": round(os.getloadavg()[0], 2)}
 
 
 STEP_FUNCS = {name: globals()[f"step_{name}"] for name in STEPS}

@@ -343,10 +343,8 @@ def run_bot(settings: Settings | None = None, lake=None, long_polling_timeout: i
         call_api(bot.set_my_commands, [types.BotCommand(c, d) for c, d in COMMANDS])
     except Exception as exc:  # noqa: BLE001 - commands are a convenience
         log.warning("setMyCommands failed: %s", exc)
-    from crmsum.answer import insight
-
-    # the lookups now, the insights fits in the background (again after each nightly reload)
-    A.get_context(s, lake).keep_warm(insight.warm)
+    # the lookups now, the parser, NER, LLM client and insights in the background (again after each reload)
+    A.get_context(s, lake).keep_warm(A.warm)
     resident = Resident(s, lake)  # `crmsum ask` on this machine asks the warm context too
     resident.start()
     if threading.current_thread() is threading.main_thread():  # a service manager's stop: end as on Ctrl+C

@@ -426,3 +426,30 @@ def test_similar_deals_from_the_vector_store(env):
     assert a.intent == "similar" and a.items and "сходство" in a.text
     lead_ids = set(env[1].read("crm_leads").lead_id)
     assert {d["lead_id"] for d in a.items} <= lead_ids
+
+
+class _Tables:
+    """A lake that only keeps what is written to it (the writer's one dependency)."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[str, int]] = []
+
+    def write(self, name, data) -> int:
+        self.written.append((name, data.num_rows))
+        return data.num_rows
+
+
+def test_recorder_waits_for_a_pause_and_flush_writes_at_once():
+    """Recording must not anonymize (NER) in the middle of a burst of questions: rows wait for a pause in
+    the answers; `flush` writes at once."""
+    from crmsum.answer.record import BatchWriter
+
+    lake = _Tables()
+    w = BatchWriter(lake, str.upper, quiet=3600, max_wait=3600)
+    row = {"answer_id": "a1", "question": "Что Ева делала?", "text": "ответ", "source": "precomputed"}
+    w.put("answers", row)
+    w.put("answers", dict(row, answer_id="a2"))
+    assert lake.written == []  # no pause yet: nothing anonymized or written
+    w.flush(timeout=30)
+    assert lake.written == [("answers", 2)]
+    w.close()

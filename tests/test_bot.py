@@ -184,3 +184,33 @@ def test_long_deal_list_is_paged_with_buttons(tg, env, running):
                             timeout=20)
     assert "11. «" in edit["text"] and "1. «" not in edit["text"].split("\n11. ")[0].split("Найдено")[1]
     assert [b["text"] for b in edit["reply_markup"]["inline_keyboard"][0]] == ["◀", "2/3", "▶"]
+
+
+LIVE_CHATS = (-3001, -3002, -3003, -3004)
+
+
+@pytest.mark.slow  # ~4 s: five chats, the LLM client, four live summaries
+def test_quick_answer_is_sent_while_four_live_answers_wait_for_the_model(tg, env, running):
+    """The requirement of the bot under load, by order of events, not by the clock: with the model holding
+    every completion, four live answers are in flight and a precomputed question still gets its answer."""
+    from crmsum.sandbox.llm_emulator import LLMEmulator
+
+    with LLMEmulator(api_key="sk-load") as llm:
+        llm.hold()
+        running(llm="llm", OPENAI_API_KEY="sk-load", OPENAI_BASE_URL=llm.url, llm_model="emulated-gpt",
+                telegram_allowed_chats=",".join(map(str, (CHAT_ID, *LIVE_CHATS))), telegram_live_workers=4)
+        for chat in LIVE_CHATS:
+            tg.push_message(chat, "Что Ева делала в марте по Теххренмашу?", chat_type="supergroup")
+        llm.wait_held(4, timeout=60)  # all four live answers are waiting for the model
+
+        since = tg.sent_count()
+        tg.push_message(CHAT_ID, "Что Олег Петров делал в марте?", chat_type="supergroup")
+        quick = answer_to(tg, CHAT_ID, since=since, timeout=30)
+        assert "precomputed" in quick["text"]
+        assert llm.held == 4  # still waiting: the quick answer did not need them to finish
+        assert not [m for m in tg.sent() if m["chat_id"] in LIVE_CHATS and m["method"] == "editMessageText"]
+
+        llm.release()
+        for chat in LIVE_CHATS:
+            edit = answer_to(tg, chat, timeout=60)
+            assert edit["method"] == "editMessageText" and "live" in edit["text"]

@@ -24,7 +24,7 @@ from crmsum import lazy
 
 _EXPORTS = {
     "Answer": "model", "Prepared": "model", "ComparePart": "model",
-    "answer_question": "route", "prepare": "route", "finish": "route",
+    "answer_question": "route", "prepare": "route", "finish": "route", "warm": "route",
     "AnswerContext": "context", "get_context": "context", "reset_contexts": "context", "flush": "context",
     "today_in": "context",
     "covering_period": "periods", "period_text": "periods",

@@ -23,6 +23,15 @@ def header(p: Prepared, source: str, backend: str | None) -> list[str]:
     return [" · ".join(parts), f"Источник: {src}"]
 
 
+def live_llm(ctx: AnswerContext):
+    """The context's one LLM client for live summaries (thread-safe; its HTTP pool and TLS context are made
+    once, not per answer)."""
+    from crmsum.summarize.llm import LLMClient
+
+    s = ctx.settings
+    return ctx.memo(("live-llm", s.llm_model, s.openai_base_url), lambda: LLMClient(s))
+
+
 def answer_activity(prep: Prepared, ctx: AnswerContext) -> Answer:
     """The summary of one scope and period (not yet recorded)."""
     from crmsum.summarize.model import sections_from_json
@@ -36,9 +45,10 @@ def answer_activity(prep: Prepared, ctx: AnswerContext) -> Answer:
     else:
         from crmsum.summarize import summarize_scope
 
-        target = ctx.lake if s.use_llm else ctx.cursor()
-        summ = summarize_scope(target, manager=prep.manager, company=prep.company_id, start=prep.start,
-                               end=prep.end, settings=s, question=ctx.anonymize(prep.question) if s.use_llm else None)
+        llm = live_llm(ctx) if s.use_llm else None
+        summ = summarize_scope(ctx.live_cursor(), manager=prep.manager, company=prep.company_id, start=prep.start,
+                               end=prep.end, settings=s, question=ctx.anonymize(prep.question) if llm else None,
+                               lake=ctx.lake if llm else None, llm=llm)
         source, backend, sections = "live", summ.backend, summ.sections
     heading = header(prep, source, backend)
     notes = list(prep.notes) + ([""] if prep.notes and sections else [])

@@ -17,6 +17,7 @@ from crmsum.ru import today as today_in  # noqa: F401 - re-exported: the answer 
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 5.0
+LIVE_SQL_THREADS = 1  # DuckDB threads of live summaries: the other core stays free for quick answers
 
 
 class AnswerContext:
@@ -29,10 +30,12 @@ class AnswerContext:
         self.lake = lake
         self.vault = Vault(settings.vault_dir)
         self.con = lake.connect()
+        self._live_con = None  # `live_cursor`'s database
         self._lock = threading.RLock()
         self._sig: tuple = ()
         self._checked = 0.0
         self._anonymizer = None
+        self._anonymizer_lock = threading.Lock()  # not `_lock`: NER must never hold up a lookup
         self._writer: BatchWriter | None = None  # recording never delays an answer
         self._detached: list | None = None  # rows kept for a detached recorder (`detach_recording`)
         self._memo: dict = {}  # per-snapshot results of derived lookups (loss reasons, stages, insights)
@@ -51,6 +54,16 @@ class AnswerContext:
         """A connection of this context's database for the calling thread (DuckDB connections are not shared)."""
         with self._lock:
             return self.con.cursor()
+
+    def live_cursor(self):
+        """A connection for live summaries: a database of its own (made once), running on one DuckDB thread.
+        Why not `cursor()`: a live summary's scans would share the scheduler and both cores with the point
+        lookups of precomputed answers, which then wait behind them; here live SQL takes at most one core."""
+        with self._lock:
+            if self._live_con is None:
+                self._live_con = self.lake.connect()
+                self._live_con.execute(f"SET threads = {LIVE_SQL_THREADS}")
+            return self._live_con.cursor()
 
     def _signature(self) -> tuple:
         return tuple(tuple(self.lake.parts(t)) for t in ("summaries", "crm_users", "crm_companies", "crm_leads",
@@ -105,11 +118,14 @@ class AnswerContext:
                 self._gates.pop(key, None)
             return value
 
-    def keep_warm(self, warm: Callable[[AnswerContext], None]) -> None:
-        """Run `warm(self)` in the background now and after every reload (the bot: the first question of
-        a night must not pay for what can be computed before anyone asks)."""
+    def keep_warm(self, warm: Callable[[AnswerContext], None], wait: bool = False) -> None:
+        """Run `warm(self)` in the background now (or here, with `wait`) and after every reload (the bot: the
+        first question of a night must not pay for what can be computed before anyone asks)."""
         self._warm = warm
-        self._start_warm()
+        if wait:
+            self._warm_all()
+        else:
+            self._start_warm()
 
     def _start_warm(self) -> None:
         if self._warm is not None:
@@ -207,8 +223,10 @@ class AnswerContext:
             self._writer.flush(timeout)
 
     def anonymize(self, text: str) -> str:
-        """The question as it may be stored: the same anonymizer (with NER) as every other text."""
-        with self._lock:
+        """The question as it may be stored: the same anonymizer (with NER) as every other text. Under its own
+        lock: loading the NER models takes seconds and each text tens of milliseconds, and the context's
+        lock is taken by every precomputed lookup."""
+        with self._anonymizer_lock:
             if self._anonymizer is None:
                 from crmsum.privacy import Anonymizer
 
@@ -219,6 +237,8 @@ class AnswerContext:
         self._closed = True
         if self._writer is not None:
             self._writer.close()
+        if self._live_con is not None:
+            self._live_con.close()
         self.con.close()
 
 

@@ -39,11 +39,21 @@ def write_rows(lake, items: list[tuple[str, dict]], anonymize: Callable[[str], s
         lake.write(table, pa.table(cols, schema=schema))
 
 
-class BatchWriter:
-    """A daemon thread that writes queued rows to the lake, a batch per table at a time."""
+QUIET_SECONDS = 1.0  # the writer waits for a pause this long in the answers before it anonymizes and writes
+MAX_WAIT_SECONDS = 10.0  # ... but never keeps a row longer than this
+_FLUSH = object()  # queued by `flush`: write what is queued now
 
-    def __init__(self, lake, anonymize: Callable[[str], str], linger: float = 0.2) -> None:
-        self.lake, self.anonymize, self.linger = lake, anonymize, linger
+
+class BatchWriter:
+    """A daemon thread that writes queued rows to the lake, a batch per table at a time.
+
+    It writes when the answers pause (`quiet` seconds without a new row, at most `max_wait` after the
+    first): anonymizing a question (NER) costs tens of milliseconds of CPU under the GIL, and done in
+    the middle of a burst of questions it delays the answers still being computed."""
+
+    def __init__(self, lake, anonymize: Callable[[str], str], quiet: float = QUIET_SECONDS,
+                 max_wait: float = MAX_WAIT_SECONDS) -> None:
+        self.lake, self.anonymize, self.quiet, self.max_wait = lake, anonymize, quiet, max_wait
         self.q: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="crmsum-answers", daemon=True)
         self._thread.start()
@@ -52,7 +62,10 @@ class BatchWriter:
         self.q.put((table, row))
 
     def flush(self, timeout: float = 30.0) -> None:
+        """Write what is queued now (no waiting for a pause) and wait until it is written."""
         deadline = time.monotonic() + timeout
+        if self.q.unfinished_tasks:
+            self.q.put(_FLUSH)
         while self.q.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
 
@@ -62,16 +75,20 @@ class BatchWriter:
         self._thread.join(timeout)
 
     def _batch(self, first) -> list:
-        """The first item and whatever arrives within `linger` seconds (a None stops after this batch)."""
-        items = [first]
-        end = time.monotonic() + self.linger
-        while (left := end - time.monotonic()) > 0:
+        """The first item and those that follow it without a pause of `quiet` seconds, for at most
+        `max_wait` seconds (a flush or a None ends the batch at once; a None also stops after it)."""
+        items = [] if first is _FLUSH else [first]
+        end = time.monotonic() + self.max_wait
+        while items and (left := end - time.monotonic()) > 0:
             try:
-                nxt = self.q.get(timeout=left)
+                nxt = self.q.get(timeout=min(self.quiet, left))
             except queue.Empty:
                 break
             if nxt is None:
                 self.q.put(None)
+                self.q.task_done()
+                break
+            if nxt is _FLUSH:
                 self.q.task_done()
                 break
             items.append(nxt)
@@ -85,11 +102,12 @@ class BatchWriter:
                 return
             items = self._batch(first)
             try:
-                write_rows(self.lake, items, self.anonymize)
+                if items:
+                    write_rows(self.lake, items, self.anonymize)
             except Exception:  # noqa: BLE001 - a lost log row must not stop the bot
                 log.exception("could not record %d rows", len(items))
             finally:
-                for _ in items:
+                for _ in items or [first]:  # a lone flush marker is a task too
                     self.q.task_done()
 
 

@@ -164,10 +164,9 @@ def _listening(path: Path) -> bool:
 def serve(settings: Settings, stop: threading.Event | None = None, lake=None) -> None:
     """`crmsum serve`: warm the answer context, answer `crmsum ask` until `stop` is set (or Ctrl+C)."""
     from crmsum import answer as A
-    from crmsum.answer import insight
     from crmsum.errors import CrmsumError
 
-    A.get_context(settings, lake).keep_warm(insight.warm)
+    A.get_context(settings, lake).keep_warm(A.warm)
     resident = Resident(settings, lake)
     if not resident.start():
         raise CrmsumError(f"cannot answer on {resident.path or settings.state_dir}: another answerer listens there "

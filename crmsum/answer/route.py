@@ -108,17 +108,32 @@ def _default_period(ctx: AnswerContext, prep: Prepared, today: dt.date) -> None:
     prep.notes.append(f"Период не указан — беру последнюю полную неделю: {period_text(prep.start, prep.end)}.")
 
 
-def _parse(ctx: AnswerContext, question: str, today: dt.date):
+def _parse(ctx: AnswerContext, question: str, today: dt.date, llm: bool = True):
     from crmsum.answer import dealset
     from crmsum.query import parse_question
 
     parsed = parse_question(question, ctx.manager_names, list(ctx.companies), today,
                             loss_reasons=dealset.loss_reasons(ctx), stages=dealset.stages(ctx))
-    if ctx.settings.use_llm and not parsed.problem:
+    if llm and ctx.settings.use_llm and not parsed.problem:
         from crmsum.answer.extract import with_llm
 
         parsed = with_llm(ctx, parsed, question, today)
     return parsed
+
+
+def warm(ctx: AnswerContext) -> None:
+    """Build, before anyone asks, what the first questions would otherwise all pay for at once: the parser's
+    name index and lookups, the recorder's NER models, the live database and LLM client, the insights fits.
+    The bot runs this at start and after each nightly reload (`AnswerContext.keep_warm`)."""
+    from crmsum.answer import insight
+    from crmsum.answer.activity import live_llm
+
+    _parse(ctx, "Что делала команда на прошлой неделе?", today_in(ctx.settings), llm=False)
+    ctx.anonymize("Что делала команда на прошлой неделе?")
+    ctx.live_cursor()
+    if ctx.settings.use_llm:
+        live_llm(ctx)
+    insight.warm(ctx)
 
 
 def prepare(question: str, settings: Settings | None = None, lake=None, today: dt.date | None = None,

@@ -28,6 +28,7 @@ from .tokens import Token, is_common_word, is_known_word, norm_word, skeleton, t
 __all__ = ["EntityIndex", "get_index"]
 
 _LOCK = threading.Lock()  # guards the index cache
+_BUILDING: dict[tuple, threading.Lock] = {}  # key -> lock of the one thread building that index
 
 # Latin words of English questions: never looked up as a transliterated name
 _LATIN_STOP = {
@@ -217,13 +218,22 @@ _INDEX_CACHE: dict[tuple, EntityIndex] = {}
 
 
 def get_index(managers: Sequence[str] | None, companies: Sequence[str] | None) -> EntityIndex:
-    """The compiled index for these lists; built once per distinct pair of lists."""
+    """The compiled index for these lists; built once per distinct pair of lists, by one thread: the
+    bot's first questions arrive together, and each building its own copy (a second of morphology) would
+    multiply that second by the number of handler threads."""
     key = (tuple(managers or ()), tuple(companies or ()))
     idx = _INDEX_CACHE.get(key)
-    if idx is None:
-        idx = EntityIndex(*key)
-        with _LOCK:
-            if len(_INDEX_CACHE) > 64:
-                _INDEX_CACHE.clear()
-            _INDEX_CACHE[key] = idx
+    if idx is not None:
+        return idx
+    with _LOCK:
+        gate = _BUILDING.setdefault(key, threading.Lock())
+    with gate:
+        idx = _INDEX_CACHE.get(key)
+        if idx is None:
+            idx = EntityIndex(*key)
+            with _LOCK:
+                if len(_INDEX_CACHE) > 64:
+                    _INDEX_CACHE.clear()
+                _INDEX_CACHE[key] = idx
+                _BUILDING.pop(key, None)
     return idx

@@ -354,6 +354,8 @@ class LLMEmulator:
         self.host, self.port = host, port
         self._lock = threading.RLock()
         self._stop = threading.Event()
+        self._gate = threading.Condition()  # `hold` / `release`: completions wait here while held
+        self._holding, self.held = False, 0
         self._server: Server | None = None
         self.reset()
 
@@ -649,6 +651,32 @@ class LLMEmulator:
         """Sleep, but wake up when the emulator stops."""
         self._stop.wait(seconds)
 
+    def hold(self) -> None:
+        """Keep every chat completion waiting until `release()`: a model exactly as slow as a test needs,
+        with no wall-clock guess (`held` counts the requests waiting)."""
+        with self._gate:
+            self._holding = True
+
+    def release(self) -> None:
+        """Let held and later completions answer."""
+        with self._gate:
+            self._holding = False
+            self._gate.notify_all()
+
+    def wait_held(self, n: int, timeout: float = 10.0) -> None:
+        """Block until `n` completions are held (raises TimeoutError)."""
+        with self._gate:
+            if not self._gate.wait_for(lambda: self.held >= n, timeout):
+                raise TimeoutError(f"{self.held} completions held, not {n}, within {timeout}s")
+
+    def _wait_while_held(self) -> None:
+        with self._gate:
+            self.held += 1
+            self._gate.notify_all()
+            while self._holding and not self._stop.is_set():
+                self._gate.wait(0.1)
+            self.held -= 1
+
 
 def _stream_chunks(resp: dict, include_usage: bool) -> list[dict]:
     """Split a completion into chat.completion.chunk objects like the real streaming API."""
@@ -724,6 +752,7 @@ class _LLMHandler(JsonHandler):
     def _chat(self, app: LLMEmulator, body: Any) -> None:
         response, fault = app.complete(body)
         kind = fault["kind"] if fault else None
+        app._wait_while_held()
         if app.delay:
             app.stall(app.delay)
         if kind == "timeout":

@@ -545,9 +545,16 @@ class TelegramEmulator:
     # -- test hooks: outgoing side ----------------------------------------------------------
     def sent(self, chat_id: int | None = None) -> list[dict]:
         """Outgoing messages/photos/documents/edits in order: dicts with method, chat_id, message_id,
-        text, caption, parse_mode, entities, reply_markup, photo (bytes), filename, message (API object)."""
+        text, caption, parse_mode, entities, reply_markup, photo (bytes), filename, message (API object),
+        monotonic (`time.monotonic()` when the server accepted it)."""
         with self._lock:
             return [copy.deepcopy(r) for r in self._sent if chat_id is None or r["chat_id"] == int(chat_id)]
+
+    def sent_count(self) -> int:
+        """How many outgoing records there are (the `since` of a later `wait_for_sent`), without copying
+        them: `len(sent())` deep-copies every record under the server's lock, which stalls the API."""
+        with self._lock:
+            return len(self._sent)
 
     def wait_for_sent(self, predicate: Callable[[dict], bool] | None = None, timeout: float = 5.0, *,
                       since: int = 0) -> dict:
@@ -709,7 +716,7 @@ class TelegramEmulator:
                "entities": msg.get("entities") or msg.get("caption_entities") or [],
                "reply_markup": msg.get("reply_markup"), "photo": None, "filename": None,
                "raw_text": params.get("text", params.get("caption")), "date": msg.get("edit_date", msg["date"]),
-               "message": copy.deepcopy(msg)}
+               "monotonic": time.monotonic(), "message": copy.deepcopy(msg)}
         rec.update(extra)
         self._sent.append(rec)
 

@@ -195,7 +195,8 @@ def _data_span(con) -> tuple[dt.date, dt.date]:
 
 def summarize_scope(con_or_lake=None, manager: str | int | None = None, company: str | int | None = None,
                     start: dt.date | None = None, end: dt.date | None = None, settings=None,
-                    as_of: dt.datetime | None = None, question: str | None = None) -> Summary:
+                    as_of: dt.datetime | None = None, question: str | None = None, lake=None,
+                    llm=None) -> Summary:
     """A live summary for any combination of manager / company / period (the bot's fallback).
 
     With a `question` and the LLM backend, the records summarized are the ones about the question
@@ -203,14 +204,15 @@ def summarize_scope(con_or_lake=None, manager: str | int | None = None, company:
 
     `con_or_lake`: a DuckDB connection with the lake views, a `Lake`, or None (the settings' lake).
     Missing `start` / `end` default to the first / last day with data. LLM calls are recorded in
-    `llm_calls` when a lake is known.
+    `llm_calls` when a lake is known. A long-lived caller (the bot) passes a connection *and* its `lake`,
+    and its own `llm` client: a new connection with every view and a new client (HTTP pool, TLS context)
+    per answer cost a few hundred milliseconds of CPU that the other chats' answers wait for.
     """
     from crmsum.config import get_settings
     from crmsum.lake import Lake, open_lake
     from crmsum.summarize.records import records_for
 
     settings = settings or get_settings()
-    lake = None
     if con_or_lake is None:
         lake = open_lake(settings)
         con = lake.connect()
@@ -223,12 +225,13 @@ def summarize_scope(con_or_lake=None, manager: str | int | None = None, company:
         start, end = start or lo, end or hi
     facts = facts_query(con, start, end, manager=manager, company=company, as_of=as_of)
     records = records_for(con, start, end, manager=manager, company=company)
-    llm = None
     if backend_of(settings)[0] == "llm":
         from crmsum.summarize.llm import LLMClient, evidence_records
 
-        llm = LLMClient(settings)
+        llm = llm or LLMClient(settings)
         records = evidence_records(lake, question, records, settings)
+    else:
+        llm = None
     try:
         return summarize(facts, records, settings=settings, llm=llm)
     finally:

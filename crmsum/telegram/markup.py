@@ -82,9 +82,15 @@ def _tokens(html: str) -> list[_Tok]:
 
 
 def visible_len(html: str) -> int:
-    """Length Telegram counts: text after entity parsing, without surrounding whitespace."""
-    plain = "".join(_decode(t.raw) if t.raw.startswith("&") else t.raw for t in _tokens(html) if t.kind == "text")
-    return utf16_len(plain.strip())
+    """Length Telegram counts: text after entity parsing, without surrounding whitespace. Over the regex's
+    runs, not `_tokens` (one record per character): every answer is measured before it is sent."""
+    plain = []
+    for m in _TOKEN_RE.finditer(html):
+        raw = m.group(0)
+        if raw.startswith("<") and len(raw) > 1 and raw.endswith(">"):
+            continue  # a tag
+        plain.append(_decode(raw) if raw.startswith("&") and raw.endswith(";") and len(raw) > 1 else raw)
+    return utf16_len("".join(plain).strip())
 
 
 def _break_rank(toks: list[_Tok], k: int) -> int:

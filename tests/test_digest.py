@@ -84,6 +84,13 @@ def test_split_entity_exactly_at_the_boundary():
     assert [len(parse_html(p)[0]) for p in cap] == [1024, 1024, 952]
 
 
+@pytest.mark.parametrize("html", ["<\t>текст", "текст</ \n>", "< >x<b>y</b>"])
+def test_split_a_tag_of_whitespace(html):
+    """A tag with no name (only whitespace inside) is split like any tag, not an IndexError."""
+    parts = th.split_html(html * 40, 64)
+    assert parts and all(parts)
+
+
 @hsettings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["", "b", "i", "code"]),
                           st.text(alphabet="аб <>&\"xy\n😀", min_size=0, max_size=300)), min_size=1, max_size=30),

@@ -72,7 +72,8 @@ def _tokens(html: str) -> list[_Tok]:
         raw = m.group(0)
         if raw.startswith("<") and len(raw) > 1 and raw.endswith(">"):
             closing = raw.startswith("</")
-            name = raw[2 if closing else 1:-1].strip().split()[0].lower() if raw.strip("</> ") else ""
+            words = raw[2 if closing else 1:-1].split()  # «<\t>»: a tag of whitespace has no name
+            name = words[0].lower() if words else ""
             out.append(_Tok(raw, "close" if closing else "open", 0, name))
         elif raw.startswith("&") and raw.endswith(";") and len(raw) > 1:
             out.append(_Tok(raw, "text", utf16_len(_decode(raw))))

@@ -18,7 +18,6 @@ Pipeline for one text (all offsets on the original string, then one splice):
 from __future__ import annotations
 
 import atexit
-import bisect
 import datetime as dt
 import logging
 import multiprocessing as mp
@@ -32,8 +31,9 @@ from crmsum.ru import COMPANY_KIND_WORDS, LEGAL_FORMS
 
 from . import detectors as D
 from . import memory
-from .finder import PersonFinder, _P, _is_initial, widen_name
+from .finder import PersonFinder, _P, widen_name
 from .lower import lower_case_people
+from .ner_spans import name_words, ner_windows, not_in_a_name
 from .names import LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
 from .people import CAP_RE, Gazetteer, display_form, ner_tagger, ner_text, normalize_name, tok_info
 from .vault import Vault
@@ -419,8 +419,8 @@ class Anonymizer(PersonFinder):
                 # NER reads the verb or adverb capitalised at sentence start as part of a name
                 # («Передай Смирновой», «Созвонились»; mid-sentence a capital means a name: «Пак Кын Хе»),
                 # and the organisation a person works for («оператор Аль-Джазиры Сами аль-Хадж»)
-                words = _name_words(s, [m for m in words if not self._is_company(m.group(0).lower())
-                                        and not is_business_word(m.group(0)) and not _not_in_a_name(s, m)])
+                words = name_words(s, [m for m in words if not self._is_company(m.group(0).lower())
+                                       and not is_business_word(m.group(0)) and not not_in_a_name(s, m)])
                 if not words:
                     continue
                 a2, b2 = self._extend_ner(s, words[0].start(), words[-1].end(), taken)
@@ -441,51 +441,6 @@ class Anonymizer(PersonFinder):
                 taken.append((a2, b2, self.vault.register("person", norm, real)))
         taken.sort()
         return taken
-
-
-def _not_in_a_name(s: str, m: re.Match) -> bool:
-    """A word of a NER person span that is no part of the name: a stop word, a verb capitalised at
-    sentence start."""
-    info = tok_info(m.group(0))
-    return info.stop or (info.verbal and _is_initial(s, m.start()))
-
-
-def _name_words(s: str, words: list[re.Match]) -> list[re.Match]:
-    """`words` less a dictionary place or organisation with no name reading at either end, when a
-    whole name is left without it («оператор Аль-Джазиры Сами аль-Хадж», «лидера Аль-Кайды Усамы бин
-    Ладена»: the employer, not the name); alone such a word is no person («болида Феррари»). One
-    other word beside it may be the name it is part of («Гата Камский»), so NER keeps it then."""
-    def org(m: re.Match) -> bool:
-        info = tok_info(m.group(0))
-        return info.known and info.place and not (info.name or info.surn or info.patr)
-
-    while words and org(words[0]) and (len(words) == 1 or len(words) >= 3 or tok_info(words[1].group(0)).name):
-        words = words[1:]
-    while len(words) >= 3 and org(words[-1]):
-        words = words[:-1]
-    return words
-
-
-WORD_GAP_RE = re.compile(r"\S+\s*")
-NER_CONTEXT_WORDS = 8   # slovnet's NER sees a few words each side: this many keep its tags unchanged
-
-
-def ner_windows(s: str, asks: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The parts of `s` NER must read to decide the asked spans: each with NER_CONTEXT_WORDS words
-    of context either side, overlapping parts merged (NER cost grows with the words it reads)."""
-    starts = [m.start() for m in WORD_GAP_RE.finditer(s)]
-    if len(starts) <= 2 * NER_CONTEXT_WORDS + 2:
-        return [(0, len(s))]
-    wins: list[tuple[int, int]] = []
-    for a, b in sorted(asks):
-        i = max(0, bisect.bisect_right(starts, a) - 1 - NER_CONTEXT_WORDS)
-        j = bisect.bisect_left(starts, b) + NER_CONTEXT_WORDS
-        wa, wb = starts[i], (starts[j] if j < len(starts) else len(s))
-        if wins and wa <= wins[-1][1]:
-            wins[-1] = (wins[-1][0], max(wins[-1][1], wb))
-        else:
-            wins.append((wa, wb))
-    return wins
 
 
 def _visible(s: str, taken: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:

@@ -47,9 +47,7 @@ def ask(state_dir: Path, question: str, as_json: bool) -> str | None:
     if path is None or not path.exists():
         return None
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(CONNECT_TIMEOUT)
-            sock.connect(str(path))
+        with _connect(path) as sock:
             sock.settimeout(ANSWER_TIMEOUT)
             sock.sendall(json.dumps({"question": question, "json": as_json}, ensure_ascii=False).encode() + b"\n")
             reply = json.loads(_read_line(sock, limit=None) or b"{}")
@@ -151,11 +149,21 @@ class Resident:
         return Handler
 
 
+def _connect(path: Path) -> socket.socket:
+    """A connection to the answerer at `path` (OSError when nobody listens there)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(CONNECT_TIMEOUT)
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def _listening(path: Path) -> bool:
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(CONNECT_TIMEOUT)
-            sock.connect(str(path))
+        _connect(path).close()
         return True
     except OSError:
         return False

@@ -39,7 +39,10 @@ Spans = list[tuple[int, int]]
 
 
 def load(split: str) -> list[dict]:
-    path = REF / f"factrueval2016-{split}set-persons.jsonl"
+    return load_rows(REF / f"factrueval2016-{split}set-persons.jsonl")
+
+
+def load_rows(path: Path) -> list[dict]:
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
@@ -99,18 +102,20 @@ def halves(rows: list[dict], predicted: list[Spans]) -> str:
     return "; ".join(out)
 
 
-def run_split(split: str, show: int, by_half: bool = False) -> None:
+def run_split(split: str, show: int, by_half: bool = False, corpus: Path | None = None) -> None:
+    """Score one split; ``corpus`` is an extra tuning corpus in the same row shape (NEREL)."""
     from crmsum.privacy import Anonymizer, Vault
     from crmsum.privacy.people import ner_tagger
 
-    rows = load(split)
+    rows = load_rows(corpus) if corpus else load(split)
+    tuning = split != "test"
     texts = [r["text"] for r in rows]
     tagger = ner_tagger()
     tagger(texts[0])   # load and warm both before timing
     with tempfile.TemporaryDirectory() as tmp:
         anon = Anonymizer(Vault(Path(tmp) / "vault"), workers=1)
         # warm the per-word caches on the other split, as a long-running process would be warm
-        other = load("dev" if split == "test" else "test")
+        other = load("test" if split == "dev" else "dev")
         anon.spans_many([r["text"] for r in other], [r["doc"] for r in other])
         anon.stats.update(texts=0, ner=0)
         docs = [r["doc"] for r in rows]
@@ -125,9 +130,9 @@ def run_split(split: str, show: int, by_half: bool = False) -> None:
               f"{len(rows) / el[1]:,.0f} sentences per CPU-second ({len(rows) / el[0]:,.0f}/s wall)")
         if name == "anonymizer":
             print(f"{'':4} {'':18} NER ran on {ner_share:.1%} of sentences")
-            if by_half and split == "dev":
+            if by_half and tuning:
                 print(f"{'':4} {'':18} {halves(rows, pred)}")
-            if show and split == "dev":
+            if show and tuning:
                 print("  missed:", r["misses"][:show])
                 print("  over-masked:", r["overs"][:show])
             elif show:
@@ -144,14 +149,19 @@ def run_planted() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--split", choices=("test", "dev", "both"), default="test")
+    ap.add_argument("--split", choices=("test", "dev", "both", ""), default="test",
+                    help="factRuEval split ('' for none, with --corpus)")
     ap.add_argument("--show", type=int, default=0, help="print the first N misses and over-masked words (devset only)")
     ap.add_argument("--halves", action="store_true", help="also score the devset on two halves of its documents")
+    ap.add_argument("--corpus", type=Path, action="append", default=[],
+                    help="also score a tuning corpus of the same row shape (bench/nerel_to_jsonl.py)")
     ap.add_argument("--planted", action="store_true", help="also print the per-category planted table")
     a = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
-    for split in (("dev", "test") if a.split == "both" else (a.split,)):
+    for split in (("dev", "test") if a.split == "both" else (a.split,) if a.split else ()):
         run_split(split, a.show, a.halves)
+    for corpus in a.corpus:
+        run_split(corpus.stem[:12], a.show, a.halves, corpus)
     if a.planted:
         run_planted()
 

@@ -19,13 +19,14 @@ from .names import (PARTICLE_SEP_RE, UPPER_RE, is_business_word, is_diminutive, 
 from .people import CAP_RE, display_form, normalize_name, tok_info
 
 SEP_RE = re.compile(r"^[ \u00a0]{1,2}$")
+LATIN_INITIAL_SEP_RE = re.compile(r"^[ \u00a0][A-Z]\.[ \u00a0]$")   # «Christopher A. Celiz»
 _PART = r"(?:(?:ле|ла|де|ди|да|дю|дель|ван|фон|дер|бен|бин|ибн|van|von|de|der|di|da|le|la|del)[ \u00a0])?"
 NEXT_CAP_RE = re.compile(r"[ \u00a0]" + _PART + "(" + CAP_RE.pattern + ")")
 PREV_CAP_RE = re.compile("(" + CAP_RE.pattern + ")[ \u00a0]" + _PART + "$")
 INITIALS_AFTER_RE = re.compile(r"[ \u00a0]?[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?")
 # initials after a word make it a surname («Хоровитц А. С.») unless they begin the next name («подписал В.В.Путин»)
 TWO_INITIALS_AFTER_RE = re.compile(r"[ \u00a0][А-ЯЁ]\.[ \u00a0]?[А-ЯЁ]\.(?![ \u00a0]?[А-ЯЁ][а-яё])")
-INITIALS_BEFORE_RE = re.compile(r"(?:(?<=[\s(«\"])|^)[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?[ \u00a0]?$")
+INITIALS_BEFORE_RE = re.compile(r"(?:(?<=[\s(«\"])|^)(?:Дж|[А-ЯЁ])\.(?:[ \u00a0]?[А-ЯЁ]\.)?[ \u00a0]?$")
 REGNAL_RE = re.compile(r"[ \u00a0][IVX]{1,5}(?![\w])")
 LATIN_RE = re.compile(r"^[A-Za-z]")
 UPPER_GATE_RE = re.compile(r"[А-ЯЁ]{3}")
@@ -46,20 +47,24 @@ def _is_initial(text: str, start: int) -> bool:
 
 def _group(s: str, toks: list) -> list[list]:
     """Adjacent name tokens (one space or a name particle apart) as groups; an ordinary word («X»)
-    joins only right after a first name («Василий Шумов»), never starts a group."""
+    joins only right after a first name («Василий Шумов»), never starts a group, and a Cyrillic word
+    does not join the Latin words before it."""
     groups: list[list] = []
     for t in toks:
         prev = groups[-1][-1] if groups else None
         near = prev is not None and len(groups[-1]) < 5 and (
-            SEP_RE.match(s[prev[1]:t[0]]) or PARTICLE_SEP_RE.match(s[prev[1]:t[0]]))
+            SEP_RE.match(s[prev[1]:t[0]]) or PARTICLE_SEP_RE.match(s[prev[1]:t[0]])
+            or (prev[3] in ("L", "LF") and t[3] in ("L", "LF") and LATIN_INITIAL_SEP_RE.match(s[prev[1]:t[0]])))
         if t[3] in ("X", "XM", "XG"):
             if near and prev[3] in (_K, _P, _W, "LF") and tok_info(prev[2]).name:
                 groups[-1].append(t)
             elif t[3] == "XM":   # a capitalised word mid-sentence: NER decides
                 groups.append([t])
             continue
-        if near and groups[-1][0][3] != "XM":
-            groups[-1].append(t)
+        if near and groups[-1][0][3] != "XM" and not (prev[3] == "L" and not LATIN_RE.match(t[2])):
+            groups[-1].append(t)   # a Latin word before a Cyrillic name is a band's, a firm's or a prize's
+            # name («Talk Talk Марк Холлис», «USM Holdings Алишера Усманова»); after one it is a surname
+            # written as its owner does («Олег Fischer»)
         else:
             groups.append([t])
     return groups
@@ -131,6 +136,16 @@ def _surname_for_sure(info: TokInfo) -> bool:
     с Кожемякиным»), does not unmask it (on the devset unknown words of this shape were people in 46 of
     48 cases; a leaked surname costs more than a masked word)."""
     return info.strong and not info.geo and not info.place and bool(info.surn and SURNAME_LIKE_RE.search(info.surn))
+
+
+def _plain_pairs(s: str, toks: list) -> list[tuple[int, int]]:
+    """Two capitalised words side by side mid-sentence that no rule reads as a name («Стэнли Хо»,
+    «Мин Си»): a name the dictionary does not know as often as a place's or a firm's, so NER decides."""
+    out = []
+    for p, t in zip(toks, toks[1:]):
+        if p[3] in ("X", "XG") and t[3] in ("X", "XG") and SEP_RE.match(s[p[1]:t[0]]) and not _is_initial(s, p[0]):
+            out.append((p[0], t[1]))
+    return out
 
 
 class PersonFinder:
@@ -223,6 +238,7 @@ class PersonFinder:
         free = taken.free
         # where a capitalised word that is no name ends mid-sentence («Сан», «Острове», «Буэнос»)
         plain_ends = {t[1] for t in toks if t[3] in ("X", "XM", "XG", "L") and not _is_initial(s, t[0])}
+        asks.extend(_plain_pairs(s, toks))
         for g in _group(s, toks):
             classes = {t[3] for t in g}
             guessed = False   # a name made of words that are no names alone: NER may veto it
@@ -252,7 +268,7 @@ class PersonFinder:
                 g = [t for t in g if t[3] != "I"]
                 classes = {t[3] for t in g}
             if classes <= {"L"}:
-                if len(g) >= 2:
+                if len(g) >= 2 or g[0][3] == "LF":   # a lone Latin first name too («Victoria»)
                     asks.append((g[0][0], g[-1][1]))
                 continue
             if classes <= {_W, "U", "L", _Q}:
@@ -296,8 +312,9 @@ class PersonFinder:
             if not m or _is_initial(s, m.start(1)) or not self._may_extend(m.group(1), taken, m.start(1), m.end(1)):
                 break
             info = tok_info(m.group(1))
-            if info.known and not (info.name or info.surn):
-                break
+            if (info.known and not (info.name or info.surn)) or (
+                    LATIN_RE.match(m.group(1)) and not LATIN_RE.match(s[a:b])):
+                break   # nor a Latin word before a Cyrillic name (see `_group`)
             a = m.start(1)
         return a, b
 

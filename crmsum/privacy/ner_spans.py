@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import bisect
 import re
+from functools import lru_cache
+
+from crmsum.ru import morph
 
 from .finder import _is_initial
 from .people import tok_info
@@ -16,6 +19,24 @@ def not_in_a_name(s: str, m: re.Match) -> bool:
     sentence start."""
     info = tok_info(m.group(0))
     return info.stop or (info.verbal and _is_initial(s, m.start()))
+
+
+def title_before(m: re.Match, rest: list[re.Match]) -> bool:
+    """The first word of a NER person span is a rank or a trade written capitalised («Полковник
+    Квачков», «Вокалист Кит Флинт»): a dictionary animate noun with no name reading before words that
+    read as a name on their own — so the person's title, not their name. Before an unknown word it
+    stays in («Шериф Шекатт»: a first name too)."""
+    if not any((i.name or i.surn or i.patr) for i in (tok_info(w.group(0)) for w in rest)):
+        return False
+    info = tok_info(m.group(0))
+    return (info.known and info.anim and not (info.name or info.surn or info.patr or info.place)
+            and _only_animate(m.group(0).lower()))
+
+
+@lru_cache(maxsize=20_000)
+def _only_animate(word: str) -> bool:
+    """Every reading is an animate noun (not «Франк», also the currency)."""
+    return all(p.tag.POS == "NOUN" and "anim" in p.tag for p in morph().parse(word))
 
 
 def name_words(s: str, words: list[re.Match]) -> list[re.Match]:

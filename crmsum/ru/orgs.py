@@ -45,6 +45,11 @@ BRAND_PARTS = frozenset({
     "логистик", "логистика", "инвест", "комплект", "холдинг", "плюс", "центр", "индастри", "техно", "тех",
     "систем", "системс", "энерго", "нефть", "газ", "металл", "авто", "мед", "фарм", "экспорт", "импорт",
     "софт", "soft", "telecom", "телеком", "market", "маркет", "лайн", "line", "стиль", "форм", "опт",
+    # Latin ones of firms and media («USM Holdings», «Asia Times», «France Football»)
+    "holding", "holdings", "systems", "solutions", "services", "service", "consulting", "partners", "capital",
+    "logistics", "industries", "international", "global", "media", "news", "times", "post", "journal",
+    "daily", "magazine", "records", "studio", "studios", "labs", "motors", "bank", "football", "sport",
+    "sports", "club", "tech", "tv", "radio", "online",
 })
 BRAND_SUFFIX_RE = re.compile(r"(?:агро|трейд|строй|снаб|торг|пром|маш|сервис|логистик|инвест|комплект|"
                              r"холдинг|энерго|металл|телеком|маркет|софт|групп)$", re.I)

@@ -1,6 +1,6 @@
 """Score the anonymizer's person detection on factRuEval-2016, beside natasha's NER alone (same run).
 
-    python bench/bench_ner.py [--split test|dev|both] [--show N] [--planted]
+    python bench/bench_ner.py [--split test|dev|both|''] [--corpus ROWS.jsonl ...] [--show N] [--planted]
 
 Data: ``/work/shared/reference/ner/`` (or ``$CRMSUM_NER_REFERENCE``), one sentence a line with the
 gold person spans. Scoring (the reference README's): a person mention is caught when none of its
@@ -16,7 +16,10 @@ long-running process has seen text before); the figures are of the split itself.
 ``--planted`` adds the per-category masked/planted table (tests/planted_pii.py) over CRM-note,
 chat and question contexts. ``--show N`` lists errors of the devset only (the test split's errors are
 not for reading); ``--halves`` adds the devset's figures on two halves of its documents (alternate
-documents), to see whether a change helps both before the one look at the test split.
+documents), to see whether a change helps both before the one look at the test split. ``--corpus``
+scores a second tuning corpus of the same rows (NEREL, made by ``bench/nerel_to_jsonl.py``; its errors may
+be listed): the devset alone is saturated, and a rule that helps both corpora is likelier to help text
+neither has seen.
 """
 
 from __future__ import annotations

@@ -492,6 +492,8 @@ def test_recall_on_sample_account(tmp_path):
     ("Акт подписал Генерал Скоробогатов.", "Генерал", "Скоробогатов"),
     # the polite «Вы» is no person, wherever it stands
     ("Уверен что и впредь Вы будете радовать нас", "Вы будете", None),
+    # an unknown word before a plural verb is its object, not a subject that must be a person
+    ("Апрув получили вчера.", "Апрув", None),
 ])
 def test_words_beside_a_name_stay_visible(anon, text, kept, secret):
     out = anon.text(text)

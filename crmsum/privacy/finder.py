@@ -76,16 +76,23 @@ NAMED_AFTER_RE = re.compile(r"(?<![\w])(?:имени|им\.)[ \u00a0]?(?:[А-Я�
 CALENDAR = frozenset(MONTHS_NOM + WEEKDAYS_NOM)
 
 
-def _verb_follows(s: str, b: int) -> bool:
-    """The next word is a verb (the capitalised word before it is likely its subject)."""
+def _verb_follows(s: str, b: int, singular: bool = False) -> bool:
+    """The next word is a verb (the capitalised word before it is likely its subject); with
+    `singular`, one that agrees with one person as its subject («Каллен считает», not «Митап
+    перенесли»: a plural verb has the word for its object)."""
     m = NEXT_WORD_RE.match(s, b)
-    return bool(m) and _is_verb(m.group(1))
+    return bool(m) and _is_verb(m.group(1)) and not (singular and _is_plural_verb(m.group(1)))
 
 
 @lru_cache(maxsize=20_000)
 def _is_verb(word: str) -> bool:
     p = morph().parse(word)[0]
     return p.tag.POS in ("VERB", "PRTS") and p.score >= 0.3
+
+
+@lru_cache(maxsize=20_000)
+def _is_plural_verb(word: str) -> bool:
+    return morph().parse(word)[0].tag.number == "plur"
 
 
 def _first_names_only(g: list) -> bool:
@@ -199,7 +206,7 @@ class PersonFinder:
         nxt = NEXT_WORD_RE.match(s, b)
         if nxt and attributive(w, nxt.group(1)):
             return (a, b, w, "X")   # «Хмельницкой атомной станции»: an adjective in the name of a thing
-        if initial and not info.known and _verb_follows(s, b):
+        if initial and not info.known and _verb_follows(s, b, singular=True):
             # an unknown word at sentence start before a verb is its subject, a foreign surname whatever
             # its guessed readings («Каллен считает», «Паулс считает», «Клинсман принял»)
             return (a, b, w, _P)

@@ -33,7 +33,7 @@ from . import detectors as D
 from . import memory
 from .finder import PersonFinder, _P, widen_name
 from .lower import lower_case_people
-from .ner_spans import name_words, ner_windows, not_in_a_name, title_before
+from .ner_spans import adjective_only, name_words, ner_windows, not_in_a_name, title_before
 from .names import LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
 from .people import CAP_RE, Gazetteer, display_form, ner_tagger, ner_text, normalize_name, tok_info
 from .vault import Vault
@@ -423,7 +423,7 @@ class Anonymizer(PersonFinder):
                                        and not is_business_word(m.group(0)) and not not_in_a_name(s, m)])
                 if len(words) >= 2 and title_before(words[0], words[1:]):
                     words = words[1:]
-                if not words:
+                if not words or (len(words) == 1 and adjective_only(words[0].group(0))):
                     continue
                 a2, b2 = self._extend_ner(s, words[0].start(), words[-1].end(), taken)
                 a2, b2 = widen_name(s, a2, b2, lambda x, y: not any(t[0] < y and x < t[1] for t in taken))

@@ -21,6 +21,14 @@ def not_in_a_name(s: str, m: re.Match) -> bool:
     return info.stop or (info.verbal and _is_initial(s, m.start()))
 
 
+@lru_cache(maxsize=20_000)
+def adjective_only(word: str) -> bool:
+    """A dictionary word that reads only as an adjective («Почётный», «Великий»): alone it names no one
+    (a surname of that shape has its surname reading: «Толстой», «Горький»)."""
+    return morph().word_is_known(word.lower()) and all(p.tag.POS in ("ADJF", "ADJS", "COMP")
+                                                      for p in morph().parse(word))
+
+
 def title_before(m: re.Match, rest: list[re.Match]) -> bool:
     """The first word of a NER person span is a rank or a trade written capitalised («Полковник
     Квачков», «Вокалист Кит Флинт»): a dictionary animate noun with no name reading before words that

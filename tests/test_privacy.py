@@ -506,6 +506,7 @@ def test_words_beside_a_name_stay_visible(anon, text, kept, secret):
     ("Письмо от Дж.Кларксона пришло вчера.", ("Дж", "Кларксона")),           # «Дж.» is an initial
     ("Договор подписал Christopher A. Celiz в пятницу.", ("Christopher", "Celiz", " A. ")),  # a Latin middle initial
     ("Договорились, что поставку примет Стэнли Хо, их директор.", ("Стэнли", "Хо,")),  # two unknown capitals: NER
+    ("Капитан Том также получил открытки от разных людей.", ("Том",)),   # a short word with a capital: NER
 ])
 def test_whole_names_the_dictionary_misses_are_masked(anon, text, secrets):
     out = anon.text(text)

@@ -145,10 +145,11 @@ def _surname_for_sure(info: TokInfo) -> bool:
     return info.strong and not info.geo and not info.place and bool(info.surn and SURNAME_LIKE_RE.search(info.surn))
 
 
-def _plain_pairs(s: str, toks: list) -> list[tuple[int, int]]:
-    """Two capitalised words side by side mid-sentence that no rule reads as a name («Стэнли Хо»,
-    «Мин Си»): a name the dictionary does not know as often as a place's or a firm's, so NER decides."""
-    out = []
+def _plain_asks(s: str, toks: list) -> list[tuple[int, int]]:
+    """Capitalised words mid-sentence that no rule reads as a name but a name may be, so NER decides:
+    two side by side («Стэнли Хо», «Мин Си»: as often a name the dictionary lacks as a place's or a
+    firm's), and a short ordinary word («Том», «Хо», «Ли»: a capital on «том» means a name)."""
+    out = [(t[0], t[1]) for t in toks if t[3] == "X" and t[1] - t[0] <= 4 and not _is_initial(s, t[0])]
     for p, t in zip(toks, toks[1:]):
         if p[3] in ("X", "XG") and t[3] in ("X", "XG") and SEP_RE.match(s[p[1]:t[0]]) and not _is_initial(s, p[0]):
             out.append((p[0], t[1]))
@@ -245,7 +246,7 @@ class PersonFinder:
         free = taken.free
         # where a capitalised word that is no name ends mid-sentence («Сан», «Острове», «Буэнос»)
         plain_ends = {t[1] for t in toks if t[3] in ("X", "XM", "XG", "L") and not _is_initial(s, t[0])}
-        asks.extend(_plain_pairs(s, toks))
+        asks.extend(_plain_asks(s, toks))
         for g in _group(s, toks):
             classes = {t[3] for t in g}
             guessed = False   # a name made of words that are no names alone: NER may veto it

@@ -489,7 +489,7 @@ def test_recall_on_sample_account(tmp_path):
     # a Latin firm or media word makes a Latin pair a title («Times»), not a person
     ("Статью опубликовало издание Asia Times вчера.", "Asia Times", None),
     # a rank before a name is no part of it
-    ("Акт подписал Генерал Скоробогатов.", "Генерал", "Скоробогатов"),
+    ("Акт подписал Генерал Иван Скоробогатов.", "Генерал", "Скоробогатов"),
     # the polite «Вы» is no person, wherever it stands
     ("Уверен что и впредь Вы будете радовать нас", "Вы будете", None),
     # NER's lone person that the dictionary knows only as an adjective
@@ -507,6 +507,7 @@ def test_words_beside_a_name_stay_visible(anon, text, kept, secret):
     ("Договор подписал Christopher A. Celiz в пятницу.", ("Christopher", "Celiz", " A. ")),  # a Latin middle initial
     ("Договорились, что поставку примет Стэнли Хо, их директор.", ("Стэнли", "Хо,")),  # two unknown capitals: NER
     ("Капитан Том также получил открытки от разных людей.", ("Том",)),   # a short word with a capital: NER
+    ("Отставка предшественника Фрица Хендерсона.", ("Фрица", "Хендерсона")),  # no rank before an unknown word
 ])
 def test_whole_names_the_dictionary_misses_are_masked(anon, text, secrets):
     out = anon.text(text)

@@ -16,7 +16,7 @@ from crmsum.ru import MONTHS_NOM, WEEKDAYS_NOM, attributive, morph
 
 from .names import (PARTICLE_SEP_RE, UPPER_RE, is_business_word, is_diminutive, is_latin_first,
                     upper_token_class)
-from .people import CAP_RE, display_form, normalize_name, tok_info
+from .people import CAP_RE, display_form, normalize_name, only_animate, tok_info
 
 SEP_RE = re.compile(r"^[ \u00a0]{1,2}$")
 LATIN_INITIAL_SEP_RE = re.compile(r"^[ \u00a0][A-Z]\.[ \u00a0]$")   # «Christopher A. Celiz»
@@ -137,6 +137,16 @@ def widen_name(s: str, a: int, b: int, free) -> tuple[int, int]:
     return a, b
 
 
+def rank_before_name(word: str, after: str) -> bool:
+    """A rank or a trade («Патриарх», «Епископ»: every reading an animate noun, none a name) right
+    before a dictionary word that reads first as a name («Кирилл»): the title, not part of the name.
+    Before an unknown word it may be the name itself («Пан Ги Мун», «Фрица Хендерсона», «Шериф
+    Шекатт»)."""
+    info, nxt = tok_info(word), tok_info(after)
+    return (nxt.strong and nxt.known and info.known and not (info.name or info.surn or info.patr or info.place)
+            and "-" not in word and only_animate(word.lower()))
+
+
 def _surname_for_sure(info: TokInfo) -> bool:
     """A word read first as a surname with a Russian surname's ending and never as a place, known or
     guessed («с Хабибуллиным», «с Кожемякиным»): NER, which calls it a place beside a town («В Реутове
@@ -228,8 +238,10 @@ class PersonFinder:
         if not info.place and (not info.known or info.anim) and not (info.known and _plural_only(w)):
             # unknown word or animate noun («Мельник»), not a plural one («Адвокаты»): a person only
             # next to a name, else NER decides
-            if initial and info.known:
-                return (a, b, w, "X")   # «Альпинист Денис Урубко»: a common noun before the name, not in it
+            nxt = NEXT_CAP_RE.match(s, b)
+            if info.known and (initial or (nxt and rank_before_name(w, nxt.group(1)))):
+                # «Альпинист Денис Урубко», «и Патриарх Кирилл»: a common noun or a rank before the name
+                return (a, b, w, "X")
             return (a, b, w, "I" if initial else "U")
         if info.place:
             if _verb_follows(s, b) or not info.known:

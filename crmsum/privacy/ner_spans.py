@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from crmsum.ru import morph
 
-from .finder import _is_initial
+from .finder import _is_initial, rank_before_name
 from .people import tok_info
 
 
@@ -30,21 +30,9 @@ def adjective_only(word: str) -> bool:
 
 
 def title_before(m: re.Match, rest: list[re.Match]) -> bool:
-    """The first word of a NER person span is a rank or a trade written capitalised («Полковник
-    Квачков», «Вокалист Кит Флинт»): a dictionary animate noun with no name reading before words that
-    read as a name on their own — so the person's title, not their name. Before an unknown word it
-    stays in («Шериф Шекатт»: a first name too)."""
-    if not any((i.name or i.surn or i.patr) for i in (tok_info(w.group(0)) for w in rest)):
-        return False
-    info = tok_info(m.group(0))
-    return (info.known and info.anim and not (info.name or info.surn or info.patr or info.place)
-            and _only_animate(m.group(0).lower()))
-
-
-@lru_cache(maxsize=20_000)
-def _only_animate(word: str) -> bool:
-    """Every reading is an animate noun (not «Франк», also the currency)."""
-    return all(p.tag.POS == "NOUN" and "anim" in p.tag for p in morph().parse(word))
+    """The first word of a NER person span is a rank or a trade written capitalised («Вокалист Кит
+    Флинт»): the person's title, not their name (see `rank_before_name`)."""
+    return rank_before_name(m.group(0), rest[0].group(0))
 
 
 def name_words(s: str, words: list[re.Match]) -> list[re.Match]:

@@ -162,6 +162,13 @@ def tok_info(word: str) -> TokInfo:
     return TokInfo(name, surn, patr, strong, top_name, anim, gender, known, place, stop, verbal, geo)
 
 
+@lru_cache(maxsize=20_000)
+def only_animate(word: str) -> bool:
+    """Every reading is an animate noun: a rank or a trade («патриарх», «полковник»; not «франк», also
+    the currency)."""
+    return all(p.tag.POS == "NOUN" and "anim" in p.tag for p in morph().parse(word))
+
+
 # Parts of speech a name never is: a word the dictionary knows only as one of these («Передай»,
 # «Созвонились», «Также») is no part of a person's name, whatever NER says about it.
 NOT_NAME_POS = frozenset({"VERB", "INFN", "GRND", "PRTS", "ADVB", "CONJ", "PREP", "PRCL", "INTJ", "NPRO",

@@ -490,6 +490,13 @@ def test_recall_on_sample_account(tmp_path):
     ("Статью опубликовало издание Asia Times вчера.", "Asia Times", None),
     # a rank before a name is no part of it
     ("Акт подписал Генерал Иван Скоробогатов.", "Генерал", "Скоробогатов"),
+    # a first name where a place is named is the place when NER says so
+    ("Полиция города Шарлотт опубликовала видео.", "Шарлотт", None),
+    ("Стадион в Шарлотте был закрыт.", "Шарлотте", None),
+    # the company before a legal form («Ромашка ООО»), but never the end of a name
+    ("Оплату прислала Ромашка ООО, Светлана подтвердила.", "Ромашка ООО", "Светлана"),
+    ("Иван Петров ООО не звонил.", "ООО", "Петров"),
+    ("Вклады АКБ ПЕРЕСВЕТ АО вернут.", "ПЕРЕСВЕТ", None),
     # the polite «Вы» is no person, wherever it stands
     ("Уверен что и впредь Вы будете радовать нас", "Вы будете", None),
     # NER's lone person that the dictionary knows only as an adjective

@@ -31,6 +31,10 @@ REGNAL_RE = re.compile(r"[ \u00a0][IVX]{1,5}(?![\w])")
 LATIN_RE = re.compile(r"^[A-Za-z]")
 UPPER_GATE_RE = re.compile(r"[А-ЯЁ]{3}")
 STRONG_SURNAME_RE = re.compile(r"(?:ский|цкий|ская|цкая|ович|евич|енко|швили|дзе|ян)$")
+# what names a place right before a lone name: a preposition of place, a kind of settlement
+# («в Шарлотте», «города Шарлотт», «штат Вирджиния», «в Козлове»)
+PLACE_BEFORE_RE = re.compile(r"(?:(?<![\w])(?:в|во)|город[аеу]?|городом|штат[аеу]?|сел[оаеу]|деревн[яиюе]|"
+                             r"пос[её]л[ок]\w*|станци[яиюей]|провинци[яиюей]|округ[аеу]?)[ \u00a0]$", re.I)
 SURNAME_LIKE_RE = re.compile(r"(?:ов|ев|ёв|ин|ын|ова|ева|ина|ына|ский|цкий|ская|цкая|ук|юк|енко|ян|швили|дзе|ич|ус|ис)$")
 
 # First names that are also everyday words: a known person's name at sentence start is checked by NER.
@@ -299,9 +303,11 @@ class PersonFinder:
             # a lone surname, or a lone first name the dictionary also knows as a place or a firm
             # («Ливан», «Марс», «Сальвадор»): NER may veto it by the context
             # … or a lone name glued to a capitalised word that is no name (the end of a place's or a
-            # firm's name: «в Сан Луисе», «на Острове Уайт», «в Буэнос Айресе»)
-            sure = lone is not None and not glued and _surname_for_sure(lone)
-            soft = guessed or (lone is not None and ((not lone.name and not patronymic) or lone.geo or glued)
+            # firm's name: «в Сан Луисе», «на Острове Уайт», «в Буэнос Айресе»), or one where a place is
+            # named («в Шарлотте», «города Шарлотт»)
+            placed = lone is not None and PLACE_BEFORE_RE.search(s, max(0, g[0][0] - 12), g[0][0]) is not None
+            sure = lone is not None and not (glued or placed) and _surname_for_sure(lone)
+            soft = guessed or (lone is not None and ((not lone.name and not patronymic) or lone.geo or glued or placed)
                                and not sure) or (len(g) >= 2 and _first_names_only(g))
             norm = self._group_norm([t for t in g if t[3] not in ("L", "LF")] or g)
             a, b = widen_name(s, g[0][0], g[-1][1], free)

@@ -37,6 +37,12 @@ _LEGAL_ALT = "|".join(sorted((f for f in LEGAL_FORMS if f != "ип"), key=len, r
 # «ООО Ромашка», «АО "Вектор"», «ООО «Мир Окон»»: the company that follows a legal form
 LEGAL_COMPANY_RE = re.compile(
     rf"(?<![\w])(?i:{_LEGAL_ALT})[ \u00a0]+(?:[«\"“„'][^«»\"“”„'\n]{{1,60}}[»\"”'“]|[{_UP}][\w\-]*(?:[ \u00a0][{_UP}][\w\-]*)?)")
+# «Ромашка ООО», «ПЕРЕСВЕТ АО», «Acme Ltd»: the company before a legal form written as one
+_LEGAL_AFTER_ALT = "|".join(sorted({v for f in LEGAL_FORMS if f != "ип" for v in (f.upper(), f.capitalize(), "GmbH")},
+                                   key=len, reverse=True))
+COMPANY_BEFORE_LEGAL_RE = re.compile(
+    rf"(?:[«\"“„'][^«»\"“”„'\n]{{1,60}}[»\"”'“]|(?<![\w])[{_UP}][\w\-]*)(?=[ \u00a0]+(?:{_LEGAL_AFTER_ALT})(?![\w]))")
+CAP_BEFORE_RE = re.compile(rf"[{_UP}][{_LO}]*\.?[ \u00a0]$")
 # two initials standing alone: a signature or an author's mark («– В.Л.»); three are «Ф.И.О.»-like
 LONE_INITIALS_RE = re.compile(r"(?<![\w.])[А-ЯЁ]\.[ \u00a0]?[А-ЯЁ]\.(?![ \u00a0]?[А-ЯЁA-Z])")
 QUOTED_RE = re.compile(r"[«\"“„][^«»\"“”„\n]{1,60}[»\"”“]")
@@ -156,6 +162,9 @@ def business_spans(s: str, known_person: Callable[[str], bool] = lambda low: Fal
     in «корабль «Орион»», «автомобили «Шкода Октавия»» is no person; a surname stays private even
     as the name of a thing, «бизнес-центр «Демидов»»)."""
     out = [_company_after_legal_form(m) for m in LEGAL_COMPANY_RE.finditer(s)]
+    # … unless the word ends a longer capitalised run: «Иван Петров ООО» keeps the name whole
+    out += [m.span() for m in COMPANY_BEFORE_LEGAL_RE.finditer(s)
+            if not CAP_BEFORE_RE.search(s, max(0, m.start() - 40), m.start())]
     for m in QUOTED_RE.finditer(s):
         words = re.findall(r"\w+", m.group(0))
         if not (words and len(words) <= 3 and words[0][:1].isupper()) or any(known_person(w.lower()) for w in words):

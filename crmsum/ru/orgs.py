@@ -8,7 +8,7 @@ import re
 # Lowercase legal forms, Russian and Latin («ООО», «ПАО», «LLC», «GmbH»): never a company's key word.
 LEGAL_FORMS = frozenset({
     "ооо", "оао", "зао", "пао", "ао", "нао", "ип", "нко", "ано", "гк", "тд", "нпо", "нпп", "пкф", "мкпао",
-    "фгуп", "муп", "гуп",
+    "фгуп", "муп", "гуп", "акб", "кб",
     "llc", "ltd", "inc", "jsc", "pjsc", "ooo", "oao", "zao", "pao", "ao", "ip", "gmbh", "corp", "plc", "co",
 })
 # Words for the kind of a company («Группа Альфа», «Завод Прогресс»): present in many names, so they
@@ -49,7 +49,7 @@ BRAND_PARTS = frozenset({
     "holding", "holdings", "systems", "solutions", "services", "service", "consulting", "partners", "capital",
     "logistics", "industries", "international", "global", "media", "news", "times", "post", "journal",
     "daily", "magazine", "records", "studio", "studios", "labs", "motors", "bank", "football", "sport",
-    "sports", "club", "tech", "tv", "radio", "online",
+    "sports", "club", "tech", "tv", "radio", "online", "пресс",
 })
 BRAND_SUFFIX_RE = re.compile(r"(?:агро|трейд|строй|снаб|торг|пром|маш|сервис|логистик|инвест|комплект|"
                              r"холдинг|энерго|металл|телеком|маркет|софт|групп)$", re.I)

@@ -493,6 +493,8 @@ def test_recall_on_sample_account(tmp_path):
     # a first name where a place is named is the place when NER says so
     ("Полиция города Шарлотт опубликовала видео.", "Шарлотт", None),
     ("Стадион в Шарлотте был закрыт.", "Шарлотте", None),
+    # … and a name right after a kind of thing names that thing when NER says so
+    ("Звезда команды Carolina Panthers квотербек Кэм Ньютон вышел", "Carolina Panthers", "Ньютон"),
     # the company before a legal form («Ромашка ООО»), but never the end of a name
     ("Оплату прислала Ромашка ООО, Светлана подтвердила.", "Ромашка ООО", "Светлана"),
     ("Иван Петров ООО не звонил.", "ООО", "Петров"),

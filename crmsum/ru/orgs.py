@@ -14,6 +14,15 @@ LEGAL_FORMS = frozenset({
 # Words for the kind of a company («Группа Альфа», «Завод Прогресс»): present in many names, so they
 # never identify one company either.
 COMPANY_KIND_WORDS = frozenset({"группа", "компания", "холдинг", "завод", "фирма"})
+# Kinds of named things («команды Carolina Panthers», «станции Carlos Gardel», «компании Виктория»): the
+# name right after one of these names that thing as often as a person, so the context decides.
+THING_KIND_WORDS = frozenset(COMPANY_KIND_WORDS | {
+    "команда", "клуб", "станция", "улица", "проспект", "площадь", "бренд", "марка", "магазин", "сеть",
+    "ресторан", "кафе", "отель", "гостиница", "банк", "фонд", "агентство", "издание", "газета", "журнал",
+    "телеканал", "студия", "лейбл", "альбом", "песня", "фильм", "сериал", "корабль", "судно",
+    "яхта", "самолёт", "проект", "продукт", "программа", "приложение", "сервис", "платформа", "бизнес-центр",
+    "торговый", "тц", "трц", "жк", "посёлок", "город", "штат", "округ", "провинция", "остров", "река",
+})
 QUOTES = "«»\"'“”„‟‘’`"
 
 _FORMS_ALT = "|".join(sorted(LEGAL_FORMS, key=len, reverse=True))

@@ -521,3 +521,12 @@ def test_words_beside_a_name_stay_visible(anon, text, kept, secret):
 def test_whole_names_the_dictionary_misses_are_masked(anon, text, secrets):
     out = anon.text(text)
     assert not any(s in out for s in secrets), out
+
+
+def test_document_memory_recalls_a_dictionary_place_only_where_no_place_is_named(anon):
+    doc = ["Обвинения предъявлены гражданину Мохамеду Насеру.", "С тех пор Насер работал над логотипами.",
+           "Отдыхали на озере Насер в мае."]
+    out = anon.texts(doc, ["news-1"] * 3)
+    assert "Насер" not in out[0] + out[1] and pers(out[0]) == pers(out[1])
+    walk = anon.texts(["Встретились с Джорджем Вашингтоном вчера.", "Он живёт в Вашингтоне."], ["d"] * 2)
+    assert "в Вашингтоне" in walk[1]

@@ -292,8 +292,7 @@ class Anonymizer(PersonFinder):
 
     def _may_recall(self, word: str) -> bool:
         """A remembered stem makes this word a person unless it is a company or a stop word."""
-        return not memory.dictionary_place(word) and not (self._is_company(word.lower()) or is_business_word(word)
-                                               or tok_info(word).stop)
+        return not (self._is_company(word.lower()) or is_business_word(word) or tok_info(word).stop)
 
     def _texts_pool(self, items: list[str | None], docs: list | None = None) -> list[str | None]:
         if self._pool is None or self._pool_version != self._version:

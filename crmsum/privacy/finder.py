@@ -35,7 +35,7 @@ STRONG_SURNAME_RE = re.compile(r"(?:ский|цкий|ская|цкая|ович
 # («в Шарлотте», «города Шарлотт», «штат Вирджиния», «в Козлове»)
 PLACE_BEFORE_RE = re.compile(r"(?:(?<![\w])(?:в|во)|город[аеу]?|городом|штат[аеу]?|сел[оаеу]|деревн[яиюе]|"
                              r"пос[её]л[ок]\w*|станци[яиюей]|провинци[яиюей]|округ[аеу]?)[ \u00a0]$", re.I)
-WORD_BEFORE_RE = re.compile(r"(?<![\w-])([а-яё][а-яё\-]*)[ \u00a0]$")
+WORD_BEFORE_RE = re.compile(r"(?<![\w-])([А-ЯЁа-яё][а-яё\-]*)[ \u00a0]$")
 SURNAME_LIKE_RE = re.compile(r"(?:ов|ев|ёв|ин|ын|ова|ева|ина|ына|ский|цкий|ская|цкая|ук|юк|енко|ян|швили|дзе|ич|ус|ис)$")
 
 # First names that are also everyday words: a known person's name at sentence start is checked by NER.
@@ -142,13 +142,13 @@ def widen_name(s: str, a: int, b: int, free) -> tuple[int, int]:
     return a, b
 
 
-def _names_a_place_or_thing(s: str, a: int) -> bool:
+def names_a_place_or_thing(s: str, a: int) -> bool:
     """The name at `a` follows a preposition of place or a kind of place or thing («в Шарлотте», «города
     Шарлотт», «команды Carolina Panthers», «станции Carlos Gardel»): NER may veto it as a place or a firm."""
     if PLACE_BEFORE_RE.search(s, max(0, a - 12), a):
         return True
     m = WORD_BEFORE_RE.search(s, max(0, a - 30), a)
-    return bool(m) and _lemma(m.group(1)) in THING_KIND_WORDS
+    return bool(m) and _lemma(m.group(1).lower()) in THING_KIND_WORDS
 
 
 @lru_cache(maxsize=20_000)
@@ -320,7 +320,7 @@ class PersonFinder:
             # … or a lone name glued to a capitalised word that is no name (the end of a place's or a
             # firm's name: «в Сан Луисе», «на Острове Уайт», «в Буэнос Айресе»), or one where a place is
             # named («в Шарлотте», «города Шарлотт»)
-            placed = _names_a_place_or_thing(s, g[0][0]) and (lone is not None or "K" not in classes)
+            placed = names_a_place_or_thing(s, g[0][0]) and (lone is not None or "K" not in classes)
             sure = lone is not None and not (glued or placed) and _surname_for_sure(lone)
             soft = guessed or placed or (lone is not None and ((not lone.name and not patronymic) or lone.geo or glued)
                                          and not sure) or (len(g) >= 2 and _first_names_only(g))

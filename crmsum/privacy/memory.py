@@ -12,7 +12,8 @@ or its own when the document has several people of that stem.
 
 What spreads is kept to firm evidence, since one wrong mask would be copied across the document: a
 lone word only when it reads as a surname or is unknown to the dictionary, an ordinary word only right
-after a first name, no span NER called a place or an organisation, no dictionary place.
+after a first name, no span NER called a place or an organisation, no dictionary place where a place
+is named («в Вашингтоне»).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Callable, Hashable, Sequence
 
 from crmsum.ru import name_stem
 
-from .finder import _is_initial
+from .finder import _is_initial, names_a_place_or_thing
 from .people import CAP_RE, tok_info
 
 Span = tuple[int, int, str]
@@ -55,7 +56,9 @@ def remember(texts: Sequence[str], spans: Sequence[list[Span]], contested: Seque
 
 
 def dictionary_place(word: str) -> bool:
-    """A place the dictionary knows («Вашингтоне» beside «Джордж Вашингтон»): never recalled."""
+    """A place the dictionary knows («Насер», «Вашингтон»): never remembered, and recalled only where
+    no place is named («в Вашингтоне» beside «Джордж Вашингтон» stays; «Насер начал» beside «Мохамеду
+    Насеру» is masked)."""
     info = tok_info(word)
     return info.known and info.place
 
@@ -92,7 +95,8 @@ def recall(s: str, taken: list[Span], memory: Memory, may_be_person: Callable[[s
         if busy.find(1, a, b) >= 0:
             continue
         people = memory.get(name_stem(m.group(0)))
-        if not people or not may_be_person(m.group(0)):
+        if not people or not may_be_person(m.group(0)) or (dictionary_place(m.group(0))
+                                                            and names_a_place_or_thing(s, a)):
             continue
         out.append((a, b, _pseudonym(people) or own(m.group(0))))
     return out

@@ -143,12 +143,24 @@ def widen_name(s: str, a: int, b: int, free) -> tuple[int, int]:
 
 
 def names_a_place_or_thing(s: str, a: int) -> bool:
-    """The name at `a` follows a preposition of place or a kind of place or thing («в Шарлотте», «города
-    Шарлотт», «команды Carolina Panthers», «станции Carlos Gardel»): NER may veto it as a place or a firm."""
+    """The name at `a` follows a preposition of place or a kind of place («в Шарлотте», «города Шарлотт»,
+    «станции Carlos Gardel»), or is the name of a kind of thing in apposition («Газета Кларин»): NER may
+    veto it as a place or a firm. A name in the genitive after a kind of thing is its owner («фонда Билла
+    Гейтса», «компании Ивана Петрова»), and a Latin one cannot show its case, so those stay people."""
     if PLACE_BEFORE_RE.search(s, max(0, a - 12), a):
         return True
     m = WORD_BEFORE_RE.search(s, max(0, a - 30), a)
-    return bool(m) and _lemma(m.group(1).lower()) in THING_KIND_WORDS
+    if not m or _lemma(m.group(1).lower()) not in THING_KIND_WORDS:
+        return False
+    w = CAP_RE.match(s, a)
+    return bool(w) and not LATIN_RE.match(w.group(0)) and not _genitive_name(w.group(0))
+
+
+@lru_cache(maxsize=20_000)
+def _genitive_name(word: str) -> bool:
+    """Some likely reading is one person's name in the genitive («Билла», «Ивана»; not «Кларин»)."""
+    return any(p.score >= 0.1 and p.tag.case == "gent" and p.tag.number == "sing"
+               and any(g in p.tag for g in ("Name", "Surn", "Patr")) for p in morph().parse(word))
 
 
 @lru_cache(maxsize=20_000)

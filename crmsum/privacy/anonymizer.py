@@ -31,9 +31,9 @@ from crmsum.ru import COMPANY_KIND_WORDS, LEGAL_FORMS
 
 from . import detectors as D
 from . import memory
-from .finder import PersonFinder, _P, widen_name
+from .finder import PersonFinder, _P, rank_before_name, widen_name
 from .lower import lower_case_people
-from .ner_spans import adjective_only, name_words, ner_windows, not_in_a_name, title_before
+from .ner_spans import adjective_only, name_words, ner_windows, not_in_a_name
 from .names import LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
 from .people import CAP_RE, Gazetteer, display_form, ner_tagger, ner_text, normalize_name, tok_info
 from .vault import Vault
@@ -420,8 +420,8 @@ class Anonymizer(PersonFinder):
                 # and the organisation a person works for («оператор Аль-Джазиры Сами аль-Хадж»)
                 words = name_words(s, [m for m in words if not self._is_company(m.group(0).lower())
                                        and not is_business_word(m.group(0)) and not not_in_a_name(s, m)])
-                if len(words) >= 2 and title_before(words[0], words[1:]):
-                    words = words[1:]
+                if len(words) >= 2 and rank_before_name(words[0].group(0), words[1].group(0)):
+                    words = words[1:]   # «Вокалист Кит Флинт»: the title, not the name
                 if not words or (len(words) == 1 and adjective_only(words[0].group(0))):
                     continue
                 a2, b2 = self._extend_ner(s, words[0].start(), words[-1].end(), taken)

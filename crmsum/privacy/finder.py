@@ -31,7 +31,7 @@ REGNAL_RE = re.compile(r"[ \u00a0][IVX]{1,5}(?![\w])")
 LATIN_RE = re.compile(r"^[A-Za-z]")
 UPPER_GATE_RE = re.compile(r"[А-ЯЁ]{3}")
 STRONG_SURNAME_RE = re.compile(r"(?:ский|цкий|ская|цкая|ович|евич|енко|швили|дзе|ян)$")
-# what names a place right before a lone name: a preposition of place, a kind of settlement
+# what names a place right before a name: a preposition of place, a kind of settlement
 # («в Шарлотте», «города Шарлотт», «штат Вирджиния», «в Козлове»)
 PLACE_BEFORE_RE = re.compile(r"(?:(?<![\w])(?:в|во)|город[аеу]?|городом|штат[аеу]?|сел[оаеу]|деревн[яиюе]|"
                              r"пос[её]л[ок]\w*|станци[яиюей]|провинци[яиюей]|округ[аеу]?)[ \u00a0]$", re.I)
@@ -269,8 +269,8 @@ class PersonFinder:
         if not info.place and (not info.known or info.anim) and not (info.known and _plural_only(w)):
             # unknown word or animate noun («Мельник»), not a plural one («Адвокаты»): a person only
             # next to a name, else NER decides
-            nxt = NEXT_CAP_RE.match(s, b)
-            if info.known and (initial or (nxt and rank_before_name(w, nxt.group(1)))):
+            after = NEXT_CAP_RE.match(s, b)
+            if info.known and (initial or (after and rank_before_name(w, after.group(1)))):
                 # «Альпинист Денис Урубко», «и Патриарх Кирилл»: a common noun or a rank before the name
                 return (a, b, w, "X")
             return (a, b, w, "I" if initial else "U")
@@ -332,7 +332,7 @@ class PersonFinder:
             # … or a lone name glued to a capitalised word that is no name (the end of a place's or a
             # firm's name: «в Сан Луисе», «на Острове Уайт», «в Буэнос Айресе»), or one where a place is
             # named («в Шарлотте», «города Шарлотт»)
-            placed = names_a_place_or_thing(s, g[0][0]) and (lone is not None or "K" not in classes)
+            placed = names_a_place_or_thing(s, g[0][0]) and (lone is not None or _K not in classes)
             sure = lone is not None and not (glued or placed) and _surname_for_sure(lone)
             soft = guessed or placed or (lone is not None and ((not lone.name and not patronymic) or lone.geo or glued)
                                          and not sure) or (len(g) >= 2 and _first_names_only(g))

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from crmsum.ru import morph
 
-from .finder import _is_initial, rank_before_name
+from .finder import _is_initial
 from .people import tok_info
 
 
@@ -27,12 +27,6 @@ def adjective_only(word: str) -> bool:
     (a surname of that shape has its surname reading: «Толстой», «Горький»)."""
     return morph().word_is_known(word.lower()) and all(p.tag.POS in ("ADJF", "ADJS", "COMP")
                                                       for p in morph().parse(word))
-
-
-def title_before(m: re.Match, rest: list[re.Match]) -> bool:
-    """The first word of a NER person span is a rank or a trade written capitalised («Вокалист Кит
-    Флинт»): the person's title, not their name (see `rank_before_name`)."""
-    return rank_before_name(m.group(0), rest[0].group(0))
 
 
 def name_words(s: str, words: list[re.Match]) -> list[re.Match]:

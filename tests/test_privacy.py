@@ -495,6 +495,8 @@ def test_recall_on_sample_account(tmp_path):
     ("Стадион в Шарлотте был закрыт.", "Шарлотте", None),
     # … and a name in apposition to a kind of thing names that thing when NER says so
     ("Газета Кларин сообщает, что Кэм Ньютон вышел на поле.", "Газета Кларин", "Ньютон"),
+    # one quoted first name with nothing announcing a person is a firm's
+    ("Вчера «Пересвет» не сумел привлечь деньги.", "«Пересвет»", None),
     # the company before a legal form («Ромашка ООО»), but never the end of a name
     ("Оплату прислала Ромашка ООО, Светлана подтвердила.", "Ромашка ООО", "Светлана"),
     ("Иван Петров ООО не звонил.", "ООО", "Петров"),
@@ -519,6 +521,8 @@ def test_words_beside_a_name_stay_visible(anon, text, kept, secret):
     ("Отставка предшественника Фрица Хендерсона.", ("Фрица", "Хендерсона")),  # no rank before an unknown word
     ("Проект финансируется фондом Билла Гейтса.", ("Билла", "Гейтса")),       # a kind of thing and its owner
     ("Договор с компанией John Smith подписан.", ("John", "Smith")),          # a Latin owner shows no case
+    ("Её знали под прозвищем «Руби».", ("Руби",)),                          # a quoted name announced as one
+    ("Не нашёл менеджера «ТИХОН» в списке.", ("ТИХОН",)),                   # … by a person noun (our own bot)
 ])
 def test_whole_names_the_dictionary_misses_are_masked(anon, text, secrets):
     out = anon.text(text)

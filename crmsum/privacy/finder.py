@@ -14,8 +14,8 @@ from functools import lru_cache
 
 from crmsum.ru import MONTHS_NOM, THING_KIND_WORDS, WEEKDAYS_NOM, attributive, morph
 
-from .names import (PARTICLE_SEP_RE, UPPER_RE, is_business_word, is_diminutive, is_latin_first,
-                    upper_token_class)
+from .names import (PARTICLE_SEP_RE, UPPER_RE, WORD_BEFORE_RE, is_business_word, is_diminutive,
+                    is_latin_first, upper_token_class)
 from .people import CAP_RE, display_form, normalize_name, only_animate, tok_info
 
 SEP_RE = re.compile(r"^[ \u00a0]{1,2}$")
@@ -35,7 +35,6 @@ STRONG_SURNAME_RE = re.compile(r"(?:ский|цкий|ская|цкая|ович
 # («в Шарлотте», «города Шарлотт», «штат Вирджиния», «в Козлове»)
 PLACE_BEFORE_RE = re.compile(r"(?:(?<![\w])(?:в|во)|город[аеу]?|городом|штат[аеу]?|сел[оаеу]|деревн[яиюе]|"
                              r"пос[её]л[ок]\w*|станци[яиюей]|провинци[яиюей]|округ[аеу]?)[ \u00a0]$", re.I)
-WORD_BEFORE_RE = re.compile(r"(?<![\w-])([А-ЯЁа-яё][а-яё\-]*)[ \u00a0]$")
 SURNAME_LIKE_RE = re.compile(r"(?:ов|ев|ёв|ин|ын|ова|ева|ина|ына|ский|цкий|ская|цкая|ук|юк|енко|ян|швили|дзе|ич|ус|ис)$")
 
 # First names that are also everyday words: a known person's name at sentence start is checked by NER.

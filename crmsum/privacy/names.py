@@ -174,7 +174,8 @@ def business_spans(s: str, known_person: Callable[[str], bool] = lambda low: Fal
             continue
         infos = [tok_info(w[:1] + w[1:].lower()) for w in caps]
         names = sum(i.strong for i in infos)
-        if names >= 2 or any(i.strong and i.surn for i in infos) or (names == 1 and not _names_a_thing(s, m.start())):
+        if names >= 2 or any(i.strong and i.surn for i in infos) or (
+                names == 1 and (_announces_person(s, m.start()) if len(words) == 1 else not _names_a_thing(s, m.start()))):
             continue
         out.append(m.span())
     return out
@@ -190,6 +191,27 @@ def _company_after_legal_form(m: re.Match) -> tuple[int, int]:
 
 
 WORD_BEFORE_RE = re.compile(r"([А-ЯЁа-яё][а-яё]*(?:-[а-яё]+)?)[ \u00a0]*$")
+
+
+# nouns that announce a person's name in quotes («под прозвищем «Руби»»)
+NAMING_NOUNS = frozenset({"прозвище", "псевдоним", "кличка", "имя", "ник", "никнейм"})
+
+
+def _announces_person(s: str, i: int) -> bool:
+    """The quotes at `i` hold one first name of a person, not a firm's («менеджера «ТИХОН»», «под
+    прозвищем «Руби»»): an animate or a naming noun comes right before them. With nothing before them,
+    one quoted first name is a firm's or a thing's («Вчера «Пересвет» не сумел…», «за «Рому»»)."""
+    m = WORD_BEFORE_RE.search(s, max(0, i - 40), i)
+    if not m:
+        return False
+    low = m.group(1).lower()
+    return _animate_noun(low) or morph().parse(low)[0].normal_form in NAMING_NOUNS
+
+
+@lru_cache(maxsize=20_000)
+def _animate_noun(word: str) -> bool:
+    p = morph().parse(word)[0]
+    return p.tag.POS == "NOUN" and "anim" in p.tag
 
 
 def _names_a_thing(s: str, i: int) -> bool:

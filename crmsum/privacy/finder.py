@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from crmsum.ru import MONTHS_NOM, THING_KIND_WORDS, WEEKDAYS_NOM, attributive, morph
+from crmsum.ru import MONTHS_NOM, THING_KIND_WORDS, WEEKDAYS_NOM, attributive, parses
 
 from .names import (PARTICLE_SEP_RE, UPPER_RE, WORD_BEFORE_RE, is_business_word, is_diminutive,
                     is_latin_first, upper_token_class)
@@ -90,13 +90,13 @@ def _verb_follows(s: str, b: int, singular: bool = False) -> bool:
 
 @lru_cache(maxsize=20_000)
 def _is_verb(word: str) -> bool:
-    p = morph().parse(word)[0]
+    p = parses(word)[0]
     return p.tag.POS in ("VERB", "PRTS") and p.score >= 0.3
 
 
 @lru_cache(maxsize=20_000)
 def _is_plural_verb(word: str) -> bool:
-    return morph().parse(word)[0].tag.number == "plur"
+    return parses(word)[0].tag.number == "plur"
 
 
 def _first_names_only(g: list) -> bool:
@@ -113,13 +113,13 @@ def _first_names_only(g: list) -> bool:
 def _surname_weight(word: str) -> float:
     """How much of pymorphy3's weight its surname readings carry («Кана» 0.67, «Кирове» 0.33,
     «Ростове» 0.14): a place name that is this often a surname is for the context to decide."""
-    return sum(p.score for p in morph().parse(word) if "Surn" in p.tag)
+    return sum(p.score for p in parses(word) if "Surn" in p.tag)
 
 
 @lru_cache(maxsize=20_000)
 def _plural_only(word: str) -> bool:
     """Every reading is plural («Адвокаты», «Юристы»): a common noun that names no one person."""
-    return all(p.tag.number == "plur" for p in morph().parse(word))
+    return all(p.tag.number == "plur" for p in parses(word))
 
 
 def widen_name(s: str, a: int, b: int, free) -> tuple[int, int]:
@@ -159,12 +159,12 @@ def names_a_place_or_thing(s: str, a: int) -> bool:
 def _genitive_name(word: str) -> bool:
     """Some likely reading is one person's name in the genitive («Билла», «Ивана»; not «Кларин»)."""
     return any(p.score >= 0.1 and p.tag.case == "gent" and p.tag.number == "sing"
-               and any(g in p.tag for g in ("Name", "Surn", "Patr")) for p in morph().parse(word))
+               and any(g in p.tag for g in ("Name", "Surn", "Patr")) for p in parses(word))
 
 
 @lru_cache(maxsize=20_000)
 def _lemma(word: str) -> str:
-    return morph().parse(word)[0].normal_form
+    return parses(word)[0].normal_form
 
 
 def rank_before_name(word: str, after: str) -> bool:
@@ -234,7 +234,7 @@ class PersonFinder:
         info = tok_info(w)
         initial = _is_initial(s, a)
         if info.stop:
-            if not initial and morph().parse(w)[0].normal_form in CALENDAR:
+            if not initial and parses(w)[0].normal_form in CALENDAR:
                 return (a, b, w, "X")   # months and weekdays are lower-case: «Виктор Понедельник» is a name
             return None
         if (INITIALS_BEFORE_RE.search(s, max(0, a - 6), a) or TWO_INITIALS_AFTER_RE.match(s, b)) and not (

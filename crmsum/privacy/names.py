@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from crmsum.ru import morph
+from crmsum.ru import morph, parses
 from crmsum.ru.orgs import BRAND_PARTS, BRAND_SUFFIX_RE, LEGAL_FORMS
 
 from .people import tok_info
@@ -99,7 +99,7 @@ def is_diminutive(word: str) -> bool:
     low = word.lower()
     if morph().word_is_known(low):
         return False
-    p = morph().parse(word)[0]
+    p = parses(word)[0]
     return bool(DIMINUTIVE_RE.search(low)) and ("Name" in p.tag or ("anim" in p.tag and p.tag.POS == "NOUN"))
 
 
@@ -137,12 +137,12 @@ def lower_name_reading(word: str) -> str | None:
 @lru_cache(maxsize=50_000)
 def has_surname_reading(word: str) -> bool:
     """Some reading of the word is a surname («смоляков» beside «тихон»)."""
-    return any("Surn" in p.tag for p in morph().parse(word))
+    return any("Surn" in p.tag for p in parses(word))
 
 
 def _has_common_reading(low: str) -> bool:
     return any(p.score >= 0.05 and not any(g in p.tag for g in ("Surn", "Name", "Patr"))
-               for p in morph().parse(low))
+               for p in parses(low))
 
 
 def is_business_word(word: str) -> bool:
@@ -205,12 +205,12 @@ def _announces_person(s: str, i: int) -> bool:
     if not m:
         return False
     low = m.group(1).lower()
-    return _animate_noun(low) or morph().parse(low)[0].normal_form in NAMING_NOUNS
+    return _animate_noun(low) or parses(low)[0].normal_form in NAMING_NOUNS
 
 
 @lru_cache(maxsize=20_000)
 def _animate_noun(word: str) -> bool:
-    p = morph().parse(word)[0]
+    p = parses(word)[0]
     return p.tag.POS == "NOUN" and "anim" in p.tag
 
 
@@ -223,5 +223,5 @@ def _names_a_thing(s: str, i: int) -> bool:
 
 @lru_cache(maxsize=20_000)
 def _inanimate_noun(word: str) -> bool:
-    p = morph().parse(word)[0]
+    p = parses(word)[0]
     return p.tag.POS == "NOUN" and "inan" in p.tag and morph().word_is_known(word)

@@ -8,7 +8,7 @@ import bisect
 import re
 from functools import lru_cache
 
-from crmsum.ru import morph
+from crmsum.ru import morph, parses
 
 from .finder import _is_initial
 from .people import tok_info
@@ -26,7 +26,7 @@ def adjective_only(word: str) -> bool:
     """A dictionary word that reads only as an adjective («Почётный», «Великий»): alone it names no one
     (a surname of that shape has its surname reading: «Толстой», «Горький»)."""
     return morph().word_is_known(word.lower()) and all(p.tag.POS in ("ADJF", "ADJS", "COMP")
-                                                      for p in morph().parse(word))
+                                                      for p in parses(word))
 
 
 def name_words(s: str, words: list[re.Match]) -> list[re.Match]:

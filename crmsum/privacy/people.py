@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
 
-from crmsum.ru import MONTHS_NOM, WEEKDAYS_NOM, listed_first_names, morph, name_forms, surname_nominative
+from crmsum.ru import MONTHS_NOM, WEEKDAYS_NOM, listed_first_names, morph, name_forms, parses, surname_nominative
 
 _NER = None
 _LOCK = threading.Lock()
@@ -124,13 +124,13 @@ def _prefix_guess(parse) -> bool:
 @lru_cache(maxsize=200_000)
 def tok_info(word: str) -> TokInfo:
     m = morph()
-    parses = m.parse(word)
+    readings = parses(word)
     low = word.lower()
     name = surn = None
     patr = False
     gender = None
     best = 0.0
-    for p in parses:
+    for p in readings:
         t = p.tag
         if _prefix_guess(p):  # «Кофе»+«машина»: a compound guess, never a person's name
             continue
@@ -144,21 +144,21 @@ def tok_info(word: str) -> TokInfo:
                 best, gender = p.score, (str(t.gender) if t.gender else None)
         elif "Patr" in t and p.score >= 0.02:
             patr = True
-    top = parses[0].tag if parses else None
-    strong = bool(top is not None and not _prefix_guess(parses[0]) and any(g in top for g in ANY_NAME))
+    top = readings[0].tag if readings else None
+    strong = bool(top is not None and not _prefix_guess(readings[0]) and any(g in top for g in ANY_NAME))
     place = bool(top is not None and ("Geox" in top or "Orgn" in top))
-    lemma = parses[0].normal_form if parses else low
+    lemma = readings[0].normal_form if readings else low
     stop = low in STOP or lemma in STOP
     top_name = bool(top is not None and "Name" in top)
     anim = bool(top is not None and top.POS == "NOUN" and "anim" in top)
     known = m.word_is_known(low)
     if not known and not stop:
-        listed = _listed_first(low, parses)
+        listed = _listed_first(low, readings)
         if listed is not None:   # a first name of natasha's dictionary: a name reading, not a place one
             # (still a guess for the morphology: `strong` and `known` stay, so NER still decides alone)
             return TokInfo(listed, surn, patr, strong, True, True, gender if name else None, False, False, False)
     verbal = bool(known and top is not None and top.POS in NOT_NAME_POS and not (name or surn or patr))
-    geo = known and any(("Geox" in p.tag or "Orgn" in p.tag) for p in parses)
+    geo = known and any(("Geox" in p.tag or "Orgn" in p.tag) for p in readings)
     return TokInfo(name, surn, patr, strong, top_name, anim, gender, known, place, stop, verbal, geo)
 
 
@@ -166,7 +166,7 @@ def tok_info(word: str) -> TokInfo:
 def only_animate(word: str) -> bool:
     """Every reading is an animate noun: a rank or a trade («патриарх», «полковник»; not «франк», also
     the currency)."""
-    return all(p.tag.POS == "NOUN" and "anim" in p.tag for p in morph().parse(word))
+    return all(p.tag.POS == "NOUN" and "anim" in p.tag for p in parses(word))
 
 
 # Parts of speech a name never is: a word the dictionary knows only as one of these («Передай»,

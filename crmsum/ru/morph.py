@@ -21,6 +21,15 @@ def morph():
     return _MORPH
 
 
+@lru_cache(maxsize=20_000)
+def parses(word: str) -> tuple:
+    """pymorphy3's readings of `word`, cached for the recent words: the privacy rules ask about the same
+    word from several angles (a name? a verb? only animate?), and a parse is most of the cost of an
+    unseen word (20,000 words of readings are ~18 MB; the answers the rules draw from them are cached
+    longer, in their own caches)."""
+    return tuple(morph().parse(word))
+
+
 def lexeme_forms(parse, gender: str | None = None, keep_number: bool = False) -> set[str]:
     """Every form (lowercase) of a pymorphy3 parse's lexeme in the singular — or, with
     `keep_number`, in the parse's own number (a plural name such as «Белые Росы» stays plural) —
@@ -46,11 +55,11 @@ def attributive(word: str, next_word: str) -> bool:
     number and gender with the adjective after it: «Хмельницкой атомной», «Брукхейвенской
     национальной» begin the name of a thing; «Плисецкая», whose first reading is a surname, never
     qualifies (nor does a noun after it: case forms of nouns coincide too often)."""
-    top = morph().parse(word)[0]
+    top = parses(word)[0]
     t = top.tag
     if t.POS != "ADJF" or "Poss" in t or "Surn" in t:
         return False
-    for p in morph().parse(next_word):
+    for p in parses(next_word):
         n = p.tag
         if n.POS == "ADJF" and n.case == t.case and n.number == t.number and (
                 t.number == "plur" or n.gender == t.gender or n.gender is None or t.gender is None):

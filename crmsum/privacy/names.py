@@ -156,11 +156,10 @@ def is_business_word(word: str) -> bool:
 
 
 def business_spans(s: str, known_person: Callable[[str], bool] = lambda low: False) -> list[tuple[int, int]]:
-    """Spans that name a company by their form: after a legal form, in quotes — unless the quotes
-    hold a person: a known person's form, a Latin first name, two name readings («Richard Gere»,
-    «Ивана Петрова»), a surname, or a first-name reading not announced by a common noun (the thing
-    in «корабль «Орион»», «автомобили «Шкода Октавия»» is no person; a surname stays private even
-    as the name of a thing, «бизнес-центр «Демидов»»)."""
+    """Spans that name a company by their form: after or before a legal form, in quotes — unless the
+    quotes hold a person: a known person's form, a Latin first name, two name readings («Richard Gere»,
+    «Ивана Петрова»), a surname, or a first-name reading that is a person's by its context (see
+    `_quoted_person`; a surname stays private even as the name of a thing, «бизнес-центр «Демидов»»)."""
     out = [_company_after_legal_form(m) for m in LEGAL_COMPANY_RE.finditer(s)]
     # … unless the word ends a longer capitalised run: «Иван Петров ООО» keeps the name whole
     out += [m.span() for m in COMPANY_BEFORE_LEGAL_RE.finditer(s)
@@ -174,8 +173,7 @@ def business_spans(s: str, known_person: Callable[[str], bool] = lambda low: Fal
             continue
         infos = [tok_info(w[:1] + w[1:].lower()) for w in caps]
         names = sum(i.strong for i in infos)
-        if names >= 2 or any(i.strong and i.surn for i in infos) or (
-                names == 1 and (_announces_person(s, m.start()) if len(words) == 1 else not _names_a_thing(s, m.start()))):
+        if names >= 2 or any(i.strong and i.surn for i in infos) or (names == 1 and _quoted_person(s, m.start(), words)):
             continue
         out.append(m.span())
     return out
@@ -191,6 +189,13 @@ def _company_after_legal_form(m: re.Match) -> tuple[int, int]:
 
 
 WORD_BEFORE_RE = re.compile(r"([А-ЯЁа-яё][а-яё]*(?:-[а-яё]+)?)[ \u00a0]*$")
+
+
+def _quoted_person(s: str, i: int, words: list[str]) -> bool:
+    """Quotes at `i` holding one first-name reading hold a person: alone, when a person or naming noun
+    announces it (`_announces_person`); beside other words, unless the quotes follow an inanimate common
+    noun (the thing in «корабль «Орион»», «автомобили «Шкода Октавия»»)."""
+    return _announces_person(s, i) if len(words) == 1 else not _names_a_thing(s, i)
 
 
 # nouns that announce a person's name in quotes («под прозвищем «Руби»»)

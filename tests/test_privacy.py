@@ -495,6 +495,9 @@ def test_recall_on_sample_account(tmp_path):
     ("Стадион в Шарлотте был закрыт.", "Шарлотте", None),
     # … and a name in apposition to a kind of thing names that thing when NER says so
     ("Газета Кларин сообщает, что Кэм Ньютон вышел на поле.", "Газета Кларин", "Ньютон"),
+    # festive characters are named like people but are nobody's data; a real «Мороз» stays private
+    ("Заказали Деда Мороза на корпоратив, Снегурочка будет с ним.", "Деда Мороза", None),
+    ("Иван Мороз приедет в пятницу.", "приедет", "Мороз"),
     # one quoted first name with nothing announcing a person is a firm's
     ("Вчера «Пересвет» не сумел привлечь деньги.", "«Пересвет»", None),
     # the company before a legal form («Ромашка ООО»), but never the end of a name

@@ -34,7 +34,7 @@ from . import memory
 from .finder import PersonFinder, _P, rank_before_name, widen_name
 from .lower import lower_case_people
 from .ner_spans import adjective_only, name_words, ner_windows, not_in_a_name
-from .names import LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
+from .names import FOLK_RE, LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
 from .people import CAP_RE, Gazetteer, display_form, ner_tagger, ner_text, normalize_name, tok_info
 from .vault import Vault
 
@@ -392,6 +392,9 @@ class Anonymizer(PersonFinder):
         for a, b in D.street_spans(s):   # «ул. Ленина» without a house: the street is no person
             if free(a, b):
                 taken.append((a, b, s[a:b]))
+        for m in FOLK_RE.finditer(s):   # «Деда Мороза»: a character, no person
+            if free(*m.span()):
+                taken.append((m.start(), m.end(), m.group(0)))
         gaz = self.gaz
         for a, b in business_spans(s, lambda low: low in gaz.surn_forms or low in gaz.first_forms):
             if free(a, b):

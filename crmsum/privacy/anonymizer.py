@@ -389,12 +389,10 @@ class Anonymizer(PersonFinder):
                 a, b = m.span(1)
                 if free(a, b):
                     taken.append((a, b, self._person_pseudonym(m.group(1))))
-        for a, b in D.street_spans(s):   # «ул. Ленина» without a house: the street is no person
+        # «ул. Ленина» without a house: the street is no person; «Деда Мороза»: a character, no person
+        for a, b in [*D.street_spans(s), *(m.span() for m in FOLK_RE.finditer(s))]:
             if free(a, b):
                 taken.append((a, b, s[a:b]))
-        for m in FOLK_RE.finditer(s):   # «Деда Мороза»: a character, no person
-            if free(*m.span()):
-                taken.append((m.start(), m.end(), m.group(0)))
         gaz = self.gaz
         for a, b in business_spans(s, lambda low: low in gaz.surn_forms or low in gaz.first_forms):
             if free(a, b):

@@ -234,7 +234,7 @@ class PersonFinder:
         info = tok_info(w)
         initial = _is_initial(s, a)
         if info.stop:
-            if not initial and parses(w)[0].normal_form in CALENDAR:
+            if not initial and _lemma(w) in CALENDAR:
                 return (a, b, w, "X")   # months and weekdays are lower-case: «Виктор Понедельник» is a name
             return None
         if (INITIALS_BEFORE_RE.search(s, max(0, a - 6), a) or TWO_INITIALS_AFTER_RE.match(s, b)) and not (

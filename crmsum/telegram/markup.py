@@ -65,17 +65,25 @@ class _Tok:
     name: str = ""
 
 
+def _is_tag(raw: str) -> bool:
+    return raw.startswith("<") and len(raw) > 1 and raw.endswith(">")
+
+
+def _is_entity(raw: str) -> bool:
+    return raw.startswith("&") and raw.endswith(";") and len(raw) > 1
+
+
 def _tokens(html: str) -> list[_Tok]:
     """Tags, entities and single characters (text is split per character so any cut is possible)."""
     out: list[_Tok] = []
     for m in _TOKEN_RE.finditer(html):
         raw = m.group(0)
-        if raw.startswith("<") and len(raw) > 1 and raw.endswith(">"):
+        if _is_tag(raw):
             closing = raw.startswith("</")
             words = raw[2 if closing else 1:-1].split()  # «<\t>»: a tag of whitespace has no name
             name = words[0].lower() if words else ""
             out.append(_Tok(raw, "close" if closing else "open", 0, name))
-        elif raw.startswith("&") and raw.endswith(";") and len(raw) > 1:
+        elif _is_entity(raw):
             out.append(_Tok(raw, "text", utf16_len(_decode(raw))))
         else:
             out.extend(_Tok(ch, "text", utf16_len(ch)) for ch in raw)
@@ -85,13 +93,9 @@ def _tokens(html: str) -> list[_Tok]:
 def visible_len(html: str) -> int:
     """Length Telegram counts: text after entity parsing, without surrounding whitespace. Over the regex's
     runs, not `_tokens` (one record per character): every answer is measured before it is sent."""
-    plain = []
-    for m in _TOKEN_RE.finditer(html):
-        raw = m.group(0)
-        if raw.startswith("<") and len(raw) > 1 and raw.endswith(">"):
-            continue  # a tag
-        plain.append(_decode(raw) if raw.startswith("&") and raw.endswith(";") and len(raw) > 1 else raw)
-    return utf16_len("".join(plain).strip())
+    runs = (m.group(0) for m in _TOKEN_RE.finditer(html))
+    plain = "".join(_decode(raw) if _is_entity(raw) else raw for raw in runs if not _is_tag(raw))
+    return utf16_len(plain.strip())
 
 
 def _break_rank(toks: list[_Tok], k: int) -> int:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hypothesis_profiles import examples
+from planted_pii import outside_pseudonyms
 
 from crmsum.privacy import PSEUDONYM_RE, Anonymizer, Vault, normalize_name, normalize_phone
 from crmsum.privacy import detectors as D
@@ -266,7 +267,7 @@ def test_scrub_text_all_kinds(anon):
          "паспорт 4510 123456, СНИЛС 112-233-445 95. Сайт https://tehhrenmash.ru")
     out = anon.text(s)
     for leak in ("Федосеев", "912", "yuri@", "@yuri_f", "t.me", "4510", "112-233"):
-        assert leak not in out
+        assert leak not in outside_pseudonyms(out)
     assert "https://tehhrenmash.ru" in out
     assert anon.vault.resolve(out) == s.replace("Юрий Федосеев", "Юрий Федосеев")
     assert anon.phone("8-912-345-67-89") in out and anon.email("YURI@tehh.ru") in out
@@ -424,7 +425,7 @@ def test_planted_phone_email_removed(anon, a, phone, b, email, c):
     s = f"{a} {phone} {b} {email} {c}"
     out = anon.text(s)
     digits = re.sub(r"\D", "", phone)[-10:]
-    assert digits not in re.sub(r"\D", "", re.sub(PSEUDONYM_RE, "", out))
+    assert digits not in re.sub(r"\D", "", outside_pseudonyms(out))
     assert email not in out
 
 
@@ -461,7 +462,7 @@ def test_handle_url_card_methods(anon):
     assert anon.text("пиши @eva_s") == f"пиши {anon.handle('eva_s')}"
     assert anon.url("https://t.me/evas") == anon.url("t.me/evas/")
     out = anon.text("оплатил с карты 4276 1234 5678 9012, спасибо")
-    assert "4276" not in out and "DOC-" in out
+    assert "4276" not in outside_pseudonyms(out) and "DOC-" in out
     assert anon.text("счёт 1234 5678 9012 3456 оплачен") == "счёт 1234 5678 9012 3456 оплачен"
 
 

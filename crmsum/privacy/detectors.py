@@ -234,6 +234,10 @@ _UNIT = (r"(?:,?[ \u00a0]*(?:к\.?|корп\.?|корпус|стр\.?|строе
 ADDRESS_RE = re.compile(
     rf"(?<![\w])(?:(?:\d{{6}},?[ \u00a0]*)?(?:[гГ]\.[ \u00a0]?[А-ЯЁ][\w\-]+,?[ \u00a0]*)?)?{_STREET}[ \u00a0]*{_STREET_NAME}"
     rf"(?P<house>(?i:{_HOUSE}(?:{_UNIT}){{0,4}}))?")
+# «на углу Ленина и Мира», «перекрёсток улиц Курмангазы и Байсеитовой»: two streets, whatever their names
+CORNER_RE = re.compile(
+    r"(?<![\w])(?i:на[ \u00a0]+углу|угол|перекр[её]ст(?:ок|ка|ке)|пересечени[еия])(?:[ \u00a0]+(?i:улиц))?"
+    r"[ \u00a0]+[А-ЯЁ][\w\-]+[ \u00a0]+(?:и|с)[ \u00a0]+[А-ЯЁ][\w\-]+")
 # a bare «кв. 12», «квартира 5» also points at a home
 FLAT_RE = re.compile(r"(?<![\w])(?:кв\.|квартира|квартиры|квартире)[ \u00a0]*№?[ \u00a0]*\d{1,4}(?!\d)", re.I)
 
@@ -265,9 +269,13 @@ def find_addresses(text: str) -> Iterator[tuple[int, int]]:
 
 def street_spans(text: str) -> Iterator[tuple[int, int]]:
     """Street names after an abbreviated marker («ул. Ленина»), with or without a house number
-    (a full word such as «на улице Иван …» may be followed by a person, so it needs the number)."""
+    (a full word such as «на улице Иван …» may be followed by a person, so it needs the number), and
+    the two streets of a corner."""
     for m in ADDRESS_RE.finditer(text):
         if m.group("house") or STREET_ABBR_RE.match(text, _marker_at(text, m)):
+            yield m.start(), m.end()
+    if "угл" in text or "угол" in text or "ерекр" in text or "ересечен" in text:
+        for m in CORNER_RE.finditer(text):
             yield m.start(), m.end()
 
 

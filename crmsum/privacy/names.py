@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from crmsum.ru import morph, parses
-from crmsum.ru.orgs import BRAND_PARTS, BRAND_SUFFIX_RE, LEGAL_FORMS
+from crmsum.ru.orgs import BODY_STEMS, BRAND_PARTS, BRAND_SUFFIX_RE, LEGAL_FORMS
 
 from .people import tok_info
 
@@ -27,6 +27,7 @@ PARTICLES = frozenset({"ле", "ла", "де", "ди", "да", "дю", "дель
                        "la", "del", "al", "el", "bin", "ben", "ibn", "mac", "o"})
 PARTICLE_SEP_RE = re.compile(r"^[ \u00a0](?:" + "|".join(sorted(PARTICLES, key=len, reverse=True))
                              + r")[ \u00a0]$", re.I)
+VOWEL_RE = re.compile(r"[АЕЁИОУЫЭЮЯAEIOUY]", re.I)
 UPPER_RE = re.compile(r"(?<![\w@./\-])[А-ЯЁ]{3,}(?:-[А-ЯЁ]{3,})?(?![\w@])")
 SOLE_TRADER_RE = re.compile(
     rf"(?:(?<![\w])ИП|(?<![\w])[Ии]ндивидуальн\w+ предпринимател\w+)[ \u00a0]+"
@@ -109,7 +110,10 @@ def is_diminutive(word: str) -> bool:
 
 @lru_cache(maxsize=50_000)
 def upper_token_class(word: str) -> str | None:
-    """Class of an ALL-CAPS word as a name token: 'P' (name reading), 'I' (surname shape) or None."""
+    """Class of an ALL-CAPS word as a name token: 'P' (name reading), 'I' (surname shape) or None; a word
+    without a vowel is an abbreviation («БПТС», «ФСБ»), whatever the guesser reads in it."""
+    if not VOWEL_RE.search(word):
+        return None
     t = word[:1] + word[1:].lower()
     info = tok_info(t)
     if info.stop or info.place:
@@ -156,7 +160,33 @@ def is_business_word(word: str) -> bool:
         return True
     if "-" in low and any(part in BRAND_PARTS for part in low.split("-")[1:]):
         return True
-    return len(low) >= 7 and bool(BRAND_SUFFIX_RE.search(low)) and not tok_info(word).strong
+    if len(low) >= 7 and BRAND_SUFFIX_RE.search(low) and not tok_info(word).strong:
+        return True
+    return is_compound_body(word)
+
+
+@lru_cache(maxsize=50_000)
+def is_compound_body(word: str) -> bool:
+    """«Росимущества», «Моссовета», «Роскомсвободы»: a body's stem glued to a common noun the dictionary
+    knows, never a person (a word with a surname reading, «Мосолова», stays a name; the noun must
+    have five letters, so «Рослов» stays a name)."""
+    low, info = word.lower(), tok_info(word)
+    if len(low) < 8 or info.strong or info.surn or info.name:
+        return False
+    for _ in range(2):
+        stem = next((p for p in BODY_STEMS if low.startswith(p)), None)
+        if stem is None:
+            return False
+        low = low[len(stem):]
+        if len(low) >= 5 and _common_noun(low):
+            return True
+    return False
+
+
+def _common_noun(low: str) -> bool:
+    top = parses(low)[0]
+    return (top.tag.POS == "NOUN" and morph().word_is_known(low)
+            and not any(g in p.tag for p in parses(low) for g in ("Name", "Surn", "Patr", "Geox")))
 
 
 def business_spans(s: str, known_person: Callable[[str], bool] = lambda low: False) -> list[tuple[int, int]]:

@@ -60,5 +60,8 @@ BRAND_PARTS = frozenset({
     "daily", "magazine", "records", "studio", "studios", "labs", "motors", "bank", "football", "sport",
     "sports", "club", "tech", "tv", "radio", "online", "пресс",
 })
+# Stems that begin Russian compound names of bodies glued to a common noun: «Росимущество», «Моссовет»,
+# «Нацфронт», «Социнтерн», «Рыбохрана», «Роскомсвобода» (two stems), «Минобороны».
+BODY_STEMS = ("рос", "мос", "гос", "нац", "соц", "мин", "глав", "рыб", "проф", "спец", "обл", "пром", "ком")
 BRAND_SUFFIX_RE = re.compile(r"(?:агро|трейд|строй|снаб|торг|пром|маш|сервис|логистик|инвест|комплект|"
                              r"холдинг|энерго|металл|телеком|маркет|софт|групп)$", re.I)

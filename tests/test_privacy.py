@@ -548,3 +548,14 @@ def test_document_memory_recalls_a_dictionary_place_only_where_no_place_is_named
     assert "Насер" not in out[0] + out[1] and pers(out[0]) == pers(out[1])
     walk = anon.texts(["Встретились с Джорджем Вашингтоном вчера.", "Он живёт в Вашингтоне."], ["d"] * 2)
     assert "в Вашингтоне" in walk[1]
+
+
+def test_ner_map_reads_as_natashas_map_in_order():
+    """Length-sorted batches change the speed, never the spans or their order."""
+    from crmsum.privacy.people import ner_map, ner_tagger
+
+    texts = [f"{'Длинное вступление без имён, ' * (i % 7)}Вчера Иван Петров{i} звонил в Газпром." for i in range(70)]
+    texts += ["", "Мария Ковальчук", "В Казани, Москве и Омске."]
+    got = [[(sp.start, sp.stop, sp.type) for sp in m.spans] for m in ner_map(texts)]
+    want = [[(sp.start, sp.stop, sp.type) for sp in m.spans] for m in ner_tagger().map(texts)]
+    assert got == want and any(got[-2])

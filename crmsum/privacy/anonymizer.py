@@ -35,7 +35,7 @@ from .finder import PersonFinder, _P, rank_before_name, widen_name
 from .lower import lower_case_people
 from .ner_spans import adjective_only, name_words, ner_windows, not_in_a_name
 from .names import FOLK_RE, LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
-from .people import CAP_RE, Gazetteer, display_form, ner_tagger, ner_text, normalize_name, tok_info
+from .people import CAP_RE, Gazetteer, display_form, ner_map, ner_tagger, ner_text, normalize_name, tok_info
 from .vault import Vault
 
 log = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ class Anonymizer(PersonFinder):
             pieces = [(k, a) for k, (i, _, _, wins) in enumerate(pending) for a, _ in wins]
             texts = [ner_text(items[pending[k][0]][a:b]) for k, (i, _, _, wins) in enumerate(pending) for a, b in wins]
             found: list[list[tuple[int, int, str]]] = [[] for _ in pending]
-            for (k, off), mk in zip(pieces, ner_tagger().map(texts)):
+            for (k, off), mk in zip(pieces, ner_map(texts)):
                 found[k].extend((off + sp.start, off + sp.stop, sp.type) for sp in mk.spans)
             for (i, spans, soft, _), ner in zip(pending, found):
                 out[i] = self._resolve(items[i], spans, ner, soft)

@@ -11,7 +11,7 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from crmsum.ru import MONTHS_NOM, WEEKDAYS_NOM, listed_first_names, morph, name_forms, parses, surname_nominative
 
@@ -79,9 +79,29 @@ def ner_tagger():
         with _LOCK:
             if _NER is None:
                 from natasha import NewsEmbedding, NewsNERTagger
-                _NER = NewsNERTagger(NewsEmbedding())
+                tagger = NewsNERTagger(NewsEmbedding())
+                tagger.infer.encoder.batch_size = NER_BATCH   # what `ner_map` hands it; `map` still cuts 8
+                _NER = tagger
     blas_one_thread()
     return _NER
+
+
+NER_BATCH = 32
+
+
+def ner_map(texts: Sequence[str]) -> list:
+    """natasha's markups of `texts` (slovnet's: `.spans` of start, stop, type), in order, read in
+    batches of similar length. Why: a batch is padded to its longest text, and on news-length text
+    the padding was a third of the model's work; sorted batches of 32 give the same spans ~35% faster
+    than natasha's `map` (batches of 8 in the given order; figures in the README)."""
+    tagger = ner_tagger()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out: list = [None] * len(texts)
+    for k in range(0, len(order), NER_BATCH):
+        idx = order[k:k + NER_BATCH]
+        for i, markup in zip(idx, tagger.infer([texts[i] for i in idx])):
+            out[i] = markup
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -491,6 +491,8 @@ def test_recall_on_sample_account(tmp_path):
     ("Статью опубликовало издание Asia Times вчера.", "Asia Times", None),
     # a rank before a name is no part of it
     ("Акт подписал Генерал Иван Скоробогатов.", "Генерал", "Скоробогатов"),
+    ("На встрече Император Акихито выразил желание уйти.", "Император", "Акихито"),   # a title before an unknown name
+    ("«Полковник Квачков к бою готов», — заявил он.", "Полковник", "Квачков"),
     # a first name where a place is named is the place when NER says so
     ("Полиция города Шарлотт опубликовала видео.", "Шарлотт", None),
     ("Стадион в Шарлотте был закрыт.", "Шарлотте", None),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from crmsum.ru import MONTHS_NOM, THING_KIND_WORDS, WEEKDAYS_NOM, attributive, parses
+from crmsum.ru import MONTHS_NOM, THING_KIND_WORDS, TITLES, WEEKDAYS_NOM, attributive, parses
 
 from .names import (PARTICLE_SEP_RE, UPPER_RE, WORD_BEFORE_RE, is_business_word, is_diminutive,
                     is_latin_first, upper_token_class)
@@ -171,8 +171,10 @@ def rank_before_name(word: str, after: str) -> bool:
     """A rank or a trade («Патриарх», «Епископ»: every reading an animate noun, none a name) right
     before a dictionary word that reads first as a name («Кирилл»): the title, not part of the name.
     Before an unknown word it may be the name itself («Пан Ги Мун», «Фрица Хендерсона», «Шериф
-    Шекатт»)."""
+    Шекатт») — unless it is one of the `TITLES`, never a name («Император Акихито»)."""
     info, nxt = tok_info(word), tok_info(after)
+    if info.known and not info.strong and _lemma(word) in TITLES:
+        return True
     return (nxt.strong and nxt.known and info.known and not (info.name or info.surn or info.patr or info.place)
             and "-" not in word and only_animate(word.lower()))
 

@@ -521,6 +521,7 @@ def test_recall_on_sample_account(tmp_path):
     # the two streets of a corner are no people; a name after them is
     ("Встретимся на углу Достоевского и Московской, Ирина Лаптева подъедет.", "Достоевского и Московской", "Лаптева"),
     ("У перекрёстка улиц Курмангазы и Байсеитовой Денис заметил машину.", "Курмангазы и Байсеитовой", "Денис"),
+    ("В заявлении Даунинг-стрит назвали меру вынужденной, Борис Джонсон согласен.", "Даунинг-стрит", "Джонсон"),
 ])
 def test_words_beside_a_name_stay_visible(anon, text, kept, secret):
     out = anon.text(text)

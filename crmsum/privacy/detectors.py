@@ -238,6 +238,8 @@ ADDRESS_RE = re.compile(
 CORNER_RE = re.compile(
     r"(?<![\w])(?i:на[ \u00a0]+углу|угол|перекр[её]ст(?:ок|ка|ке)|пересечени[еия])(?:[ \u00a0]+(?i:улиц))?"
     r"[ \u00a0]+[А-ЯЁ][\w\-]+[ \u00a0]+(?:и|с)[ \u00a0]+[А-ЯЁ][\w\-]+")
+# a street named the English way: «Даунинг-стрит», «Пикадилли-сёркус», «Мэдисон-авеню»
+FOREIGN_STREET_RE = re.compile(r"(?<![\w\-])[А-ЯЁ][\w]*-(?:стрит|авеню|сквер|роуд|лейн|плейс|с[её]ркус)(?![\w\-])", re.I)
 # a bare «кв. 12», «квартира 5» also points at a home
 FLAT_RE = re.compile(r"(?<![\w])(?:кв\.|квартира|квартиры|квартире)[ \u00a0]*№?[ \u00a0]*\d{1,4}(?!\d)", re.I)
 
@@ -270,12 +272,15 @@ def find_addresses(text: str) -> Iterator[tuple[int, int]]:
 def street_spans(text: str) -> Iterator[tuple[int, int]]:
     """Street names after an abbreviated marker («ул. Ленина»), with or without a house number
     (a full word such as «на улице Иван …» may be followed by a person, so it needs the number), and
-    the two streets of a corner."""
+    the two streets of a corner, and a street named the English way."""
     for m in ADDRESS_RE.finditer(text):
         if m.group("house") or STREET_ABBR_RE.match(text, _marker_at(text, m)):
             yield m.start(), m.end()
     if "угл" in text or "угол" in text or "ерекр" in text or "ересечен" in text:
         for m in CORNER_RE.finditer(text):
+            yield m.start(), m.end()
+    if "-" in text:
+        for m in FOREIGN_STREET_RE.finditer(text):
             yield m.start(), m.end()
 
 

@@ -14,11 +14,14 @@ from .finder import _is_initial
 from .people import tok_info
 
 
+NUMBERED_RE = re.compile(r"-?\d")
+
+
 def not_in_a_name(s: str, m: re.Match) -> bool:
     """A word of a NER person span that is no part of the name: a stop word, a verb capitalised at
-    sentence start."""
+    sentence start, a word with a number («Формулы-1», «Союз-2»)."""
     info = tok_info(m.group(0))
-    return info.stop or (info.verbal and _is_initial(s, m.start()))
+    return info.stop or (info.verbal and _is_initial(s, m.start())) or NUMBERED_RE.match(s, m.end()) is not None
 
 
 @lru_cache(maxsize=20_000)

@@ -505,6 +505,7 @@ def test_recall_on_sample_account(tmp_path):
     ("Вчера «Пересвет» не сумел привлечь деньги.", "«Пересвет»", None),
     # the company before a legal form («Ромашка ООО»), but never the end of a name
     ("Оплату прислала Ромашка ООО, Светлана подтвердила.", "Ромашка ООО", "Светлана"),
+    ("Звонил Иван Петров, Газпром и Лукойл ждут КП.", "Газпром и Лукойл", "Петров"),   # firms listed beside a person
     ("Иван Петров ООО не звонил.", "ООО", "Петров"),
     ("Вклады АКБ ПЕРЕСВЕТ АО вернут.", "ПЕРЕСВЕТ", None),
     # the polite «Вы» is no person, wherever it stands
@@ -535,6 +536,7 @@ def test_words_beside_a_name_stay_visible(anon, text, kept, secret):
     ("Договорились, что поставку примет Стэнли Хо, их директор.", ("Стэнли", "Хо,")),  # two unknown capitals: NER
     ("Капитан Том также получил открытки от разных людей.", ("Том",)),   # a short word with a capital: NER
     ("Отставка предшественника Фрица Хендерсона.", ("Фрица", "Хендерсона")),  # no rank before an unknown word
+    ("На корпоративе выступали Дженнифер Лопес, Стинг и Энрике Иглесиас.", ("Стинг",)),  # listed with people: NER
     ("Проект финансируется фондом Билла Гейтса.", ("Билла", "Гейтса")),       # a kind of thing and its owner
     ("Договор с компанией John Smith подписан.", ("John", "Smith")),          # a Latin owner shows no case
     ("Её знали под прозвищем «Руби».", ("Руби",)),                          # a quoted name announced as one

@@ -198,6 +198,24 @@ def _plain_asks(s: str, toks: list) -> list[tuple[int, int]]:
     return out
 
 
+LIST_SEP_RE = re.compile(r",[ \u00a0]+(?:и[ \u00a0]+)?|[ \u00a0]+и[ \u00a0]+")
+
+
+def _listed_with_people(s: str, toks: list, taken) -> list[tuple[int, int]]:
+    """Capitalised words mid-sentence listed right beside a person the rules found («Дженнифер Лопес,
+    Стинг и Энрике Иглесиас»): in a list of people a word no rule reads as a name is as often a name
+    the dictionary lacks, so NER decides."""
+    people = [(a, b) for a, b, rep in taken.items if rep.startswith("PER-")]
+    out = []
+    for a, b, _w, cls in toks:
+        if cls in (_K, _P, _Q) or _is_initial(s, a) or not taken.free(a, b):
+            continue
+        if any((pb <= a and LIST_SEP_RE.fullmatch(s, pb, a)) or (b <= pa and LIST_SEP_RE.fullmatch(s, b, pa))
+               for pa, pb in people):
+            out.append((a, b))
+    return out
+
+
 class PersonFinder:
     """Person spans from capitalised tokens (mixed into `Anonymizer`)."""
 
@@ -346,6 +364,8 @@ class PersonFinder:
                     self._soft.add((a, b))
                 if soft or sure:  # NER reads the sentence (more names around it), but cannot unmask a sure one
                     asks.append((a, b))
+        if len(toks) >= 2:
+            asks.extend(_listed_with_people(s, toks, taken))
         return asks
 
     def _extend_ner(self, s: str, a: int, b: int, taken: list) -> tuple[int, int]:

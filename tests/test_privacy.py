@@ -506,6 +506,7 @@ def test_recall_on_sample_account(tmp_path):
     # the company before a legal form («Ромашка ООО»), but never the end of a name
     ("Оплату прислала Ромашка ООО, Светлана подтвердила.", "Ромашка ООО", "Светлана"),
     ("Звонил Иван Петров, Газпром и Лукойл ждут КП.", "Газпром и Лукойл", "Петров"),   # firms listed beside a person
+    ("Нас зовут на выставку в Казань, Ромашка ООО тоже едет.", "Казань, Ромашка ООО", None),
     ("Иван Петров ООО не звонил.", "ООО", "Петров"),
     ("Вклады АКБ ПЕРЕСВЕТ АО вернут.", "ПЕРЕСВЕТ", None),
     # the polite «Вы» is no person, wherever it stands
@@ -537,6 +538,8 @@ def test_words_beside_a_name_stay_visible(anon, text, kept, secret):
     ("Капитан Том также получил открытки от разных людей.", ("Том",)),   # a short word with a capital: NER
     ("Отставка предшественника Фрица Хендерсона.", ("Фрица", "Хендерсона")),  # no rank before an unknown word
     ("На корпоративе выступали Дженнифер Лопес, Стинг и Энрике Иглесиас.", ("Стинг",)),  # listed with people: NER
+    ("Наркобарон по прозвищу «Эль-Чапо» дал взятку.", ("Эль-Чапо",)),    # how someone is called is a name
+    ("Он выступает под псевдонимом Кузя, известный как Тан.", ("Кузя", "Тан")),
     ("Проект финансируется фондом Билла Гейтса.", ("Билла", "Гейтса")),       # a kind of thing and its owner
     ("Договор с компанией John Smith подписан.", ("John", "Smith")),          # a Latin owner shows no case
     ("Её знали под прозвищем «Руби».", ("Руби",)),                          # a quoted name announced as one

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from crmsum.ru import MONTHS_NOM, THING_KIND_WORDS, TITLES, WEEKDAYS_NOM, attributive, parses
 
-from .names import (PARTICLE_SEP_RE, UPPER_RE, WORD_BEFORE_RE, is_business_word, is_diminutive,
+from .names import (PARTICLE_SEP_RE, UPPER_RE, WORD_BEFORE_RE, called, is_business_word, is_diminutive,
                     is_latin_first, upper_token_class)
 from .people import CAP_RE, display_form, normalize_name, only_animate, tok_info
 
@@ -247,6 +247,8 @@ class PersonFinder:
             return (a, b, w, _K)
         if self._is_company(low) or is_business_word(w):
             return None
+        if called(s, a):   # «клиента зовут Горба»: how someone is called is a name
+            return (a, b, w, _P)
         if LATIN_RE.match(w):
             return (a, b, w, "LF" if is_latin_first(w) else "L")
         if not w[:1].isupper():   # particle prefix: «аль-Барадеи»

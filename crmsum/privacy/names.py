@@ -203,7 +203,7 @@ def business_spans(s: str, known_person: Callable[[str], bool] = lambda low: Fal
         if not (words and len(words) <= 3 and words[0][:1].isupper()) or any(known_person(w.lower()) for w in words):
             continue
         caps = [w for w in words if w[:1].isupper()]
-        if any(is_latin_first(w) for w in caps):
+        if any(is_latin_first(w) for w in caps) or called(s, m.start()):
             continue
         infos = [tok_info(w[:1] + w[1:].lower()) for w in caps]
         names = sum(i.strong for i in infos)
@@ -234,6 +234,17 @@ def _quoted_person(s: str, i: int, words: list[str]) -> bool:
 
 # nouns that announce a person's name in quotes («под прозвищем «Руби»»)
 NAMING_NOUNS = frozenset({"прозвище", "псевдоним", "кличка", "имя", "ник", "никнейм"})
+# what says the next word is how someone is called: «клиента зовут Горба», «по прозвищу «Эль-Чапо»»,
+# «под псевдонимом Кузя», «известный как Стинг»
+CALLED_RE = re.compile(r"(?<![\w])(?i:зовут|звали|по[ \u00a0]+(?:имени|прозвищу|кличке|фамилии|отчеству)|"
+                       r"под[ \u00a0]+(?:псевдонимом|именем|ником)|известн(?:ый|ая|ого|ой|ую|ые|ых|ым)[ \u00a0]+как)"
+                       r"[ \u00a0]+[«\"“„']?$")
+
+
+def called(s: str, i: int) -> bool:
+    """The word at `i` is how someone is called (see `CALLED_RE`): a person's name, whatever the
+    dictionary reads in it."""
+    return CALLED_RE.search(s, max(0, i - 30), i) is not None
 
 
 def _announces_person(s: str, i: int) -> bool:

@@ -507,6 +507,7 @@ def test_recall_on_sample_account(tmp_path):
     ("Оплату прислала Ромашка ООО, Светлана подтвердила.", "Ромашка ООО", "Светлана"),
     ("Звонил Иван Петров, Газпром и Лукойл ждут КП.", "Газпром и Лукойл", "Петров"),   # firms listed beside a person
     ("Нас зовут на выставку в Казань, Ромашка ООО тоже едет.", "Казань, Ромашка ООО", None),
+    ("Контакт: Ольга Смирнова (Google), ждёт звонка.", "(Google)", "Смирнова"),   # a firm in brackets is no gloss
     ("Иван Петров ООО не звонил.", "ООО", "Петров"),
     ("Вклады АКБ ПЕРЕСВЕТ АО вернут.", "ПЕРЕСВЕТ", None),
     # the polite «Вы» is no person, wherever it stands
@@ -539,6 +540,9 @@ def test_words_beside_a_name_stay_visible(anon, text, kept, secret):
     ("Отставка предшественника Фрица Хендерсона.", ("Фрица", "Хендерсона")),  # no rank before an unknown word
     ("На корпоративе выступали Дженнифер Лопес, Стинг и Энрике Иглесиас.", ("Стинг",)),  # listed with people: NER
     ("Наркобарон по прозвищу «Эль-Чапо» дал взятку.", ("Эль-Чапо",)),    # how someone is called is a name
+    ("Тренер Джеймс Макгирт (James McGirt) доволен.", ("Макгирт", "James", "McGirt")),   # a gloss, a CamelCase name
+    ("Ранее финансовым директором был Гидеон Ю (Gideon Yu).", ("Гидеон", " Ю ", "Gideon", "Yu")),  # a one-letter part
+    ("Фильм снял Leonardo DiCaprio вчера.", ("Leonardo", "DiCaprio")),
     ("Он выступает под псевдонимом Кузя, известный как Тан.", ("Кузя", "Тан")),
     ("Проект финансируется фондом Билла Гейтса.", ("Билла", "Гейтса")),       # a kind of thing and its owner
     ("Договор с компанией John Smith подписан.", ("John", "Smith")),          # a Latin owner shows no case

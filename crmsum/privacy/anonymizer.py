@@ -34,7 +34,7 @@ from . import memory
 from .finder import PersonFinder, _P, rank_before_name, widen_name
 from .lower import lower_case_people
 from .ner_spans import adjective_only, name_words, ner_windows, not_in_a_name
-from .names import FOLK_RE, LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
+from .names import FOLK_RE, LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word, is_latin_first
 from .people import CAP_RE, Gazetteer, display_form, ner_map, ner_tagger, ner_text, normalize_name, tok_info
 from .vault import Vault
 
@@ -413,36 +413,73 @@ class Anonymizer(PersonFinder):
                 taken[:] = [t for t in taken if (t[0], t[1]) not in soft
                             or not any(a <= t[0] and t[1] <= b for a, b in other)]
             for a, b, kind in ner:
-                if kind != "PER":
-                    continue
-                words = [m for m in CAP_RE.finditer(s, a, b)]
-                # NER reads the verb or adverb capitalised at sentence start as part of a name
-                # («Передай Смирновой», «Созвонились»; mid-sentence a capital means a name: «Пак Кын Хе»),
-                # and the organisation a person works for («оператор Аль-Джазиры Сами аль-Хадж»)
-                words = name_words(s, [m for m in words if not self._is_company(m.group(0).lower())
-                                       and not is_business_word(m.group(0)) and not not_in_a_name(s, m)])
-                if len(words) >= 2 and rank_before_name(words[0].group(0), words[1].group(0)):
-                    words = words[1:]   # «Вокалист Кит Флинт»: the title, not the name
-                if not words or (len(words) == 1 and adjective_only(words[0].group(0))):
-                    continue
-                a2, b2 = self._extend_ner(s, words[0].start(), words[-1].end(), taken)
-                a2, b2 = widen_name(s, a2, b2, lambda x, y: not any(t[0] < y and x < t[1] for t in taken))
-                inside = [t for t in taken if a2 <= t[0] and t[1] <= b2 and t[2].startswith("PER-")]
-                clash = [t for t in taken if t[0] < b2 and a2 < t[1] and t not in inside]
-                if clash:
-                    continue
-                if inside and len(words) == 1:
-                    continue
-                for t in inside:
-                    taken.remove(t)
-                words = list(CAP_RE.finditer(s, a2, b2)) or words
-                norm = normalize_name(" ".join(m.group(0) for m in words))
-                if len(words) == 1:
-                    norm = self._group_norm([(a2, b2, words[0].group(0), _P)])
-                real = self.gaz.people.get(norm, (None,))[0] or display_form(norm)
-                taken.append((a2, b2, self.vault.register("person", norm, real)))
+                if kind == "PER" and not any(t[0] < b and a < t[1] and t[2] == s[t[0]:t[1]] for t in taken):
+                    for a1, b1 in _bracket_parts(s, a, b):   # a protected span vetoes all of it
+                        self._ner_person(s, list(CAP_RE.finditer(s, a1, b1)), b1, taken)
+        if "(" in s:
+            taken.extend(_latin_glosses(s, taken))
         taken.sort()
         return taken
+
+    def _ner_person(self, s: str, words: list[re.Match], end: int, taken: list) -> None:
+        """One NER person (its capitalised words; its span ends at `end`) into `taken`, less what is
+        no part of the name."""
+        # NER reads the verb or adverb capitalised at sentence start as part of a name
+        # («Передай Смирновой», «Созвонились»; mid-sentence a capital means a name: «Пак Кын Хе»),
+        # and the organisation a person works for («оператор Аль-Джазиры Сами аль-Хадж»)
+        words_in = words
+        words = name_words(s, [m for m in words if not self._is_company(m.group(0).lower())
+                               and not is_business_word(m.group(0)) and not not_in_a_name(s, m)])
+        if len(words) >= 2 and rank_before_name(words[0].group(0), words[1].group(0)):
+            words = words[1:]   # «Вокалист Кит Флинт»: the title, not the name
+        if not words or (len(words) == 1 and adjective_only(words[0].group(0))):
+            return
+        last = end if words[-1] is words_in[-1] else words[-1].end()   # «Гидеон Ю»: a one-letter part
+        a2, b2 = self._extend_ner(s, words[0].start(), last, taken)
+        a2, b2 = widen_name(s, a2, b2, lambda x, y: not any(t[0] < y and x < t[1] for t in taken))
+        inside = [t for t in taken if a2 <= t[0] and t[1] <= b2 and t[2].startswith("PER-")]
+        clash = [t for t in taken if t[0] < b2 and a2 < t[1] and t not in inside]
+        if clash or (inside and len(words) == 1):
+            return
+        for t in inside:
+            taken.remove(t)
+        words = list(CAP_RE.finditer(s, a2, b2)) or words
+        norm = normalize_name(" ".join(m.group(0) for m in words))
+        if len(words) == 1:
+            norm = self._group_norm([(a2, b2, words[0].group(0), _P)])
+        real = self.gaz.people.get(norm, (None,))[0] or display_form(norm)
+        taken.append((a2, b2, self.vault.register("person", norm, real)))
+
+
+def _bracket_parts(s: str, a: int, b: int) -> list[tuple[int, int]]:
+    """A NER person span cut at its brackets, each part trimmed: NER reads «Джеймс Макгирт (James
+    McGirt)» as one span, but each side is a whole name (one span would run across the bracket)."""
+    parts = []
+    for m in re.finditer(r"[^()]+", s[a:b]):
+        x, y = a + m.start(), a + m.end()
+        while x < y and not s[x].isalnum():
+            x += 1
+        while y > x and not s[y - 1].isalnum():
+            y -= 1
+        if x < y:
+            parts.append((x, y))
+    return parts
+
+
+def _latin_glosses(s: str, taken: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """A person's name spelt in Latin in parentheses right after it («Иван Петров (Ivan Petrov)»,
+    «Джеймс Макгирт (James McGirt)»): the same person, so the same pseudonym. A gloss counts when it
+    has a Latin first name, so a firm in parentheses («(Google)») stays."""
+    out = []
+    for a, b, rep in taken:
+        m = GLOSS_RE.match(s, b) if rep.startswith("PER-") else None
+        if m and any(is_latin_first(w) for w in m.group(1).split()) and not any(
+                t[0] < m.end(1) and m.start(1) < t[1] for t in taken):
+            out.append((m.start(1), m.end(1), rep))
+    return out
+
+
+GLOSS_RE = re.compile(r"[ \u00a0]*\((?:[ \u00a0]*)([A-Z][a-zà-ÿ'’\-]+(?:[ \u00a0]+[A-Z][a-zà-ÿ'’\-]*\.?){0,3})(?=[ \u00a0]*[),;])")
 
 
 def _visible(s: str, taken: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:

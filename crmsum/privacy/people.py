@@ -23,7 +23,7 @@ WORD_RE = re.compile(r"[A-Za-zА-Яа-яЁё]+(?:-[A-Za-zА-Яа-яЁё]+)*")
 # («Римский-Корсаков», «Жан-Мари») or a particle prefix («аль-Барадеи», «д'Артаньян», «О’Рейли»); right after
 # an initial too, as people write it in a hurry («Н.Кузнецов», «В.В.Путин», «Дж.Коми»)
 CAP_RE = re.compile(r"(?:(?<![\w@./\-])|(?<=(?<!\w)[А-ЯЁ]\.)|(?<=(?<!\w)Дж\.))(?:(?:аль|эль|ибн|бен|де|ди|дю|ван|фон|ле|ла|al|el|de|di|van|von|d|o)['’-]|[ОДOD]['’])?"
-                    r"[А-ЯЁA-ZÀ-ÖØ-Þ][а-яёa-zß-öø-ÿ]+(?:-[А-ЯЁA-ZÀ-ÖØ-Þ][а-яёa-zß-öø-ÿ]+)?(?![\w@])")
+                    r"(?:Mc|Mac|Di|De|Le|La|Fitz|Du)?[А-ЯЁA-ZÀ-ÖØ-Þ][а-яёa-zß-öø-ÿ]+(?:-[А-ЯЁA-ZÀ-ÖØ-Þ][а-яёa-zß-öø-ÿ]+)?(?![\w@])")
 
 # Capitalized words that are never people even though pymorphy has a Name/Surn reading.
 STOP = {*MONTHS_NOM, *WEEKDAYS_NOM,

@@ -34,7 +34,7 @@ from . import memory
 from .finder import PersonFinder, _P, rank_before_name, widen_name
 from .lower import lower_case_people
 from .ner_spans import adjective_only, name_words, ner_windows, not_in_a_name
-from .names import FOLK_RE, LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word, is_latin_first
+from .names import FOLK_RE, LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
 from .people import CAP_RE, Gazetteer, display_form, ner_map, ner_tagger, ner_text, normalize_name, tok_info
 from .vault import Vault
 
@@ -416,8 +416,6 @@ class Anonymizer(PersonFinder):
                 if kind == "PER" and not any(t[0] < b and a < t[1] and t[2] == s[t[0]:t[1]] for t in taken):
                     for a1, b1 in _bracket_parts(s, a, b):   # a protected span vetoes all of it
                         self._ner_person(s, list(CAP_RE.finditer(s, a1, b1)), b1, taken)
-        if "(" in s:
-            taken.extend(_latin_glosses(s, taken))
         taken.sort()
         return taken
 
@@ -464,22 +462,6 @@ def _bracket_parts(s: str, a: int, b: int) -> list[tuple[int, int]]:
         if x < y:
             parts.append((x, y))
     return parts
-
-
-def _latin_glosses(s: str, taken: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """A person's name spelt in Latin in parentheses right after it («Иван Петров (Ivan Petrov)»,
-    «Джеймс Макгирт (James McGirt)»): the same person, so the same pseudonym. A gloss counts when it
-    has a Latin first name, so a firm in parentheses («(Google)») stays."""
-    out = []
-    for a, b, rep in taken:
-        m = GLOSS_RE.match(s, b) if rep.startswith("PER-") else None
-        if m and any(is_latin_first(w) for w in m.group(1).split()) and not any(
-                t[0] < m.end(1) and m.start(1) < t[1] for t in taken):
-            out.append((m.start(1), m.end(1), rep))
-    return out
-
-
-GLOSS_RE = re.compile(r"[ \u00a0]*\((?:[ \u00a0]*)([A-Z][a-zà-ÿ'’\-]+(?:[ \u00a0]+[A-Z][a-zà-ÿ'’\-]*\.?){0,3})(?=[ \u00a0]*[),;])")
 
 
 def _visible(s: str, taken: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:

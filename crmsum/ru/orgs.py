@@ -59,6 +59,9 @@ BRAND_PARTS = frozenset({
     "logistics", "industries", "international", "global", "media", "news", "times", "post", "journal",
     "daily", "magazine", "records", "studio", "studios", "labs", "motors", "bank", "football", "sport",
     "sports", "club", "tech", "tv", "radio", "online", "пресс",
+    # … and of institutions («Christian University», «Sydney Morning Herald», «Crystal Spa»)
+    "university", "college", "institute", "school", "academy", "foundation", "society", "association",
+    "museum", "hospital", "hotel", "spa", "herald", "tribune", "gazette", "chronicle", "review",
 })
 # Stems that begin Russian compound names of bodies glued to a common noun: «Росимущество», «Моссовет»,
 # «Нацфронт», «Социнтерн», «Рыбохрана», «Роскомсвобода» (two stems), «Минобороны».

@@ -489,7 +489,7 @@ def test_recall_on_sample_account(tmp_path):
     ("Отгрузку для клиента Blue Wave Марина Лисицына подтвердила.", "Blue Wave", "Лисицына"),
     # a Latin firm or media word makes a Latin pair a title («Times»), not a person
     ("Статью опубликовало издание Asia Times вчера.", "Asia Times", None),
-    ("Она училась в Christian University, Кей Комуро тоже.", "Christian University", "Комуро"),   # an institution
+    ("Кей Комуро учился в университете (International Christian University) в Токио.", "Christian University", "Комуро"),
     # a rank before a name is no part of it
     ("Акт подписал Генерал Иван Скоробогатов.", "Генерал", "Скоробогатов"),
     ("На встрече Император Акихито выразил желание уйти.", "Император", "Акихито"),   # a title before an unknown name

@@ -520,6 +520,7 @@ def test_recall_on_sample_account(tmp_path):
     # a body's stem glued to a common noun names the body; a surname of that shape stays private
     ("По данным Росимущества и Роскомсвободы, Нацфронт подал иск.", "Росимущества и Роскомсвободы, Нацфронт", None),
     ("Договор у Мосолова, перезвонит завтра.", "перезвонит", "Мосолов"),
+    ("Комиссия решила, что Равиль Мингазов свободен.", "свободен", "Мингазов"),
     # an ALL-CAPS word without a vowel is an abbreviation
     ("У водителя БПТС есть выбор, режим управления БПТС ручной.", "водителя БПТС есть", None),
     # the two streets of a corner are no people; a name after them is

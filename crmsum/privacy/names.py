@@ -168,10 +168,11 @@ def is_business_word(word: str) -> bool:
 @lru_cache(maxsize=50_000)
 def is_compound_body(word: str) -> bool:
     """«Росимущества», «Моссовета», «Роскомсвободы»: a body's stem glued to a common noun the dictionary
-    knows, never a person (a word with a surname reading, «Мосолова», stays a name; the noun must
+    knows, never a person (a word with a surname reading or shape, «Мосолова», «Мингазов» = «Мин» +
+«газов», stays a name; the noun must
     have five letters, so «Рослов» stays a name)."""
     low, info = word.lower(), tok_info(word)
-    if len(low) < 8 or info.strong or info.surn or info.name:
+    if len(low) < 8 or info.strong or info.surn or info.name or SURNAME_SHAPE_RE.search(low):
         return False
     for _ in range(2):
         stem = next((p for p in BODY_STEMS if low.startswith(p)), None)

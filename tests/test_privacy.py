@@ -536,6 +536,7 @@ def test_words_beside_a_name_stay_visible(anon, text, kept, secret):
 
 @pytest.mark.parametrize("text, secrets", [
     ("Письмо от Дж.Кларксона пришло вчера.", ("Дж", "Кларксона")),           # «Дж.» is an initial
+    ("Договор у Шестова И В.", (" И В",)),                                     # initials without the dots
     ("Договор подписал Christopher A. Celiz в пятницу.", ("Christopher", "Celiz", " A. ")),  # a Latin middle initial
     ("Договорились, что поставку примет Стэнли Хо, их директор.", ("Стэнли", "Хо,")),  # two unknown capitals: NER
     ("Капитан Том также получил открытки от разных людей.", ("Том",)),   # a short word with a capital: NER

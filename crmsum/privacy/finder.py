@@ -23,7 +23,8 @@ LATIN_INITIAL_SEP_RE = re.compile(r"^[ \u00a0][A-Z]\.[ \u00a0]$")   # «Christop
 _PART = r"(?:(?:ле|ла|де|ди|да|дю|дель|ван|фон|дер|бен|бин|ибн|van|von|de|der|di|da|le|la|del)[ \u00a0])?"
 NEXT_CAP_RE = re.compile(r"[ \u00a0]" + _PART + "(" + CAP_RE.pattern + ")")
 PREV_CAP_RE = re.compile("(" + CAP_RE.pattern + ")[ \u00a0]" + _PART + "$")
-INITIALS_AFTER_RE = re.compile(r"[ \u00a0]?[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?")
+# «Хоровитц А. С.», and in a hurry without the dots: «Шестов И В» (two letters, so «Шестов и» stays)
+INITIALS_AFTER_RE = re.compile(r"[ \u00a0]?[А-ЯЁ]\.(?:[ \u00a0]?[А-ЯЁ]\.)?|[ \u00a0][А-ЯЁ][ \u00a0][А-ЯЁ](?!\w)")
 # initials after a word make it a surname («Хоровитц А. С.») unless they begin the next name («подписал В.В.Путин»)
 TWO_INITIALS_AFTER_RE = re.compile(r"[ \u00a0][А-ЯЁ]\.[ \u00a0]?[А-ЯЁ]\.(?![ \u00a0]?[А-ЯЁ][а-яё])")
 INITIALS_BEFORE_RE = re.compile(r"(?:(?<=[\s(«\"])|^)(?:Дж|[А-ЯЁ])\.(?:[ \u00a0]?[А-ЯЁ]\.)?[ \u00a0]?$")

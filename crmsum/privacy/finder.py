@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from crmsum.ru import MONTHS_NOM, THING_KIND_WORDS, TITLES, WEEKDAYS_NOM, attributive, parses
 
-from .names import (PARTICLE_SEP_RE, UPPER_RE, WORD_BEFORE_RE, called, is_business_word, is_diminutive,
+from .names import (ENGLISH_WORDS, PARTICLE_SEP_RE, UPPER_RE, WORD_BEFORE_RE, called, is_business_word, is_diminutive,
                     is_latin_first, upper_token_class)
 from .people import CAP_RE, display_form, normalize_name, only_animate, tok_info
 
@@ -79,6 +79,7 @@ def _group(s: str, toks: list) -> list[list]:
 NEXT_WORD_RE = re.compile(r"[ \u00a0]+([а-яё]+)")
 NAMED_AFTER_RE = re.compile(r"(?<![\w])(?:имени|им\.)[ \u00a0]?(?:[А-ЯЁ][\w\-]+[ \u00a0]и[ \u00a0])?$")
 CALENDAR = frozenset(MONTHS_NOM + WEEKDAYS_NOM)
+NUMBERED_RE = re.compile(r"-?\d")   # right after a word: «Формулы-1», «Союз-2», «Олимпиаде-2016»
 
 
 def _verb_follows(s: str, b: int, singular: bool = False) -> bool:
@@ -250,6 +251,8 @@ class PersonFinder:
             return None
         if called(s, a):   # «клиента зовут Горба»: how someone is called is a name
             return (a, b, w, _P)
+        if NUMBERED_RE.match(s, b):   # «Формулы-1», «Олимпиаде-2016»: a numbered name is no one's
+            return None
         if LATIN_RE.match(w):
             return (a, b, w, "LF" if is_latin_first(w) else "L")
         if not w[:1].isupper():   # particle prefix: «аль-Барадеи»
@@ -314,6 +317,8 @@ class PersonFinder:
         asks.extend(_plain_asks(s, toks))
         for g in _group(s, toks):
             classes = {t[3] for t in g}
+            if classes <= {"LF", "L"} and any(t[2].lower() in ENGLISH_WORDS for t in g):
+                continue   # «You Want It Darker»: a title
             guessed = False   # a name made of words that are no names alone: NER may veto it
             if g[0][3] == "LF" and len(g) >= 2 and classes <= {"LF", "L"}:
                 g = [(t[0], t[1], t[2], _P) for t in g]   # «John Smith», «Hans Müller»

@@ -25,6 +25,10 @@ _LO = "а-яёa-zß-öø-ÿ"
 PARTICLES = frozenset({"ле", "ла", "де", "ди", "да", "дю", "дель", "ван", "фон", "дер", "ден", "бен", "бин",
                        "ибн", "аль", "эль", "ал", "ель", "van", "von", "de", "der", "den", "di", "da", "le",
                        "la", "del", "al", "el", "bin", "ben", "ibn", "mac", "o"})
+# English words no name is made of: a Latin run with one is a title («You Want It Darker», «All You Need»)
+ENGLISH_WORDS = frozenset({"you", "it", "me", "my", "we", "our", "your", "they", "is", "are", "was", "were",
+                           "be", "been", "do", "does", "want", "love", "can", "will", "this", "that", "what",
+                           "when", "all", "not", "need", "get", "let", "have", "has", "how", "why", "who"})
 PARTICLE_SEP_RE = re.compile(r"^[ \u00a0](?:" + "|".join(sorted(PARTICLES, key=len, reverse=True))
                              + r")[ \u00a0]$", re.I)
 VOWEL_RE = re.compile(r"[АЕЁИОУЫЭЮЯAEIOUY]", re.I)

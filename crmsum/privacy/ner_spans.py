@@ -10,11 +10,8 @@ from functools import lru_cache
 
 from crmsum.ru import morph, parses
 
-from .finder import _is_initial
+from .finder import NUMBERED_RE, _is_initial
 from .people import tok_info
-
-
-NUMBERED_RE = re.compile(r"-?\d")
 
 
 def not_in_a_name(s: str, m: re.Match) -> bool:

@@ -489,6 +489,8 @@ def test_recall_on_sample_account(tmp_path):
     ("Отгрузку для клиента Blue Wave Марина Лисицына подтвердила.", "Blue Wave", "Лисицына"),
     # a Latin firm or media word makes a Latin pair a title («Times»), not a person
     ("Статью опубликовало издание Asia Times вчера.", "Asia Times", None),
+    ("Интервью в Sydney Morning Herald вышло, Дэвид Линч доволен.", "Sydney Morning Herald", "Линч"),
+    ("Контракт ведёт John Smith Consulting, ждём КП.", "Consulting", "Smith"),   # a firm keeps its owner masked
     ("Кей Комуро учился в университете (International Christian University) в Токио.", "Christian University", "Комуро"),
     # a rank before a name is no part of it
     ("Акт подписал Генерал Иван Скоробогатов.", "Генерал", "Скоробогатов"),

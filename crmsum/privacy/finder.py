@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from crmsum.ru import MONTHS_NOM, THING_KIND_WORDS, TITLES, WEEKDAYS_NOM, attributive, parses
+from crmsum.ru import MONTHS_NOM, THING_KIND_WORDS, TITLE_PARTS, TITLES, WEEKDAYS_NOM, attributive, parses
 
 from .names import (ENGLISH_WORDS, PARTICLE_SEP_RE, UPPER_RE, WORD_BEFORE_RE, called, is_business_word, is_diminutive,
                     is_latin_first, upper_token_class)
@@ -203,6 +203,12 @@ def _plain_asks(s: str, toks: list) -> list[tuple[int, int]]:
 LIST_SEP_RE = re.compile(r",[ \u00a0]+(?:и[ \u00a0]+)?|[ \u00a0]+и[ \u00a0]+")
 
 
+def _brand_follows(s: str, b: int) -> bool:
+    """A word that ends a paper's or an institution's name right after `b` («… Morning Herald»)."""
+    m = NEXT_CAP_RE.match(s, b)
+    return m is not None and m.group(1).lower() in TITLE_PARTS
+
+
 def _listed_with_people(s: str, toks: list, taken) -> list[tuple[int, int]]:
     """Capitalised words mid-sentence listed right beside a person the rules found («Дженнифер Лопес,
     Стинг и Энрике Иглесиас»): in a list of people a word no rule reads as a name is as often a name
@@ -317,8 +323,9 @@ class PersonFinder:
         asks.extend(_plain_asks(s, toks))
         for g in _group(s, toks):
             classes = {t[3] for t in g}
-            if classes <= {"LF", "L"} and any(t[2].lower() in ENGLISH_WORDS for t in g):
-                continue   # «You Want It Darker»: a title
+            if classes <= {"LF", "L"} and (any(t[2].lower() in ENGLISH_WORDS for t in g)
+                                           or _brand_follows(s, g[-1][1])):
+                continue   # «You Want It Darker», «Sydney Morning Herald»: a title
             guessed = False   # a name made of words that are no names alone: NER may veto it
             if g[0][3] == "LF" and len(g) >= 2 and classes <= {"LF", "L"}:
                 g = [(t[0], t[1], t[2], _P) for t in g]   # «John Smith», «Hans Müller»

@@ -66,5 +66,10 @@ BRAND_PARTS = frozenset({
 # Stems that begin Russian compound names of bodies glued to a common noun: «Росимущество», «Моссовет»,
 # «Нацфронт», «Социнтерн», «Рыбохрана», «Роскомсвобода» (two stems), «Минобороны».
 BODY_STEMS = ("рос", "мос", "гос", "нац", "соц", "мин", "глав", "рыб", "проф", "спец", "обл", "пром", "ком")
+# … of them, the words that end the name of a paper or an institution, not of a firm named after its
+# owner («Sydney Morning Herald», «Christian University»; «John Smith Consulting» keeps its person)
+TITLE_PARTS = frozenset({"times", "news", "post", "journal", "daily", "magazine", "herald", "tribune", "gazette",
+                         "chronicle", "review", "university", "college", "institute", "school", "academy",
+                         "museum", "hospital", "radio", "tv"})
 BRAND_SUFFIX_RE = re.compile(r"(?:агро|трейд|строй|снаб|торг|пром|маш|сервис|логистик|инвест|комплект|"
                              r"холдинг|энерго|металл|телеком|маркет|софт|групп)$", re.I)

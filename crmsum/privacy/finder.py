@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from crmsum.ru import MONTHS_NOM, THING_KIND_WORDS, TITLE_PARTS, TITLES, WEEKDAYS_NOM, attributive, parses
+from crmsum.ru import MONTHS_NOM, NAMED_BY_ADJECTIVE, THING_KIND_WORDS, TITLE_PARTS, TITLES, WEEKDAYS_NOM, attributive, parses
 
 from .names import (ENGLISH_WORDS, PARTICLE_SEP_RE, UPPER_RE, WORD_BEFORE_RE, called, is_business_word, is_diminutive,
                     is_latin_first, upper_token_class)
@@ -157,6 +157,27 @@ def names_a_place_or_thing(s: str, a: int) -> bool:
     return bool(w) and not LATIN_RE.match(w.group(0)) and not _genitive_name(w.group(0))
 
 
+ADJECTIVE_SHAPE_RE = re.compile(r"(?:ск|цк|ов|ев)(?:ий|ой|ого|ому|им|ом|ая|ую|ое|ие|их|ими|ым|ых)$")
+
+
+def named_by_adjective(s: str, b: int, word: str) -> bool:
+    """An adjective-shaped word right before a lower-case kind of thing it agrees with names that
+    thing («Никитинского суда», «Римского статута», «Королёвских чтениях»), not a person («от
+    Петровского письма»: a letter is no kind of named thing)."""
+    if not ADJECTIVE_SHAPE_RE.search(word.lower()):
+        return False
+    m = NEXT_WORD_RE.match(s, b)
+    return m is not None and _lemma(m.group(1)) in NAMED_BY_ADJECTIVE and _agrees(word.lower(), m.group(1))
+
+
+@lru_cache(maxsize=20_000)
+def _agrees(adjective: str, noun: str) -> bool:
+    """Some adjective (or surname) reading and some noun reading share case and number."""
+    def forms(word: str, kinds: tuple[str, ...]) -> set:
+        return {(p.tag.case, p.tag.number) for p in parses(word) if p.tag.POS in kinds or "Surn" in p.tag}
+    return bool(forms(adjective, ("ADJF",)) & forms(noun, ("NOUN",)))
+
+
 @lru_cache(maxsize=20_000)
 def _genitive_name(word: str) -> bool:
     """Some likely reading is one person's name in the genitive («Билла», «Ивана»; not «Кларин»)."""
@@ -257,7 +278,7 @@ class PersonFinder:
             return None
         if called(s, a):   # «клиента зовут Горба»: how someone is called is a name
             return (a, b, w, _P)
-        if NUMBERED_RE.match(s, b):   # «Формулы-1», «Олимпиаде-2016»: a numbered name is no one's
+        if NUMBERED_RE.match(s, b) or named_by_adjective(s, b, w):   # «Формулы-1», «Римского статута»
             return None
         if LATIN_RE.match(w):
             return (a, b, w, "LF" if is_latin_first(w) else "L")

@@ -10,15 +10,17 @@ from functools import lru_cache
 
 from crmsum.ru import morph, parses
 
-from .finder import NUMBERED_RE, _is_initial
+from .finder import NUMBERED_RE, _is_initial, named_by_adjective
 from .people import tok_info
 
 
 def not_in_a_name(s: str, m: re.Match) -> bool:
     """A word of a NER person span that is no part of the name: a stop word, a verb capitalised at
-    sentence start, a word with a number («Формулы-1», «Союз-2»)."""
+    sentence start, a word with a number («Формулы-1», «Союз-2»), an adjective naming a thing
+    («Королёвских чтениях»)."""
     info = tok_info(m.group(0))
-    return info.stop or (info.verbal and _is_initial(s, m.start())) or NUMBERED_RE.match(s, m.end()) is not None
+    return (info.stop or (info.verbal and _is_initial(s, m.start())) or NUMBERED_RE.match(s, m.end()) is not None
+            or named_by_adjective(s, m.end(), m.group(0)))
 
 
 @lru_cache(maxsize=20_000)

@@ -231,16 +231,17 @@ def _brand_follows(s: str, b: int) -> bool:
 
 
 def _listed_with_people(s: str, toks: list, taken) -> list[tuple[int, int]]:
-    """Capitalised words mid-sentence listed right beside a person the rules found («Дженнифер Лопес,
+    """Capitalised words mid-sentence listed between two people the rules found («Дженнифер Лопес,
     Стинг и Энрике Иглесиас»): in a list of people a word no rule reads as a name is as often a name
-    the dictionary lacks, so NER decides."""
+    the dictionary lacks, so NER decides. A person on one side is not enough: a signature names the
+    firm after its person («Ольга Смирнова, Автоарматура, тел. …»)."""
     people = [(a, b) for a, b, rep in taken.items if rep.startswith("PER-")]
     out = []
     for a, b, _w, cls in toks:
         if cls in (_K, _P, _Q) or _is_initial(s, a) or not taken.free(a, b):
             continue
-        if any((pb <= a and LIST_SEP_RE.fullmatch(s, pb, a)) or (b <= pa and LIST_SEP_RE.fullmatch(s, b, pa))
-               for pa, pb in people):
+        if (any(pb <= a and LIST_SEP_RE.fullmatch(s, pb, a) for _pa, pb in people)
+                and any(b <= pa and LIST_SEP_RE.fullmatch(s, b, pa) for pa, _pb in people)):
             out.append((a, b))
     return out
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from crmsum.ru import MONTHS_NOM, NAMED_BY_ADJECTIVE, THING_KIND_WORDS, TITLE_PARTS, TITLES, WEEKDAYS_NOM, attributive, parses
+from crmsum.ru import (MONTHS_NOM, NAMED_BY_ADJECTIVE, THING_KIND_WORDS, TITLE_PARTS, TITLES, WEEKDAYS_NOM, attributive,
+                       parses)
 
-from .names import (ENGLISH_WORDS, PARTICLE_SEP_RE, UPPER_RE, WORD_BEFORE_RE, called, is_business_word, is_diminutive,
-                    is_latin_first, upper_token_class)
+from .names import (ENGLISH_WORDS, PARTICLE_SEP_RE, UPPER_RE, WORD_BEFORE_RE, called, is_business_word,
+                    is_diminutive, is_latin_first, upper_token_class)
 from .people import CAP_RE, display_form, normalize_name, only_animate, tok_info
 
 SEP_RE = re.compile(r"^[ \u00a0]{1,2}$")

@@ -172,9 +172,8 @@ def is_business_word(word: str) -> bool:
 @lru_cache(maxsize=50_000)
 def is_compound_body(word: str) -> bool:
     """«Росимущества», «Моссовета», «Роскомсвободы»: a body's stem glued to a common noun the dictionary
-    knows, never a person (a word with a surname reading or shape, «Мосолова», «Мингазов» = «Мин» +
-«газов», stays a name; the noun must
-    have five letters, so «Рослов» stays a name)."""
+    knows, never a person. A word with a surname reading or shape stays a name («Мосолова», «Мингазов»
+    = «Мин» + «газов»), and the noun must have five letters («Рослов»)."""
     low, info = word.lower(), tok_info(word)
     if len(low) < 8 or info.strong or info.surn or info.name or SURNAME_SHAPE_RE.search(low):
         return False

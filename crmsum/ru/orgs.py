@@ -71,7 +71,7 @@ BRAND_PARTS = frozenset({
     "museum", "hospital", "hotel", "spa", "herald", "tribune", "gazette", "chronicle", "review",
 })
 # Stems that begin Russian compound names of bodies glued to a common noun: «Росимущество», «Моссовет»,
-# «Нацфронт», «Социнтерн», «Рыбохрана», «Роскомсвобода» (two stems), «Минобороны».
+# «Нацфронт», «Рыбохрана», «Роскомсвобода» (two stems), «Минобороны».
 BODY_STEMS = ("рос", "мос", "гос", "нац", "соц", "мин", "глав", "рыб", "проф", "спец", "обл", "пром", "ком")
 # … of them, the words that end the name of a paper or an institution, not of a firm named after its
 # owner («Sydney Morning Herald», «Christian University»; «John Smith Consulting» keeps its person)

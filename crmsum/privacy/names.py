@@ -174,8 +174,11 @@ def is_compound_body(word: str) -> bool:
     """«Росимущества», «Моссовета», «Роскомсвободы»: a body's stem glued to a common noun the dictionary
     knows, never a person. A word with a surname reading or shape stays a name («Мосолова», «Мингазов»
     = «Мин» + «газов»), and the noun must have five letters («Рослов»)."""
-    low, info = word.lower(), tok_info(word)
-    if len(low) < 8 or info.strong or info.surn or info.name or SURNAME_SHAPE_RE.search(low):
+    low = word.lower()
+    if len(low) < 8 or not low.startswith(BODY_STEMS) or SURNAME_SHAPE_RE.search(low):
+        return False
+    info = tok_info(word)
+    if info.strong or info.surn or info.name:
         return False
     for _ in range(2):
         stem = next((p for p in BODY_STEMS if low.startswith(p)), None)

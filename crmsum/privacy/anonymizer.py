@@ -428,7 +428,8 @@ class Anonymizer(PersonFinder):
         words_in = words
         words = name_words(s, [m for m in words if not self._is_company(m.group(0).lower())
                                and not is_business_word(m.group(0)) and not not_in_a_name(s, m)])
-        if len(words) >= 2 and rank_before_name(words[0].group(0), words[1].group(0)):
+        if len(words) >= 2 and rank_before_name(words[0].group(0), words[1].group(0),
+                                                words[2].group(0) if len(words) > 2 else None):
             words = words[1:]   # «Вокалист Кит Флинт»: the title, not the name
         if not words or (len(words) == 1 and adjective_only(words[0].group(0))):
             return

@@ -191,16 +191,22 @@ def _lemma(word: str) -> str:
     return parses(word)[0].normal_form
 
 
-def rank_before_name(word: str, after: str) -> bool:
+def rank_before_name(word: str, after: str, then: str | None) -> bool:
     """A rank or a trade («Патриарх», «Епископ»: every reading an animate noun, none a name) right
     before a dictionary word that reads first as a name («Кирилл»): the title, not part of the name.
     Before an unknown word it may be the name itself («Пан Ги Мун», «Фрица Хендерсона», «Шериф
-    Шекатт») — unless it is one of the `TITLES`, never a name («Император Акихито»)."""
+    Шекатт») — unless it is one of the `TITLES`, never a name («Император Акихито»). A trade outside
+    them needs a surname after the first name (`then`): «Альпинист Денис Урубко», but «Мельник
+    Николай» is a surname first."""
     info, nxt = tok_info(word), tok_info(after)
     if info.known and not info.strong and _lemma(word) in TITLES:
         return True
     return (nxt.strong and nxt.known and info.known and not (info.name or info.surn or info.patr or info.place)
-            and "-" not in word and only_animate(word.lower()))
+            and "-" not in word and only_animate(word.lower()) and _surname_after(then))
+
+
+def _surname_after(then: str | None) -> bool:
+    return then is not None and not tok_info(then).patr
 
 
 def _surname_for_sure(info: TokInfo) -> bool:
@@ -324,7 +330,9 @@ class PersonFinder:
             # unknown word or animate noun («Мельник»), not a plural one («Адвокаты»): a person only
             # next to a name, else NER decides
             after = NEXT_CAP_RE.match(s, b)
-            if info.known and (initial or (after and rank_before_name(w, after.group(1)))):
+            then = after and NEXT_CAP_RE.match(s, after.end(1))
+            if info.known and ((initial and not after)
+                               or (after and rank_before_name(w, after.group(1), then and then.group(1)))):
                 # «Альпинист Денис Урубко», «и Патриарх Кирилл»: a common noun or a rank before the name
                 return (a, b, w, "X")
             return (a, b, w, "I" if initial else "U")

@@ -486,6 +486,8 @@ def test_recall_on_sample_account(tmp_path, bench_anonymize):
     res = bench_anonymize.sample_recall(lambda p: Anonymizer(Vault(p), workers=1), tmp_path, leads=20, chat_days=30)
     assert res is not None and res["planted_values"] > 0
     assert res["leaked"] == 0, res["leaked_examples"]
+    readable, mentioned = res["company_names_still_readable"].split("/")
+    assert readable == mentioned and int(mentioned) > 0   # «Камаполимерпром» is no person
 
 
 def test_synthetic_sales_notes_leak_nothing(tmp_path, bench_anonymize):
@@ -529,6 +531,7 @@ def test_synthetic_sales_notes_leak_nothing(tmp_path, bench_anonymize):
     # the company before a legal form («Ромашка ООО»), but never the end of a name
     ("Оплату прислала Ромашка ООО, Светлана подтвердила.", "Ромашка ООО", "Светлана"),
     ("Звонил Иван Петров, Газпром и Лукойл ждут КП.", "Газпром и Лукойл", "Петров"),   # firms listed beside a person
+    ("Мы работаем с Мираторгом, Камаполимерпром ждёт.", "Мираторгом, Камаполимерпром", None),   # brand suffix in any case
     ("Пришлите счёт на оплату. Ольга Смирнова, Автоарматура, тел. +7 912 345-67-89", "Автоарматура", "Смирнова"),
     ("Нас зовут на выставку в Казань, Ромашка ООО тоже едет.", "Казань, Ромашка ООО", None),
     ("Контакт: Ольга Смирнова (Google), ждёт звонка.", "(Google)", "Смирнова"),   # a firm in brackets is no gloss

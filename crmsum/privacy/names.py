@@ -31,6 +31,7 @@ ENGLISH_WORDS = frozenset({"you", "it", "me", "my", "we", "our", "your", "they",
                            "when", "all", "not", "need", "get", "let", "have", "has", "how", "why", "who"})
 PARTICLE_SEP_RE = re.compile(r"^[ \u00a0](?:" + "|".join(sorted(PARTICLES, key=len, reverse=True))
                              + r")[ \u00a0]$", re.I)
+CASE_ENDING_RE = re.compile(r"(?:ами|ом|ам|ах|а|у|е|ы)$")   # a noun's case ending (not «-ов»: surnames)
 VOWEL_RE = re.compile(r"[АЕЁИОУЫЭЮЯAEIOUY]", re.I)
 UPPER_RE = re.compile(r"(?<![\w@./\-])[А-ЯЁ]{3,}(?:-[А-ЯЁ]{3,})?(?![\w@])")
 SOLE_TRADER_RE = re.compile(
@@ -164,8 +165,9 @@ def is_business_word(word: str) -> bool:
         return True
     if "-" in low and any(part in BRAND_PARTS for part in low.split("-")[1:]):
         return True
-    if len(low) >= 7 and BRAND_SUFFIX_RE.search(low) and not tok_info(word).strong:
-        return True
+    if len(low) >= 7 and (BRAND_SUFFIX_RE.search(low) or BRAND_SUFFIX_RE.search(CASE_ENDING_RE.sub("", low))) \
+            and not tok_info(word).strong:
+        return True   # … in any case: «с Мираторгом», «Уралпромснабу»
     return is_compound_body(word)
 
 

@@ -158,6 +158,7 @@ def names_a_place_or_thing(s: str, a: int) -> bool:
     return bool(w) and not LATIN_RE.match(w.group(0)) and not _genitive_name(w.group(0))
 
 
+LOWER_WORD_RE = re.compile(r"[ \u00a0]+([а-яё]+(?:-[а-яё]+)?)(?![\w-])")
 ADJECTIVE_SHAPE_RE = re.compile(r"(?:ск|цк|ов|ев)(?:ий|ой|ого|ому|им|ом|ая|ую|ое|ие|их|ими|ым|ых)$")
 
 
@@ -167,8 +168,16 @@ def named_by_adjective(s: str, b: int, word: str) -> bool:
     Петровского письма»: a letter is no kind of named thing)."""
     if not ADJECTIVE_SHAPE_RE.search(word.lower()):
         return False
-    m = NEXT_WORD_RE.match(s, b)
-    return m is not None and _lemma(m.group(1)) in NAMED_BY_ADJECTIVE and _agrees(word.lower(), m.group(1))
+    for _ in range(3):   # past the adjectives between («Муромским историко-художественным музеем»)
+        m = LOWER_WORD_RE.match(s, b)
+        if m is None:
+            return False
+        if _lemma(m.group(1)) in NAMED_BY_ADJECTIVE:
+            return _agrees(word.lower(), m.group(1))
+        if parses(m.group(1))[0].tag.POS != "ADJF":
+            return False
+        b = m.end()
+    return False
 
 
 @lru_cache(maxsize=20_000)
@@ -215,6 +224,17 @@ def _surname_for_sure(info: TokInfo) -> bool:
     с Кожемякиным»), does not unmask it (on the devset unknown words of this shape were people in 46 of
     48 cases; a leaked surname costs more than a masked word)."""
     return info.strong and not info.geo and not info.place and bool(info.surn and SURNAME_LIKE_RE.search(info.surn))
+
+
+PERSON_PREP_RE = re.compile(r"(?<![\w])(?:от|у|с|со|к|ко|для|про|при|без)[ \u00a0]+$", re.I)
+
+
+def _person_after_preposition(s: str, a: int, b: int, word: str, info: TokInfo) -> bool:
+    """«Ждём от Петровского письма», «у Савицкой»: a surname-shaped word after a preposition that takes
+    people is a person even where the dictionary also knows a place by it (NER, reading the place,
+    does not unmask it) — unless it names a thing with the noun after it («от Петровского района»)."""
+    return bool(info.surn and SURNAME_LIKE_RE.search(info.surn) and PERSON_PREP_RE.search(s, max(0, a - 5), a)
+                and not named_by_adjective(s, b, word))
 
 
 def _plain_asks(s: str, toks: list) -> list[tuple[int, int]]:
@@ -398,7 +418,8 @@ class PersonFinder:
             # firm's name: «в Сан Луисе», «на Острове Уайт», «в Буэнос Айресе»), or one where a place is
             # named («в Шарлотте», «города Шарлотт»)
             placed = names_a_place_or_thing(s, g[0][0]) and (lone is not None or _K not in classes)
-            sure = lone is not None and not (glued or placed) and _surname_for_sure(lone)
+            sure = lone is not None and not (glued or placed) and (
+                _surname_for_sure(lone) or _person_after_preposition(s, g[0][0], g[0][1], g[0][2], lone))
             soft = guessed or placed or (lone is not None and ((not lone.name and not patronymic) or lone.geo or glued)
                                          and not sure) or (len(g) >= 2 and _first_names_only(g))
             norm = self._group_norm([t for t in g if t[3] not in ("L", "LF")] or g)

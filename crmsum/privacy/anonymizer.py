@@ -33,7 +33,7 @@ from . import detectors as D
 from . import memory
 from .finder import PersonFinder, _P, rank_before_name, widen_name
 from .lower import lower_case_people
-from .ner_spans import adjective_only, name_words, ner_windows, not_in_a_name
+from .ner_spans import adjective_only, bracket_parts, name_words, ner_windows, not_in_a_name
 from .names import FOLK_RE, LONE_INITIALS_RE, SOLE_TRADER_RE, business_spans, is_business_word
 from .people import CAP_RE, Gazetteer, display_form, ner_map, ner_tagger, ner_text, normalize_name, tok_info
 from .vault import Vault
@@ -414,7 +414,7 @@ class Anonymizer(PersonFinder):
                             or not any(a <= t[0] and t[1] <= b for a, b in other)]
             for a, b, kind in ner:
                 if kind == "PER" and not any(t[0] < b and a < t[1] and t[2] == s[t[0]:t[1]] for t in taken):
-                    for a1, b1 in _bracket_parts(s, a, b):   # a protected span vetoes all of it
+                    for a1, b1 in bracket_parts(s, a, b):   # a protected span vetoes all of it
                         self._ner_person(s, list(CAP_RE.finditer(s, a1, b1)), b1, taken)
         taken.sort()
         return taken
@@ -448,21 +448,6 @@ class Anonymizer(PersonFinder):
             norm = self._group_norm([(a2, b2, words[0].group(0), _P)])
         real = self.gaz.people.get(norm, (None,))[0] or display_form(norm)
         taken.append((a2, b2, self.vault.register("person", norm, real)))
-
-
-def _bracket_parts(s: str, a: int, b: int) -> list[tuple[int, int]]:
-    """A NER person span cut at its brackets, each part trimmed: NER reads «Джеймс Макгирт (James
-    McGirt)» as one span, but each side is a whole name (one span would run across the bracket)."""
-    parts = []
-    for m in re.finditer(r"[^()]+", s[a:b]):
-        x, y = a + m.start(), a + m.end()
-        while x < y and not s[x].isalnum():
-            x += 1
-        while y > x and not s[y - 1].isalnum():
-            y -= 1
-        if x < y:
-            parts.append((x, y))
-    return parts
 
 
 def _visible(s: str, taken: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:

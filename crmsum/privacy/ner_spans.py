@@ -1,6 +1,6 @@
 """How natasha's NER is read: the windows of a text it must read to decide the asked spans, and which
 words of one of its person spans belong to the name (NER takes in a verb capitalised at sentence start,
-or the organisation a person works for). The anonymizer merges what is left with the rules' spans."""
+or the organisation a person works for), and where one of its spans is two names (a bracket between). The anonymizer merges what is left with the rules' spans."""
 
 from __future__ import annotations
 
@@ -67,3 +67,18 @@ def ner_windows(s: str, asks: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             wins.append((wa, wb))
     return wins
+
+
+def bracket_parts(s: str, a: int, b: int) -> list[tuple[int, int]]:
+    """A NER person span cut at its brackets, each part trimmed: NER reads «Джеймс Макгирт (James
+    McGirt)» as one span, but each side is a whole name (one span would run across the bracket)."""
+    parts = []
+    for m in re.finditer(r"[^()]+", s[a:b]):
+        x, y = a + m.start(), a + m.end()
+        while x < y and not s[x].isalnum():
+            x += 1
+        while y > x and not s[y - 1].isalnum():
+            y -= 1
+        if x < y:
+            parts.append((x, y))
+    return parts
